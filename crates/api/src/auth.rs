@@ -1,0 +1,267 @@
+//! Authentication: a bearer JWT, verified against an algorithm allowlist with `exp`, `nbf`,
+//! `iss` and `aud` checked (RFC 8725), becomes a [`Principal`]. The middleware runs before
+//! routing for every `/v1` path, so an invalid token is a `401` whatever the route.
+//!
+//! A request without a token is anonymous: it may reach documents whose ACL says `public`,
+//! within the tenant named by the `Herald-Tenant` header.
+
+use std::collections::HashSet;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use herald_bus::access::Principal;
+use herald_bus::ids::TenantId;
+use herald_bus::settings::AuthSettings;
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
+};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub const TENANT_HEADER: &str = "herald-tenant";
+
+/// The claims Herald reads and issues.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    #[serde(default)]
+    pub tid: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub exp: u64,
+    #[serde(default)]
+    pub nbf: Option<u64>,
+    #[serde(default)]
+    pub iat: Option<u64>,
+    pub iss: String,
+    pub aud: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("auth.algorithms names an unknown algorithm `{0}`")]
+    UnknownAlgorithm(String),
+    #[error("auth.algorithms allows {0:?} but no key for it is configured")]
+    MissingKey(Algorithm),
+    #[error("cannot read the public key file")]
+    KeyFile(#[source] std::io::Error),
+    #[error("the public key is not a usable PEM key")]
+    Key(#[source] jsonwebtoken::errors::Error),
+    #[error("auth.algorithms is empty: no token could ever be accepted")]
+    NoAlgorithms,
+}
+
+/// Verifies bearer tokens with the configured keys and rules.
+#[derive(Clone)]
+pub struct TokenVerifier {
+    keys: Vec<(Algorithm, DecodingKey)>,
+    issuer: String,
+    audience: String,
+    leeway: u64,
+}
+
+impl TokenVerifier {
+    pub fn from_settings(settings: &AuthSettings) -> Result<Self, AuthConfigError> {
+        let mut keys = Vec::new();
+        let pem = match &settings.public_key_pem {
+            Some(path) => Some(std::fs::read(path).map_err(AuthConfigError::KeyFile)?),
+            None => None,
+        };
+        for name in &settings.algorithms {
+            let algorithm: Algorithm = name
+                .parse()
+                .map_err(|_| AuthConfigError::UnknownAlgorithm(name.clone()))?;
+            let key = match algorithm {
+                Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => settings
+                    .hs256_secret
+                    .as_ref()
+                    .map(|s| DecodingKey::from_secret(s.expose_secret().as_bytes())),
+                Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512 => pem
+                    .as_deref()
+                    .map(DecodingKey::from_rsa_pem)
+                    .transpose()
+                    .map_err(AuthConfigError::Key)?,
+                Algorithm::ES256 | Algorithm::ES384 => pem
+                    .as_deref()
+                    .map(DecodingKey::from_ec_pem)
+                    .transpose()
+                    .map_err(AuthConfigError::Key)?,
+                Algorithm::EdDSA => pem
+                    .as_deref()
+                    .map(DecodingKey::from_ed_pem)
+                    .transpose()
+                    .map_err(AuthConfigError::Key)?,
+                other => return Err(AuthConfigError::UnknownAlgorithm(format!("{other:?}"))),
+            };
+            keys.push((
+                algorithm,
+                key.ok_or(AuthConfigError::MissingKey(algorithm))?,
+            ));
+        }
+        if keys.is_empty() {
+            return Err(AuthConfigError::NoAlgorithms);
+        }
+        Ok(Self {
+            keys,
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            leeway: settings.leeway_secs,
+        })
+    }
+
+    /// The principal a token stands for, or why it is refused (never why in detail: the
+    /// reason goes to the log, the client learns only that the token is not acceptable).
+    pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        let invalid = ApiError::Unauthenticated("the bearer token is not valid");
+        let header = decode_header(token)
+            .map_err(|_| ApiError::Unauthenticated("the bearer token is not valid"))?;
+        // The header's `alg` only selects among allowed keys: it never chooses a key type.
+        let Some((algorithm, key)) = self.keys.iter().find(|(a, _)| *a == header.alg) else {
+            return Err(invalid);
+        };
+        let mut validation = Validation::new(*algorithm);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        validation.validate_nbf = true;
+        validation.leeway = self.leeway;
+        let claims = decode::<Claims>(token, key, &validation)
+            .map_err(|error| {
+                tracing::debug!(%error, "bearer token refused");
+                ApiError::Unauthenticated("the bearer token is not valid")
+            })?
+            .claims;
+        let tenant =
+            claims
+                .tid
+                .as_deref()
+                .and_then(TenantId::parse)
+                .ok_or(ApiError::Unauthenticated(
+                    "the bearer token has no valid `tid` (tenant) claim",
+                ))?;
+        let roles: HashSet<String> = claims.roles.into_iter().collect();
+        Ok(Principal {
+            sub: Some(claims.sub),
+            tenant,
+            roles: roles.into_iter().collect(),
+        })
+    }
+}
+
+/// Signs a token with the HS256 key: `herald token` and the tests use it.
+pub fn issue_token(
+    settings: &AuthSettings,
+    sub: &str,
+    tenant: &str,
+    roles: &[String],
+    ttl_secs: u64,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let secret = settings
+        .hs256_secret
+        .as_ref()
+        .map(|s| s.expose_secret().to_owned())
+        .unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let claims = Claims {
+        sub: sub.to_owned(),
+        tid: Some(tenant.to_owned()),
+        roles: roles.to_vec(),
+        exp: now + ttl_secs,
+        nbf: Some(now),
+        iat: Some(now),
+        iss: settings.issuer.clone(),
+        aud: settings.audience.clone(),
+    };
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+}
+
+/// Paths that need no token at all.
+fn is_public_path(path: &str) -> bool {
+    path == "/v1/openapi.json" || !(path == "/v1" || path.starts_with("/v1/"))
+}
+
+/// Verifies the token of every `/v1` request before routing and stores the [`Principal`].
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if is_public_path(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let bearer = request.headers().get(header::AUTHORIZATION).map(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+    });
+    let principal = match bearer {
+        Some(Some(token)) => match state.verifier.verify(token) {
+            Ok(principal) => Some(principal),
+            Err(error) => return error.into_response(),
+        },
+        Some(None) => {
+            return ApiError::Unauthenticated("the Authorization header must be `Bearer <token>`")
+                .into_response();
+        }
+        None => request
+            .headers()
+            .get(TENANT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(TenantId::parse)
+            .map(Principal::anonymous),
+    };
+    match principal {
+        Some(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        None => ApiError::Unauthenticated("a bearer token is required").into_response(),
+    }
+}
+
+/// The caller of a `/v1` request, as authenticated by [`authenticate`].
+pub struct Caller(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(Caller)
+            .ok_or(ApiError::Unauthenticated("a bearer token is required"))
+    }
+}
+
+impl Caller {
+    /// The refusal for a caller that may not see something: anonymous callers are asked to
+    /// authenticate, others get `404` so existence never leaks.
+    pub fn hidden(&self) -> ApiError {
+        if self.0.is_anonymous() {
+            ApiError::Unauthenticated("a bearer token is required")
+        } else {
+            ApiError::NotFound
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The [`JsonBody`] extractor: a JSON request body, checked for media type, size and syntax,
+//! with the raw bytes kept for the request digest used by idempotency.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub struct JsonBody {
+    pub object: Map<String, Value>,
+    pub raw: Bytes,
+}
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence == "application/merge-patch+json"
+}
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json);
+        if !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let limit = state.settings.http.body_limit;
+        let raw = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge(limit))?;
+        if raw.is_empty() {
+            return Err(ApiError::MalformedJson("the request body is empty".into()));
+        }
+        let value: Value = serde_json::from_slice(&raw).map_err(|e| {
+            ApiError::MalformedJson(format!("the request body is not valid JSON: {e}"))
+        })?;
+        match value {
+            Value::Object(object) => Ok(Self { object, raw }),
+            _ => Err(ApiError::Validation {
+                detail: "the request body must be a JSON object".into(),
+                errors: vec![herald_bus::schema::FieldError {
+                    pointer: String::new(),
+                    code: herald_bus::schema::ErrorCode::Type,
+                    detail: "must be an object".into(),
+                }],
+            }),
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! One error type for every failure a request can meet, rendered as an RFC 9457 problem. The
+//! status and problem code of each variant are decided in one `match`; logging happens in the
+//! request span (middleware), not here.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use herald_bus::command::{Rejection, RejectionCode};
+use herald_bus::schema::FieldError;
+use serde_json::{Value, json};
+
+use crate::request_id;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    MalformedJson(String),
+    #[error("{detail}")]
+    InvalidQuery { parameter: String, detail: String },
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("no such resource")]
+    NotFound,
+    #[error("this method is not allowed here")]
+    MethodNotAllowed,
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("the request body must be JSON (application/json)")]
+    UnsupportedMediaType,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    UniqueViolation(String),
+    #[error("a request with this Idempotency-Key is still being handled")]
+    IdempotencyInFlight,
+    #[error("{0}")]
+    VersionMismatch(String),
+    #[error("{0}")]
+    PreconditionRequired(String),
+    #[error("{detail}")]
+    Validation {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("the view has not reached the requested position yet")]
+    ViewLagging,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid_query(parameter: &str, detail: impl Into<String>) -> Self {
+        Self::InvalidQuery {
+            parameter: parameter.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(error.into())
+    }
+
+    /// Status, problem code and title.
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use ApiError as E;
+        match self {
+            E::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON"),
+            E::InvalidQuery { .. } => (StatusCode::BAD_REQUEST, "invalid_query", "Invalid query"),
+            E::Unauthenticated(_) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Unauthenticated",
+            ),
+            E::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            E::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            E::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            ),
+            E::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+            ),
+            E::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+            ),
+            E::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            E::UniqueViolation(_) => (
+                StatusCode::CONFLICT,
+                "unique_violation",
+                "Unique value taken",
+            ),
+            E::IdempotencyInFlight => (
+                StatusCode::CONFLICT,
+                "idempotency_in_flight",
+                "Request in flight",
+            ),
+            E::VersionMismatch(_) => (
+                StatusCode::PRECONDITION_FAILED,
+                "version_mismatch",
+                "Version mismatch",
+            ),
+            E::PreconditionRequired(_) => (
+                StatusCode::PRECONDITION_REQUIRED,
+                "precondition_required",
+                "Precondition required",
+            ),
+            E::Validation { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "Validation failed",
+            ),
+            E::IdempotencyKeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency key reused",
+            ),
+            E::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            E::ViewLagging => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "view_lagging",
+                "View lagging",
+            ),
+            E::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+
+    /// The problem document, as JSON (also stored in command status pages).
+    pub fn problem(&self) -> Value {
+        let (status, code, title) = self.parts();
+        let mut problem = json!({
+            "type": format!("https://herald.dev/problems/{code}"),
+            "title": title,
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+            "code": code,
+        });
+        match self {
+            ApiError::Validation { errors, .. } => problem["errors"] = json!(errors),
+            ApiError::InvalidQuery { parameter, detail } => {
+                problem["errors"] = json!([{ "parameter": parameter, "detail": detail }]);
+            }
+            _ => {}
+        }
+        if let Some(id) = request_id::current() {
+            problem["request_id"] = Value::String(id);
+        }
+        problem
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> Self {
+        let detail = rejection.detail;
+        match rejection.code {
+            RejectionCode::NotFound => ApiError::NotFound,
+            RejectionCode::Forbidden => ApiError::Forbidden(detail),
+            RejectionCode::Conflict => ApiError::Conflict(detail),
+            RejectionCode::UniqueViolation => ApiError::UniqueViolation(detail),
+            RejectionCode::VersionMismatch => ApiError::VersionMismatch(detail),
+            RejectionCode::PreconditionRequired => ApiError::PreconditionRequired(detail),
+            RejectionCode::ValidationFailed => ApiError::Validation {
+                detail,
+                errors: rejection.errors,
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, _, _) = self.parts();
+        if let ApiError::Internal(error) = &self {
+            // The client gets an opaque problem; the cause goes to the log, in the request span.
+            tracing::error!(error = format!("{error:#}"), "request failed");
+        }
+        let mut response = (status, Json(self.problem())).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match self {
+            ApiError::Unauthenticated(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Unavailable(_) | ApiError::ViewLagging => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

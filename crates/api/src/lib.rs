@@ -1,0 +1,33 @@
+//! The HTTP API: commands over HTTP, queries over views. It validates and authorizes, publishes
+//! commands to JetStream and waits for their outcome; it never writes events itself.
+//!
+//! # Layout
+//!
+//! - [`startup`]: builds the router, binds the listener, serves until shutdown.
+//! - [`state`]: the cheap-to-clone [`state::AppState`] every handler gets.
+//! - [`error`]: [`error::ApiError`], the one error type, rendered as RFC 9457 problem+json.
+//! - [`request_id`]: `X-Request-Id` on every response and in every problem.
+//! - [`auth`]: JWT verification (middleware), the [`auth::Caller`] extractor, dev tokens.
+//! - [`body`]: the [`body::JsonBody`] extractor (content type, size, syntax).
+//! - [`headers`]: `Prefer`, `If-Match`, `If-None-Match`, `Idempotency-Key`.
+//! - [`submit`]: publishing a command and turning its outcome into a response.
+//! - [`replies`]: routes handler replies (core NATS) to the requests waiting for them.
+//! - [`views`]: reads from document views, and waiting for a view to reach a position.
+//! - [`routes`]: one module per group of routes.
+//!
+//! A write flows: `auth` → `routes::documents` (authorize, validate) → `submit` (record,
+//! publish, wait on `replies`) → response. A read flows: `auth` → `routes::documents` → `views`.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod headers;
+pub mod replies;
+pub mod request_id;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod submit;
+pub mod views;
+
+pub use startup::ApiServer;

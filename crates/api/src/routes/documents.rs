@@ -1,0 +1,393 @@
+//! The document collection routes: create, read, list, update, archive, restore. Each handler
+//! reads as its steps: find the collection, authorize, validate, then submit or query.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use herald_bus::access::{Ownership, Principal};
+use herald_bus::command::{Action, CommandEnvelope, request_hash};
+use herald_bus::ids::CommandId;
+use herald_bus::position::LogPosition;
+use herald_bus::schema::{DocumentSchema, Mode};
+use herald_projector::ViewTable;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::headers::{
+    Wait, etag, idempotency_key, if_match, if_none_match, prefer_wait, traceparent,
+};
+use crate::state::AppState;
+use crate::submit::submit;
+use crate::views::{
+    ListScope, decode_cursor, encode_cursor, fetch_document, list_documents, wait_for_position,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/{app}/{doc}", post(create).get(list))
+        .route(
+            "/v1/{app}/{doc}/{id}",
+            get(read).patch(update).delete(archive),
+        )
+        .route("/v1/{app}/{doc}/{id}/restore", post(restore))
+}
+
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 200;
+
+/// The collection of a route, hidden (404, or 401 when anonymous) unless the caller could read
+/// at least one of its documents.
+fn find<'s>(
+    state: &'s AppState,
+    caller: &Caller,
+    app: &str,
+    doc: &str,
+) -> Result<(&'s DocumentSchema, &'s ViewTable), ApiError> {
+    let (schema, view) = state.collection(app, doc).ok_or_else(|| caller.hidden())?;
+    if !caller.0.may_some_document(schema.acl.roles("read")) {
+        return Err(caller.hidden());
+    }
+    Ok((schema, view))
+}
+
+/// The early, stateless part of authorization; the handler decides again with the document.
+fn authorize(caller: &Caller, schema: &DocumentSchema, action: &str) -> Result<(), ApiError> {
+    if caller.0.may_some_document(schema.acl.roles(action)) {
+        Ok(())
+    } else if caller.0.is_anonymous() {
+        Err(caller.hidden())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "you may not {action} documents of this collection"
+        )))
+    }
+}
+
+fn parse_id(caller: &Caller, raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| caller.hidden())
+}
+
+fn validation_failed(errors: Vec<herald_bus::schema::FieldError>) -> ApiError {
+    ApiError::Validation {
+        detail: "the request body is not valid for this document".into(),
+        errors,
+    }
+}
+
+struct Request<'a> {
+    state: &'a AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    uri: Uri,
+    method: Method,
+}
+
+impl Request<'_> {
+    /// Builds and submits the command for `action` on one document.
+    async fn send(
+        self,
+        schema: &DocumentSchema,
+        document_id: Uuid,
+        action: Action,
+        raw_body: &[u8],
+    ) -> Result<Response, ApiError> {
+        let principal = self.caller.0;
+        let idempotency_key = idempotency_key(&self.headers)?;
+        let id = idempotency_key
+            .as_deref()
+            .map_or_else(CommandId::generate, |key| {
+                CommandId::from_idempotency_key(&principal.tenant, principal.actor_sub(), key)
+            });
+        let expected_version = if_match(&self.headers)?;
+        if schema.require_if_match
+            && expected_version.is_none()
+            && !matches!(action, Action::Create { .. })
+        {
+            return Err(ApiError::PreconditionRequired(
+                "this collection requires If-Match with the document's version".into(),
+            ));
+        }
+        let http = &self.state.settings.http;
+        let wait = prefer_wait(
+            &self.headers,
+            http.default_wait(),
+            std::time::Duration::from_secs(http.max_wait_secs),
+        );
+        let command = CommandEnvelope {
+            id,
+            app: schema.app.clone(),
+            doc: schema.name.clone(),
+            document_id,
+            action,
+            expected_version,
+            request_hash: request_hash(self.method.as_str(), self.uri.path(), raw_body),
+            principal,
+            idempotency_key,
+            correlation_id: id.0,
+            causation_id: None,
+            traceparent: traceparent(&self.headers),
+            submitted_at: Utc::now(),
+        };
+        submit(self.state, schema, command, wait).await
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, doc)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let (schema, _) = find(&state, &caller, &app, &doc)?;
+    authorize(&caller, schema, "create")?;
+    let may_write = |roles: &_| caller.0.may(Some(roles), Ownership::Creating);
+    schema
+        .validate(
+            &Value::Object(body.object.clone()),
+            Mode::Create,
+            &may_write,
+        )
+        .map_err(validation_failed)?;
+    let action = Action::Create {
+        fields: body.object,
+    };
+    let request = Request {
+        state: &state,
+        caller,
+        headers,
+        uri,
+        method,
+    };
+    request
+        .send(schema, Uuid::now_v7(), action, &body.raw)
+        .await
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, doc, id)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let (schema, _) = find(&state, &caller, &app, &doc)?;
+    let id = parse_id(&caller, &id)?;
+    authorize(&caller, schema, "update")?;
+    let may_write = |roles: &_| caller.0.may(Some(roles), Ownership::Unknown);
+    schema
+        .validate(&Value::Object(body.object.clone()), Mode::Patch, &may_write)
+        .map_err(validation_failed)?;
+    let action = Action::Update { patch: body.object };
+    let request = Request {
+        state: &state,
+        caller,
+        headers,
+        uri,
+        method,
+    };
+    request.send(schema, id, action, &body.raw).await
+}
+
+async fn archive(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, doc, id)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (schema, _) = find(&state, &caller, &app, &doc)?;
+    let id = parse_id(&caller, &id)?;
+    authorize(&caller, schema, "delete")?;
+    let request = Request {
+        state: &state,
+        caller,
+        headers,
+        uri,
+        method,
+    };
+    request.send(schema, id, Action::Archive, &[]).await
+}
+
+async fn restore(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, doc, id)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (schema, _) = find(&state, &caller, &app, &doc)?;
+    let id = parse_id(&caller, &id)?;
+    authorize(&caller, schema, "delete")?;
+    let request = Request {
+        state: &state,
+        caller,
+        headers,
+        uri,
+        method,
+    };
+    request.send(schema, id, Action::Restore, &[]).await
+}
+
+/// `min_position` from the query, waiting for the view to reach it when given.
+async fn await_min_position(
+    state: &AppState,
+    view: &ViewTable,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    let Some(token) = query.get("min_position") else {
+        return Ok(());
+    };
+    let target = LogPosition::parse(token).ok_or_else(|| {
+        ApiError::invalid_query("min_position", "not a position token from this server")
+    })?;
+    let http = &state.settings.http;
+    let wait = match prefer_wait(
+        headers,
+        http.default_read_wait(),
+        std::time::Duration::from_secs(http.max_wait_secs),
+    ) {
+        Wait::Up(duration) => duration,
+        Wait::Async => http.default_read_wait(),
+    };
+    wait_for_position(state, view, target, wait).await
+}
+
+fn reject_unknown_parameters(
+    query: &HashMap<String, String>,
+    known: &[&str],
+) -> Result<(), ApiError> {
+    match query.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(unknown) => Err(ApiError::invalid_query(unknown, "unknown query parameter")),
+        None => Ok(()),
+    }
+}
+
+fn position_header(checkpoint: LogPosition) -> (&'static str, HeaderValue) {
+    let value =
+        HeaderValue::from_str(&checkpoint.token()).unwrap_or_else(|_| HeaderValue::from_static(""));
+    ("herald-position", value)
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, doc, id)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (schema, view) = find(&state, &caller, &app, &doc)?;
+    let id = parse_id(&caller, &id)?;
+    reject_unknown_parameters(&query, &["min_position"])?;
+    await_min_position(&state, view, &query, &headers).await?;
+    let principal: &Principal = &caller.0;
+    let (document, checkpoint) =
+        fetch_document(&state, view, principal.tenant.as_str(), id).await?;
+    let document = document
+        .filter(|d| {
+            principal.may(
+                schema.acl.roles("read"),
+                Ownership::CreatedBy(&d.created_by),
+            )
+        })
+        .ok_or_else(|| caller.hidden())?;
+    let tag = HeaderValue::from_str(&etag(document.version)).map_err(ApiError::internal)?;
+    let position = position_header(checkpoint);
+    if if_none_match(&headers, document.version) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)], [position]).into_response());
+    }
+    let mut body = document.to_json();
+    principal.redact(
+        &schema.fields,
+        &mut body,
+        Ownership::CreatedBy(&document.created_by),
+    );
+    Ok(([(header::ETAG, tag)], [position], Json(Value::Object(body))).into_response())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, doc)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let (schema, view) = find(&state, &caller, &app, &doc)?;
+    reject_unknown_parameters(&query, &["limit", "cursor", "min_position"])?;
+    let limit = match query.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                ApiError::invalid_query(
+                    "limit",
+                    format!("must be an integer from 1 to {MAX_LIMIT}"),
+                )
+            })?,
+    };
+    let after =
+        match query.get("cursor") {
+            None => None,
+            Some(raw) => Some(decode_cursor(raw).ok_or_else(|| {
+                ApiError::invalid_query("cursor", "not a cursor from this server")
+            })?),
+        };
+    await_min_position(&state, view, &query, &headers).await?;
+    let principal = &caller.0;
+    let scope = if principal.may_any_document(schema.acl.roles("read")) {
+        ListScope::All
+    } else {
+        ListScope::CreatedBy(principal.actor_sub())
+    };
+    let page = list_documents(&state, view, principal.tenant.as_str(), scope, after, limit).await?;
+    let next_cursor = page
+        .has_more
+        .then(|| page.documents.last().map(|d| encode_cursor(d.id)))
+        .flatten();
+    let data: Vec<Value> = page
+        .documents
+        .iter()
+        .map(|document| {
+            let mut body = document.to_json();
+            principal.redact(
+                &schema.fields,
+                &mut body,
+                Ownership::CreatedBy(&document.created_by),
+            );
+            Value::Object(body)
+        })
+        .collect();
+    let mut response =
+        Json(json!({"data": data, "next_cursor": next_cursor, "has_more": page.has_more}))
+            .into_response();
+    let (name, value) = position_header(page.checkpoint);
+    response.headers_mut().insert(name, value);
+    if let Some(cursor) = next_cursor {
+        let link = format!(
+            "<{}?limit={limit}&cursor={cursor}>; rel=\"next\"",
+            uri.path()
+        );
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
+}

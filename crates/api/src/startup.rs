@@ -1,0 +1,111 @@
+//! Building and running the HTTP server. `build` binds and connects; `run_until_stopped` serves
+//! until its shutdown future completes, then finishes the requests in flight.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::middleware::from_fn;
+use axum::middleware::from_fn_with_state;
+use herald_bus::nats::Bus;
+use herald_bus::schema::Registry;
+use herald_bus::settings::Settings;
+use herald_bus::store::PgStore;
+use herald_projector::ViewTable;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{TokenVerifier, authenticate};
+use crate::error::ApiError;
+use crate::replies::ReplyRouter;
+use crate::request_id;
+use crate::routes;
+use crate::state::{AppState, Inner};
+
+pub struct ApiServer {
+    listener: TcpListener,
+    router: Router,
+}
+
+/// A request that takes longer than this is answered `503` rather than left hanging.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
+
+impl ApiServer {
+    /// Binds `settings.http.addr` (port 0 picks a free port) and wires the router.
+    pub async fn build(
+        settings: Settings,
+        registry: Arc<Registry>,
+        store: PgStore,
+        bus: Bus,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let verifier = TokenVerifier::from_settings(&settings.auth)?;
+        let replies = ReplyRouter::start(&bus, shutdown).await?;
+        let views = registry
+            .documents()
+            .map(|schema| (schema.collection(), ViewTable::new(schema.clone())))
+            .collect();
+        let listener = TcpListener::bind(settings.http.addr).await?;
+        let state = AppState::new(Inner {
+            settings,
+            registry,
+            views,
+            store,
+            bus,
+            replies,
+            verifier,
+        });
+        Ok(Self {
+            listener,
+            router: router(state),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+    }
+}
+
+/// The whole HTTP surface with its cross-cutting layers (outermost last).
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static(request_id::HEADER);
+    routes::router()
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(from_fn_with_state(state.clone(), authenticate))
+        // Bodies are read by `JsonBody` with the configured limit; this only disables axum's own.
+        .layer(DefaultBodyLimit::disable())
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(from_fn(request_id::scope))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::internal(anyhow::anyhow!("handler panicked")))
+        }))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let id = request
+                .headers()
+                .get(request_id::HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request.id = %id)
+        }))
+        .layer(SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION]))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}

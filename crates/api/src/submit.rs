@@ -1,0 +1,179 @@
+//! Submitting a command: record it, publish it durably, wait for its outcome, answer.
+//!
+//! The command row is written before publishing so that `GET /v1/commands/{id}` and
+//! idempotent retries know about it from the first moment; JetStream dedupes the publish on
+//! `Nats-Msg-Id` (the command id), the handler dedupes on the stored outcome.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use herald_bus::access::{Ownership, Principal};
+use herald_bus::command::{CommandEnvelope, Outcome, Success};
+use herald_bus::nats::REPLY_TO_HEADER;
+use herald_bus::schema::DocumentSchema;
+use herald_bus::store::{Acceptance, EventStore};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::headers::{Wait, etag};
+use crate::state::AppState;
+
+/// How long a publish may wait for JetStream's ack before the request fails fast.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub async fn submit(
+    state: &AppState,
+    schema: &DocumentSchema,
+    command: CommandEnvelope,
+    wait: Wait,
+) -> Result<Response, ApiError> {
+    let accepted = state
+        .store
+        .accept_command(&command)
+        .await
+        .map_err(unavailable)?;
+    if let Acceptance::Existing(stored) = accepted {
+        if stored.request_hash != command.request_hash {
+            return Err(ApiError::IdempotencyKeyReused);
+        }
+        if let Some(outcome) = stored.outcome {
+            return respond(schema, &command.principal, outcome);
+        }
+        // Still in flight: publish again (a no-op if the first publish landed) so a command
+        // whose first publish was lost cannot stay stuck.
+        publish(state, &command, None).await?;
+        return Err(ApiError::IdempotencyInFlight);
+    }
+    let waiter = match wait {
+        Wait::Up(duration) if !duration.is_zero() => {
+            Some((state.replies.register(command.id), duration))
+        }
+        _ => None,
+    };
+    publish(
+        state,
+        &command,
+        waiter.as_ref().map(|_| state.replies.subject(command.id)),
+    )
+    .await?;
+    if let Some((mut waiter, duration)) = waiter {
+        if let Ok(Ok(outcome)) = tokio::time::timeout(duration, &mut waiter.receiver).await {
+            return respond(schema, &command.principal, outcome);
+        }
+        // The reply may have been lost: the stored outcome is authoritative.
+        let stored = state
+            .store
+            .load_command(command.id)
+            .await
+            .map_err(unavailable)?;
+        if let Some(outcome) = stored.and_then(|s| s.outcome) {
+            return respond(schema, &command.principal, outcome);
+        }
+    }
+    Ok(accepted_response(&command))
+}
+
+async fn publish(
+    state: &AppState,
+    command: &CommandEnvelope,
+    reply_to: Option<String>,
+) -> Result<(), ApiError> {
+    let subject = state
+        .bus
+        .command_subject(&command.principal.tenant, &command.app, &command.doc);
+    let payload = serde_json::to_vec(command).map_err(ApiError::internal)?;
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", command.id.to_string().as_str());
+    if let Some(reply_to) = reply_to {
+        headers.insert(REPLY_TO_HEADER, reply_to.as_str());
+    }
+    let ack = async {
+        state
+            .bus
+            .jetstream
+            .publish_with_headers(subject, headers, payload.into())
+            .await?
+            .await
+            .map_err(async_nats::Error::from)
+    };
+    match tokio::time::timeout(PUBLISH_TIMEOUT, ack).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "command publish failed");
+            Err(ApiError::Unavailable(
+                "the command bus is unavailable; retry with the same Idempotency-Key".into(),
+            ))
+        }
+        Err(_) => Err(ApiError::Unavailable(
+            "the command bus did not confirm in time; retry with the same Idempotency-Key".into(),
+        )),
+    }
+}
+
+fn unavailable(error: herald_bus::store::StoreError) -> ApiError {
+    tracing::warn!(error = %error, "event store unavailable");
+    ApiError::Unavailable("the event store is unavailable".into())
+}
+
+fn accepted_response(command: &CommandEnvelope) -> Response {
+    let location = format!("/v1/commands/{}", command.id);
+    let body = serde_json::json!({"id": command.id, "status": "accepted"});
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// The document as the caller may see it.
+pub fn visible_document(
+    schema: &DocumentSchema,
+    principal: &Principal,
+    success: &Success,
+) -> Value {
+    let mut document = success.document.to_json();
+    principal.redact(
+        &schema.fields,
+        &mut document,
+        Ownership::CreatedBy(&success.document.created_by),
+    );
+    Value::Object(document)
+}
+
+/// The HTTP answer for an outcome: the same for the first request and every retry.
+pub fn respond(
+    schema: &DocumentSchema,
+    principal: &Principal,
+    outcome: Outcome,
+) -> Result<Response, ApiError> {
+    let success = match outcome {
+        Outcome::Succeeded(success) => success,
+        Outcome::Rejected(rejection) => return Err(rejection.into()),
+    };
+    let status = StatusCode::from_u16(success.http_status).unwrap_or(StatusCode::OK);
+    let mut response = if status == StatusCode::NO_CONTENT {
+        status.into_response()
+    } else {
+        (status, Json(visible_document(schema, principal, &success))).into_response()
+    };
+    let headers = response.headers_mut();
+    let document = &success.document;
+    if let Ok(value) = HeaderValue::from_str(&etag(document.version)) {
+        headers.insert(header::ETAG, value);
+    }
+    if let Some(position) = success.position {
+        if let Ok(value) = HeaderValue::from_str(&position.token()) {
+            headers.insert("herald-position", value);
+        }
+    }
+    if status == StatusCode::CREATED {
+        let location = format!("/v1/{}/{}/{}", schema.app, schema.name, document.id);
+        if let Ok(value) = HeaderValue::from_str(&location) {
+            headers.insert(header::LOCATION, value);
+        }
+    }
+    Ok(response)
+}

@@ -1,0 +1,162 @@
+//! Reads from document views. Every read also reports the view's checkpoint, so the client
+//! knows how far its answer has caught up with the log (`Herald-Position`).
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use deadpool_postgres::GenericClient;
+use herald_bus::document::DocumentState;
+use herald_bus::position::LogPosition;
+use herald_projector::apply::row_state;
+use herald_projector::{ViewTable, view_checkpoint};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+fn database(error: impl Into<anyhow::Error>) -> ApiError {
+    let error = error.into();
+    tracing::warn!(error = format!("{error:#}"), "view read failed");
+    ApiError::Unavailable("the database is unavailable".into())
+}
+
+fn parse_tx(text: &str) -> Result<u64, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("bad tx id `{text}`")))
+}
+
+/// One document (not archived) and the view's checkpoint, in one round trip.
+pub async fn fetch_document(
+    state: &AppState,
+    view: &ViewTable,
+    tenant: &str,
+    id: Uuid,
+) -> Result<(Option<DocumentState>, LogPosition), ApiError> {
+    let client = state.store.pool().get().await.map_err(database)?;
+    let sql = format!(
+        "SELECT c.tx_id::text, c.position, {cols}
+         FROM (SELECT 1) AS one
+         LEFT JOIN herald.checkpoints c ON c.name = $3
+         LEFT JOIN {table} v ON v.tenant = $1 AND v.id = $2 AND NOT v.archived",
+        cols = prefixed_columns("v"),
+        table = view.table
+    );
+    let statement = client.prepare_cached(&sql).await.map_err(database)?;
+    let row = client
+        .query_one(&statement, &[&tenant, &id, &view.projection])
+        .await
+        .map_err(database)?;
+    let checkpoint = match row.get::<_, Option<&str>>(0) {
+        Some(tx) => LogPosition {
+            tx_id: parse_tx(tx)?,
+            position: row.get(1),
+        },
+        None => LogPosition::START,
+    };
+    let found: Option<Uuid> = row.get(2);
+    Ok((found.map(|_| row_state(&row, 2)), checkpoint))
+}
+
+fn prefixed_columns(alias: &str) -> String {
+    ViewTable::ROW_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Which documents of a page the caller may see.
+pub enum ListScope<'a> {
+    All,
+    /// Only those the caller created (its read right is `owner`).
+    CreatedBy(&'a str),
+}
+
+pub struct Page {
+    pub documents: Vec<DocumentState>,
+    pub has_more: bool,
+    pub checkpoint: LogPosition,
+}
+
+/// A keyset page ordered by id (UUID v7, so creation order).
+pub async fn list_documents(
+    state: &AppState,
+    view: &ViewTable,
+    tenant: &str,
+    scope: ListScope<'_>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Page, ApiError> {
+    let client = state.store.pool().get().await.map_err(database)?;
+    let owner = match scope {
+        ListScope::All => None,
+        ListScope::CreatedBy(sub) => Some(sub),
+    };
+    let sql = format!(
+        "SELECT {cols} FROM {table}
+         WHERE tenant = $1 AND NOT archived
+           AND ($2::uuid IS NULL OR id > $2)
+           AND ($3::text IS NULL OR created_by = $3)
+         ORDER BY id LIMIT $4",
+        cols = ViewTable::ROW_COLUMNS,
+        table = view.table
+    );
+    let statement = client.prepare_cached(&sql).await.map_err(database)?;
+    let rows = client
+        .query(&statement, &[&tenant, &after, &owner, &(limit + 1)])
+        .await
+        .map_err(database)?;
+    let has_more = rows.len() as i64 > limit;
+    let documents = rows
+        .iter()
+        .take(usize::try_from(limit).unwrap_or(0))
+        .map(|r| row_state(r, 0))
+        .collect();
+    let checkpoint = view_checkpoint(&client, &view.projection)
+        .await
+        .map_err(database)?;
+    Ok(Page {
+        documents,
+        has_more,
+        checkpoint,
+    })
+}
+
+/// Cursors are opaque: the last id of the page, encoded.
+pub fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+pub fn decode_cursor(cursor: &str) -> Option<Uuid> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    Uuid::from_slice(&bytes).ok()
+}
+
+/// Waits until the view covers `target`, up to `wait`; the answer of a read may then include
+/// the caller's own write.
+pub async fn wait_for_position(
+    state: &AppState,
+    view: &ViewTable,
+    target: LogPosition,
+    wait: Duration,
+) -> Result<(), ApiError> {
+    let deadline = Instant::now() + wait;
+    let mut delay = Duration::from_millis(2);
+    loop {
+        let client = state.store.pool().get().await.map_err(database)?;
+        let checkpoint = view_checkpoint(&client, &view.projection)
+            .await
+            .map_err(database)?;
+        drop(client);
+        if checkpoint >= target {
+            return Ok(());
+        }
+        if Instant::now() + delay > deadline {
+            return Err(ApiError::ViewLagging);
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(100));
+    }
+}

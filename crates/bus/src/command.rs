@@ -1,0 +1,153 @@
+//! Commands travel from the api to the handlers as a [`CommandEnvelope`]; the handler's answer
+//! is an [`Outcome`], stored with the command (so retries and redeliveries get it back) and
+//! sent to the waiting api.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::access::Principal;
+use crate::document::DocumentState;
+use crate::ids::CommandId;
+use crate::position::LogPosition;
+use crate::schema::FieldError;
+
+/// What the command asks for. Imperative, like every command name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    Create { fields: Map<String, Value> },
+    Update { patch: Map<String, Value> },
+    Archive,
+    Restore,
+}
+
+impl Action {
+    /// The ACL action that guards it.
+    pub fn acl_action(&self) -> &'static str {
+        match self {
+            Action::Create { .. } => "create",
+            Action::Update { .. } => "update",
+            Action::Archive | Action::Restore => "delete",
+        }
+    }
+}
+
+/// A command on one document, as published to `HERALD_COMMANDS`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandEnvelope {
+    pub id: CommandId,
+    pub app: String,
+    pub doc: String,
+    pub document_id: Uuid,
+    pub action: Action,
+    /// From `If-Match`: the stream version the caller saw.
+    pub expected_version: Option<i64>,
+    pub principal: Principal,
+    pub idempotency_key: Option<String>,
+    /// A digest of the request, to tell a retry from a different request reusing a key.
+    pub request_hash: String,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    /// W3C `traceparent` of the request, carried into event metadata.
+    pub traceparent: Option<String>,
+    pub submitted_at: DateTime<Utc>,
+}
+
+impl CommandEnvelope {
+    pub fn collection(&self) -> String {
+        format!("{}.{}", self.app, self.doc)
+    }
+}
+
+/// The digest of a request: method, path and body bytes.
+pub fn request_hash(method: &str, path: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_bytes());
+    hasher.update([0]);
+    hasher.update(path.as_bytes());
+    hasher.update([0]);
+    hasher.update(body);
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// How a handled command ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded(Success),
+    Rejected(Rejection),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Success {
+    /// The HTTP status the api answers with: 201 created, 200 updated/restored, 204 archived.
+    pub http_status: u16,
+    /// The document after the command, all fields (the api removes what the caller may not read).
+    pub document: DocumentState,
+    /// The last event's place in the log (the stream's last event when nothing changed).
+    pub position: Option<LogPosition>,
+}
+
+/// Why a command was refused; becomes an RFC 9457 problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionCode {
+    NotFound,
+    Forbidden,
+    Conflict,
+    UniqueViolation,
+    VersionMismatch,
+    PreconditionRequired,
+    ValidationFailed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub code: RejectionCode,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl Rejection {
+    pub fn new(code: RejectionCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        Self {
+            code: RejectionCode::ValidationFailed,
+            detail: "the request body is not valid for this document".into(),
+            errors,
+        }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(RejectionCode::NotFound, "no such document")
+    }
+}
+
+/// A command as stored: accepted by the api, then completed by a handler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCommand {
+    pub id: CommandId,
+    pub request_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// `None` while the command is still accepted and not yet handled.
+    pub outcome: Option<Outcome>,
+    pub principal_sub: String,
+    /// `<app>.<doc>` of the command's document.
+    pub collection: String,
+}

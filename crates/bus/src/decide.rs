@@ -1,0 +1,296 @@
+//! The pure decision: given a document's current state and a command, the events to append,
+//! or the reason to refuse. No I/O happens here, so every rule is testable in isolation;
+//! what needs the store (references, unique values) is returned for the handler to check.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::access::Ownership;
+use crate::command::{Action, CommandEnvelope, Rejection, RejectionCode};
+use crate::document::{Change, DocumentState, Stamp, apply};
+use crate::schema::{DocumentSchema, ErrorCode, FieldError, FieldKind, Fields, Mode, merge_patch};
+
+/// A value of a `unique` field, reserved per tenant and collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UniqueValue {
+    pub field: String,
+    pub value: String,
+}
+
+/// A `ref` the command sets: the target must exist and be readable by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefCheck {
+    pub pointer: String,
+    pub app: String,
+    pub doc: String,
+    pub id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Empty when an update changes nothing.
+    pub changes: Vec<Change>,
+    pub state: DocumentState,
+    pub http_status: u16,
+    pub reserve: Vec<UniqueValue>,
+    pub release: Vec<UniqueValue>,
+    pub refs: Vec<RefCheck>,
+}
+
+pub fn decide(
+    schema: &DocumentSchema,
+    state: Option<&DocumentState>,
+    command: &CommandEnvelope,
+    now: DateTime<Utc>,
+) -> Result<Decision, Rejection> {
+    match (&command.action, state) {
+        (Action::Create { fields }, None) => decide_create(schema, command, fields, now),
+        (Action::Create { .. }, Some(_)) => Err(Rejection::new(
+            RejectionCode::Conflict,
+            "a document with this id already exists",
+        )),
+        (_, None) => Err(Rejection::not_found()),
+        (action, Some(current)) => decide_change(schema, current, command, action, now),
+    }
+}
+
+fn decide_create(
+    schema: &DocumentSchema,
+    command: &CommandEnvelope,
+    fields: &Map<String, Value>,
+    now: DateTime<Utc>,
+) -> Result<Decision, Rejection> {
+    let caller = &command.principal;
+    let create = schema.acl.roles("create");
+    if !caller.may(create, Ownership::Creating) {
+        return Err(if caller.may_some_document(schema.acl.roles("read")) {
+            Rejection::new(RejectionCode::Forbidden, "you may not create this document")
+        } else {
+            Rejection::not_found()
+        });
+    }
+    let may_write = |roles: &_| caller.may(Some(roles), Ownership::Creating);
+    let body = Value::Object(fields.clone());
+    let normalized = schema
+        .validate(&body, Mode::Create, &may_write)
+        .map_err(Rejection::validation)?;
+    let Value::Object(created) = normalized else {
+        return Err(Rejection::validation(Vec::new()));
+    };
+    let stamp = Stamp {
+        version: 1,
+        at: now,
+        by: caller.actor_sub(),
+    };
+    let change = Change::Created(created.clone());
+    let state = apply(None, command.document_id, &change, stamp)
+        .map_err(|e| Rejection::new(RejectionCode::Conflict, e.to_string()))?;
+    Ok(Decision {
+        reserve: unique_values(&schema.fields, &created),
+        release: Vec::new(),
+        refs: ref_checks(&schema.fields, &created, ""),
+        changes: vec![change],
+        state,
+        http_status: 201,
+    })
+}
+
+fn decide_change(
+    schema: &DocumentSchema,
+    current: &DocumentState,
+    command: &CommandEnvelope,
+    action: &Action,
+    now: DateTime<Utc>,
+) -> Result<Decision, Rejection> {
+    let caller = &command.principal;
+    let owner = Ownership::CreatedBy(&current.created_by);
+    let restoring = matches!(action, Action::Restore);
+    if !caller.may(schema.acl.roles("read"), owner) || (current.archived && !restoring) {
+        return Err(Rejection::not_found());
+    }
+    if !caller.may(schema.acl.roles(action.acl_action()), owner) {
+        return Err(Rejection::new(
+            RejectionCode::Forbidden,
+            format!("you may not {} this document", action.acl_action()),
+        ));
+    }
+    check_expected_version(schema, current, command.expected_version)?;
+    let (change, http_status) = match action {
+        Action::Update { patch } => (update_change(schema, current, command, patch)?, 200),
+        Action::Archive => (Some(Change::Archived), 204),
+        Action::Restore if current.archived => (Some(Change::Restored), 200),
+        Action::Restore => {
+            return Err(Rejection::new(
+                RejectionCode::Conflict,
+                "the document is not archived",
+            ));
+        }
+        Action::Create { .. } => {
+            return Err(Rejection::new(
+                RejectionCode::Conflict,
+                "the document already exists",
+            ));
+        }
+    };
+    let Some(change) = change else {
+        return Ok(Decision {
+            changes: Vec::new(),
+            state: current.clone(),
+            http_status,
+            reserve: Vec::new(),
+            release: Vec::new(),
+            refs: Vec::new(),
+        });
+    };
+    let stamp = Stamp {
+        version: current.version + 1,
+        at: now,
+        by: caller.actor_sub(),
+    };
+    let state = apply(Some(current.clone()), current.id, &change, stamp)
+        .map_err(|e| Rejection::new(RejectionCode::Conflict, e.to_string()))?;
+    let (reserve, release, refs) = match &change {
+        Change::Updated(changed) => {
+            let set: Map<String, Value> = changed
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let before: Map<String, Value> = changed
+                .keys()
+                .filter_map(|k| current.fields.get(k).map(|v| (k.clone(), v.clone())))
+                .collect();
+            (
+                unique_values(&schema.fields, &set),
+                unique_values(&schema.fields, &before),
+                ref_checks(&schema.fields, &set, ""),
+            )
+        }
+        _ => (Vec::new(), Vec::new(), Vec::new()),
+    };
+    Ok(Decision {
+        changes: vec![change],
+        state,
+        http_status,
+        reserve,
+        release,
+        refs,
+    })
+}
+
+fn check_expected_version(
+    schema: &DocumentSchema,
+    current: &DocumentState,
+    expected: Option<i64>,
+) -> Result<(), Rejection> {
+    match expected {
+        None if schema.require_if_match => Err(Rejection::new(
+            RejectionCode::PreconditionRequired,
+            "this collection requires If-Match with the document's version",
+        )),
+        Some(expected) if expected != current.version => Err(Rejection::new(
+            RejectionCode::VersionMismatch,
+            format!(
+                "the document is at version {}, not {expected}",
+                current.version
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Validates a merge patch against the current state; `None` when it changes nothing.
+fn update_change(
+    schema: &DocumentSchema,
+    current: &DocumentState,
+    command: &CommandEnvelope,
+    patch: &Map<String, Value>,
+) -> Result<Option<Change>, Rejection> {
+    let caller = &command.principal;
+    let owner = Ownership::CreatedBy(&current.created_by);
+    let may_write = |roles: &_| caller.may(Some(roles), owner);
+    let patch_value = Value::Object(patch.clone());
+    let mut errors = schema
+        .validate(&patch_value, Mode::Patch, &may_write)
+        .err()
+        .unwrap_or_default();
+    for (name, field) in &schema.fields {
+        let Some(new) = patch.get(name) else { continue };
+        let old = current.fields.get(name).unwrap_or(&Value::Null);
+        if field.immutable && old != new {
+            errors.push(FieldError {
+                pointer: format!("/{name}"),
+                code: ErrorCode::Immutable,
+                detail: "can only be set when the document is created".into(),
+            });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Rejection::validation(errors));
+    }
+    let mut merged = Value::Object(current.fields.clone());
+    merge_patch(&mut merged, &patch_value);
+    schema
+        .validate(&merged, Mode::Stored, &|_| true)
+        .map_err(Rejection::validation)?;
+    let changed: Map<String, Value> = patch
+        .iter()
+        .filter(|(name, _)| current.fields.get(*name) != merged.get(name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    Ok((!changed.is_empty()).then_some(Change::Updated(changed)))
+}
+
+fn unique_values(fields: &Fields, values: &Map<String, Value>) -> Vec<UniqueValue> {
+    fields
+        .iter()
+        .filter(|(_, field)| field.unique)
+        .filter_map(|(name, _)| {
+            let value = match values.get(name)? {
+                Value::Null => return None,
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            Some(UniqueValue {
+                field: name.clone(),
+                value,
+            })
+        })
+        .collect()
+}
+
+/// Every `ref` value in `values`, including inside nested objects and arrays.
+fn ref_checks(fields: &Fields, values: &Map<String, Value>, prefix: &str) -> Vec<RefCheck> {
+    let mut out = Vec::new();
+    for (name, field) in fields {
+        if let Some(value) = values.get(name) {
+            collect_refs(&field.kind, value, &format!("{prefix}/{name}"), &mut out);
+        }
+    }
+    out
+}
+
+fn collect_refs(kind: &FieldKind, value: &Value, pointer: &str, out: &mut Vec<RefCheck>) {
+    match (kind, value) {
+        (FieldKind::Ref { app, doc }, Value::String(raw)) => {
+            if let Ok(id) = Uuid::parse_str(raw) {
+                out.push(RefCheck {
+                    pointer: pointer.to_owned(),
+                    app: app.clone(),
+                    doc: doc.clone(),
+                    id,
+                });
+            }
+        }
+        (FieldKind::Object(nested), Value::Object(map)) => {
+            out.extend(ref_checks(nested, map, pointer));
+        }
+        (FieldKind::Array(item), Value::Array(items)) => {
+            for (i, item_value) in items.iter().enumerate() {
+                collect_refs(&item.kind, item_value, &format!("{pointer}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,134 @@
+//! JetStream names and set-up. Every stream, consumer and subject carries the configured prefix
+//! (`herald` by default), so environments and tests share one NATS server without meeting.
+//!
+//! Commands go to `<prefix>.cmd.<tenant>.<app>.<doc>`: the tenant and collection in the subject
+//! let operators and later consumers filter without decoding payloads. Replies come back on
+//! core NATS to `_HERALD.<prefix>.reply.<process>.<command id>`.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+
+use crate::ids::TenantId;
+use crate::settings::NatsSettings;
+
+/// The header naming the subject a handler replies to with the command's outcome.
+pub const REPLY_TO_HEADER: &str = "Herald-Reply-To";
+
+/// How long JetStream remembers a `Nats-Msg-Id` to drop duplicate publishes.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot connect to NATS at {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    #[error("cannot set up JetStream stream {name}")]
+    Stream {
+        name: String,
+        #[source]
+        source: jetstream::context::CreateStreamError,
+    },
+    #[error("cannot set up JetStream consumer {name}")]
+    Consumer {
+        name: String,
+        #[source]
+        source: async_nats::Error,
+    },
+}
+
+/// A connection to NATS with the prefix every name is built from.
+#[derive(Clone, Debug)]
+pub struct Bus {
+    pub client: async_nats::Client,
+    pub jetstream: jetstream::Context,
+    prefix: String,
+}
+
+impl Bus {
+    pub async fn connect(settings: &NatsSettings) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("herald")
+            .connection_timeout(Duration::from_secs(5))
+            // Fail publishes fast while disconnected instead of buffering without bound.
+            .client_capacity(4096)
+            .connect(&settings.url)
+            .await
+            .map_err(|source| BusError::Connect {
+                url: settings.url.clone(),
+                source,
+            })?;
+        let jetstream = jetstream::new(client.clone());
+        Ok(Self {
+            client,
+            jetstream,
+            prefix: settings.prefix.clone(),
+        })
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `HERALD_COMMANDS` for the default prefix.
+    pub fn commands_stream(&self) -> String {
+        format!("{}_COMMANDS", self.prefix.to_uppercase())
+    }
+
+    pub fn command_subject(&self, tenant: &TenantId, app: &str, doc: &str) -> String {
+        format!("{}.cmd.{}.{app}.{doc}", self.prefix, tenant.as_str())
+    }
+
+    /// The subject prefix an api process receives its replies under.
+    pub fn reply_prefix(&self, process: &str) -> String {
+        format!("_HERALD.{}.reply.{process}", self.prefix)
+    }
+
+    /// Creates or updates the commands stream: a work queue, so each command is handled once
+    /// and removed when acknowledged.
+    pub async fn ensure_commands_stream(&self) -> Result<stream::Stream, BusError> {
+        let name = self.commands_stream();
+        self.jetstream
+            .get_or_create_stream(stream::Config {
+                name: name.clone(),
+                subjects: vec![format!("{}.cmd.>", self.prefix)],
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                duplicate_window: DUPLICATE_WINDOW,
+                ..Default::default()
+            })
+            .await
+            .map_err(|source| BusError::Stream { name, source })
+    }
+
+    /// The durable pull consumer all handler processes share.
+    pub async fn commands_consumer(
+        &self,
+        ack_wait: Duration,
+        max_ack_pending: i64,
+    ) -> Result<consumer::PullConsumer, BusError> {
+        let stream = self.ensure_commands_stream().await?;
+        let name = format!("{}_handlers", self.prefix);
+        stream
+            .get_or_create_consumer(
+                &name,
+                consumer::pull::Config {
+                    durable_name: Some(name.clone()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait,
+                    max_ack_pending,
+                    // A command is never given up on: redelivered until a handler records it.
+                    max_deliver: -1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|source| BusError::Consumer {
+                name,
+                source: source.into(),
+            })
+    }
+}

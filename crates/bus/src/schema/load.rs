@@ -1,0 +1,466 @@
+//! Finds and loads every `<apps_dir>/<app>/<doc>.yaml` into a [`Registry`], collecting every
+//! mistake with its file, line and column so one start-up (or `herald check`) shows them all.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use saphyr::Marker;
+
+use super::model::{DocumentSchema, is_name};
+use super::parse::{RefSite, parse_document};
+
+/// Longest app or document name: both end up inside NATS subjects, table names and index
+/// names, which have length limits of their own.
+const MAX_NAME_LEN: usize = 30;
+
+/// Every declared document, keyed by app then document name.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    apps: BTreeMap<String, BTreeMap<String, Arc<DocumentSchema>>>,
+}
+
+/// One mistake in the YAML declarations.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}{}: {message}", .file.display(), position(*.line, *.column))]
+pub struct LoadError {
+    /// The file as found under the apps directory (`<app>/<doc>.yaml` for in-memory sources).
+    pub file: PathBuf,
+    /// 1-based; `None` when the mistake is about the file as a whole.
+    pub line: Option<usize>,
+    /// 1-based, in characters.
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+/// All the mistakes found, one per line when displayed, ordered by file and position.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", lines(.0))]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+impl LoadError {
+    /// A mistake about a whole file or directory.
+    pub(super) fn file(file: &Path, message: impl Into<String>) -> LoadError {
+        LoadError {
+            file: file.to_path_buf(),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    /// A mistake at a parser position (whose column is 0-based).
+    pub(super) fn at(file: &Path, mark: Marker, message: impl Into<String>) -> LoadError {
+        LoadError {
+            file: file.to_path_buf(),
+            line: Some(mark.line()),
+            column: Some(mark.col() + 1),
+            message: message.into(),
+        }
+    }
+}
+
+/// One YAML text and where it came from.
+struct Source {
+    file: PathBuf,
+    app: String,
+    doc: String,
+    text: String,
+}
+
+impl Registry {
+    /// Loads every `<apps_dir>/<app>/<doc>.yaml` (also `.yml`); `apps_dir` holds one folder
+    /// per app. Hidden entries (`.git`, editor swap folders) are skipped.
+    ///
+    /// # Errors
+    /// Every mistake found: unreadable or misnamed files and folders, invalid YAML, invalid
+    /// declarations, `ref`s to undeclared documents, or no documents at all.
+    pub fn load(apps_dir: &Path) -> Result<Registry, LoadErrors> {
+        let mut errors = Vec::new();
+        let sources = read_sources(apps_dir, &mut errors);
+        build(apps_dir, sources, errors)
+    }
+
+    /// Like [`Registry::load`], from in-memory `(app, doc, yaml)` sources; errors name the file
+    /// `<app>/<doc>.yaml`.
+    ///
+    /// # Errors
+    /// As [`Registry::load`].
+    pub fn from_sources(sources: &[(&str, &str, &str)]) -> Result<Registry, LoadErrors> {
+        let sources = sources
+            .iter()
+            .map(|(app, doc, text)| Source {
+                file: PathBuf::from(format!("{app}/{doc}.yaml")),
+                app: (*app).to_owned(),
+                doc: (*doc).to_owned(),
+                text: (*text).to_owned(),
+            })
+            .collect();
+        build(Path::new("<sources>"), sources, Vec::new())
+    }
+
+    #[must_use]
+    pub fn get(&self, app: &str, doc: &str) -> Option<&Arc<DocumentSchema>> {
+        self.apps.get(app)?.get(doc)
+    }
+
+    /// Every document, sorted by app then name.
+    pub fn documents(&self) -> impl Iterator<Item = &Arc<DocumentSchema>> {
+        self.apps.values().flat_map(BTreeMap::values)
+    }
+}
+
+/// Parses the sources, then checks what needs all of them at once: duplicates and `ref`
+/// targets.
+fn build(
+    root: &Path,
+    sources: Vec<Source>,
+    mut errors: Vec<LoadError>,
+) -> Result<Registry, LoadErrors> {
+    let mut declared: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
+    let mut valid = Vec::new();
+    for source in sources {
+        if !is_collection_name(&source.app) {
+            let message = format!("app name `{}` {}", source.app, NAME_RULE);
+            errors.push(LoadError::file(&source.file, message));
+        } else if !is_collection_name(&source.doc) {
+            let message = format!("document name `{}` {}", source.doc, NAME_RULE);
+            errors.push(LoadError::file(&source.file, message));
+        } else if let Some(first) = declared.get(&(source.app.clone(), source.doc.clone())) {
+            let message = format!(
+                "`{}.{}` is already declared in {}",
+                source.app,
+                source.doc,
+                first.display()
+            );
+            errors.push(LoadError::file(&source.file, message));
+        } else {
+            let key = (source.app.clone(), source.doc.clone());
+            declared.insert(key, source.file.clone());
+            valid.push(source);
+        }
+    }
+    if declared.is_empty() && errors.is_empty() {
+        let message = "no documents found (expected <app>/<doc>.yaml files)";
+        errors.push(LoadError::file(root, message));
+    }
+
+    let mut refs: Vec<RefSite> = Vec::new();
+    let mut apps: BTreeMap<String, BTreeMap<String, Arc<DocumentSchema>>> = BTreeMap::new();
+    for source in valid {
+        let parsed = parse_document(
+            &source.file,
+            &source.app,
+            &source.doc,
+            &source.text,
+            &mut errors,
+            &mut refs,
+        );
+        if let Some(schema) = parsed {
+            apps.entry(source.app)
+                .or_default()
+                .insert(source.doc, Arc::new(schema));
+        }
+    }
+    // A target that exists but failed to parse is still declared: reporting it as missing
+    // would only add noise to the real error.
+    let targets: BTreeSet<(String, String)> = declared.into_keys().collect();
+    for site in refs {
+        if !targets.contains(&(site.app, site.doc)) {
+            errors.push(site.missing);
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(Registry { apps })
+    } else {
+        // Stable, so errors at one position keep the order they were found in.
+        errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        Err(LoadErrors(errors))
+    }
+}
+
+const NAME_RULE: &str = "must match ^[a-z][a-z0-9_]*$ and be at most 30 characters";
+
+fn is_collection_name(name: &str) -> bool {
+    is_name(name) && name.len() <= MAX_NAME_LEN
+}
+
+/// Reads the YAML files of every app folder; names are checked later by [`build`].
+fn read_sources(apps_dir: &Path, errors: &mut Vec<LoadError>) -> Vec<Source> {
+    let mut sources = Vec::new();
+    let Some(apps) = sorted_entries(apps_dir, errors) else {
+        return sources;
+    };
+    for app_dir in apps.into_iter().filter(|path| path.is_dir()) {
+        let app = file_name(&app_dir);
+        if !is_collection_name(&app) {
+            let message = format!("app folder name `{app}` {NAME_RULE}");
+            errors.push(LoadError::file(&app_dir, message));
+            continue;
+        }
+        let Some(files) = sorted_entries(&app_dir, errors) else {
+            continue;
+        };
+        for file in files {
+            let is_yaml = file
+                .extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml");
+            if !is_yaml || !file.is_file() {
+                continue;
+            }
+            let doc = file
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match fs::read_to_string(&file) {
+                Ok(text) => sources.push(Source {
+                    file,
+                    app: app.clone(),
+                    doc,
+                    text,
+                }),
+                Err(e) => errors.push(LoadError::file(&file, format!("cannot read: {e}"))),
+            }
+        }
+    }
+    sources
+}
+
+/// The non-hidden entries of `dir`, sorted so errors and documents come in a stable order.
+fn sorted_entries(dir: &Path, errors: &mut Vec<LoadError>) -> Option<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            errors.push(LoadError::file(dir, format!("cannot read directory: {e}")));
+            return None;
+        }
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(entry) if !entry.file_name().to_string_lossy().starts_with('.') => {
+                paths.push(entry.path());
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(LoadError::file(dir, format!("cannot read directory: {e}"))),
+        }
+    }
+    paths.sort();
+    Some(paths)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// `:line:column`, `:line` or nothing, to follow the file name.
+fn position(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(line), Some(column)) => format!(":{line}:{column}"),
+        (Some(line), None) => format!(":{line}"),
+        _ => String::new(),
+    }
+}
+
+fn lines(errors: &[LoadError]) -> String {
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    lines.join("\n")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+pub(super) mod tests {
+    use super::*;
+    use crate::schema::{FieldKind, Role, RoleSet};
+
+    /// The example app shipped in `examples/petstore`, which the docs quote.
+    pub(crate) fn petstore() -> Registry {
+        let apps = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/petstore/apps");
+        Registry::load(&apps).unwrap()
+    }
+
+    /// A fresh, empty directory under the system temp dir, removed by the caller.
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("herald-schema-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_petstore_example_loads_with_its_fields_and_rights() {
+        let registry = petstore();
+        let names: Vec<String> = registry.documents().map(|doc| doc.collection()).collect();
+        assert_eq!(names, ["petstore.product", "petstore.supplier"]);
+
+        let product = registry.get("petstore", "product").unwrap();
+        assert_eq!(product.description.as_deref(), Some("Products for sale"));
+        let order: Vec<&str> = product.fields.keys().map(String::as_str).collect();
+        assert_eq!(
+            order,
+            [
+                "name",
+                "description",
+                "price",
+                "stock",
+                "status",
+                "tags",
+                "sku",
+                "supplier",
+                "cost",
+                "dimensions"
+            ]
+        );
+        let name = &product.fields["name"];
+        assert!(matches!(name.kind, FieldKind::String));
+        assert!(name.required && name.unique && name.filter && name.sort && name.search);
+        assert_eq!(name.max, Some(50.0));
+        let stock = &product.fields["stock"];
+        assert_eq!(stock.kind.name(), "integer");
+        assert_eq!(
+            (stock.min, stock.default.clone()),
+            (Some(0.0), Some(serde_json::json!(0)))
+        );
+        let status = &product.fields["status"];
+        assert_eq!(status.enum_values.as_ref().map(Vec::len), Some(3));
+        assert_eq!(status.default, Some(serde_json::json!("draft")));
+        let FieldKind::Array(item) = &product.fields["tags"].kind else {
+            panic!("tags is an array")
+        };
+        assert_eq!((item.kind.name(), item.max), ("string", Some(20.0)));
+        assert_eq!(product.fields["tags"].max_items, Some(10));
+        assert!(product.fields["tags"].filter && !product.fields["tags"].is_scalar());
+        let sku = &product.fields["sku"];
+        assert!(sku.immutable);
+        assert_eq!(
+            sku.pattern.as_ref().map(regex::Regex::as_str),
+            Some("^[A-Z0-9-]{4,20}$")
+        );
+        let FieldKind::Ref { app, doc } = &product.fields["supplier"].kind else {
+            panic!("supplier is a ref")
+        };
+        assert_eq!((app.as_str(), doc.as_str()), ("petstore", "supplier"));
+        let staff = Some(RoleSet(vec![Role::Staff]));
+        assert_eq!(product.fields["cost"].acl.read, staff);
+        assert_eq!(product.fields["cost"].acl.write, staff);
+        let FieldKind::Object(dimensions) = &product.fields["dimensions"].kind else {
+            panic!("dimensions is an object")
+        };
+        assert_eq!(dimensions.keys().collect::<Vec<_>>(), ["width", "height"]);
+        assert_eq!(
+            product.acl.roles("update"),
+            Some(&RoleSet(vec![Role::Staff, Role::Owner]))
+        );
+        assert_eq!(
+            product.acl.roles("history"),
+            Some(&RoleSet(vec![Role::Staff]))
+        );
+        assert_eq!(product.acl.roles("restock"), None);
+        assert!(!product.require_if_match);
+
+        let supplier = registry.get("petstore", "supplier").unwrap();
+        assert_eq!(supplier.fields["email"].kind.name(), "email");
+        assert!(supplier.fields["country"].filter);
+        assert_eq!(
+            supplier.acl.roles("delete"),
+            Some(&RoleSet(vec![Role::Admin]))
+        );
+    }
+
+    #[test]
+    fn yml_files_load_and_other_entries_are_ignored() {
+        let dir = temp_dir("yml");
+        fs::create_dir_all(dir.join("shop/.hidden")).unwrap();
+        fs::create_dir_all(dir.join(".git")).unwrap();
+        fs::write(
+            dir.join("shop/order.yml"),
+            "fields: {total: {type: number}}\nrequire_if_match: true\n",
+        )
+        .unwrap();
+        fs::write(dir.join("shop/README.md"), "not yaml").unwrap();
+        fs::write(dir.join("notes.txt"), "not an app").unwrap();
+        let registry = Registry::load(&dir);
+        fs::remove_dir_all(&dir).unwrap();
+        let registry = registry.unwrap();
+        assert!(registry.get("shop", "order").unwrap().require_if_match);
+        assert_eq!(registry.documents().count(), 1);
+    }
+
+    #[test]
+    fn misnamed_files_and_folders_are_reported_with_their_path() {
+        let dir = temp_dir("names");
+        fs::create_dir_all(dir.join("Shop")).unwrap();
+        fs::create_dir_all(dir.join("shop")).unwrap();
+        fs::write(
+            dir.join("shop/Order-Line.yaml"),
+            "fields: {a: {type: string}}",
+        )
+        .unwrap();
+        fs::write(dir.join("shop/item.yaml"), "fields: {a: {type: string}}").unwrap();
+        fs::write(dir.join("shop/item.yml"), "fields: {a: {type: string}}").unwrap();
+        let errors = Registry::load(&dir).unwrap_err().0;
+        fs::remove_dir_all(&dir).unwrap();
+        let found: Vec<(PathBuf, Option<usize>)> =
+            errors.iter().map(|e| (e.file.clone(), e.line)).collect();
+        assert_eq!(
+            found,
+            [
+                (dir.join("Shop"), None),
+                (dir.join("shop/Order-Line.yaml"), None),
+                (dir.join("shop/item.yml"), None),
+            ]
+        );
+        assert!(errors[0].message.contains("app folder name `Shop`"));
+        assert!(errors[2].message.contains("already declared in"));
+    }
+
+    #[test]
+    fn a_missing_or_empty_apps_dir_is_an_error() {
+        let dir = temp_dir("empty");
+        let empty = Registry::load(&dir).unwrap_err().0;
+        let missing = Registry::load(&dir.join("nope")).unwrap_err().0;
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(empty.len(), 1);
+        assert!(empty[0].message.starts_with("no documents found"));
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].file, dir.join("nope"));
+        assert!(missing[0].message.starts_with("cannot read directory"));
+    }
+
+    #[test]
+    fn in_memory_sources_name_their_file_after_app_and_doc() {
+        let errors =
+            Registry::from_sources(&[("shop", "a_very_long_document_name_over_30", "fields: {}")])
+                .unwrap_err()
+                .0;
+        assert_eq!(
+            errors[0].file,
+            Path::new("shop/a_very_long_document_name_over_30.yaml")
+        );
+        assert!(errors[0].message.contains("at most 30 characters"));
+        assert!(Registry::from_sources(&[]).is_err());
+    }
+
+    #[test]
+    fn errors_display_as_file_line_column_message_one_per_line() {
+        let error = LoadError {
+            file: PathBuf::from("apps/petstore/product.yaml"),
+            line: Some(7),
+            column: Some(18),
+            message: "field `price`: unknown type `nubmer`".into(),
+        };
+        let whole_file = LoadError::file(Path::new("apps/x"), "cannot read");
+        assert_eq!(
+            error.to_string(),
+            "apps/petstore/product.yaml:7:18: field `price`: unknown type `nubmer`"
+        );
+        assert_eq!(
+            LoadErrors(vec![error, whole_file]).to_string(),
+            "apps/petstore/product.yaml:7:18: field `price`: unknown type `nubmer`\napps/x: cannot read"
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! Document declarations: the YAML files under `apps/<app>/` that define each collection's
+//! fields, constraints and access rules, and the validation of request bodies against them.
+//!
+//! - [`model`]: the types a declaration becomes ([`DocumentSchema`], [`Field`], [`Acl`], …).
+//! - [`load`]: finds the files and builds the [`Registry`], reporting every mistake with its
+//!   file, line and column.
+//! - `parse`: turns one YAML file into a [`DocumentSchema`] (used by [`load`]).
+//! - [`validate`]: checks a create body, a merge patch or a merged document, returning every
+//!   [`FieldError`] at once; also [`merge_patch`].
+
+pub mod load;
+pub mod model;
+mod parse;
+pub mod validate;
+
+pub use load::{LoadError, LoadErrors, Registry};
+pub use model::{
+    Acl, DocumentSchema, Field, FieldAcl, FieldKind, Fields, MANAGED_FIELDS, Role, RoleSet,
+};
+pub use validate::{ErrorCode, FieldError, Mode, merge_patch};

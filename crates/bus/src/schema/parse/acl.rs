@@ -1,0 +1,115 @@
+//! Access rules: the document's `acl` (action → roles) and a field's `acl: {read, write}`.
+
+use saphyr::{MarkedYaml, YamlData};
+
+use super::Parser;
+use super::values::scalar_str;
+use crate::schema::model::{Acl, FieldAcl, Role, RoleSet, is_name};
+
+impl Parser<'_> {
+    pub(super) fn acl(&mut self, node: &MarkedYaml<'_>) -> Acl {
+        let mut acl = Acl::default();
+        let Some(entries) = self.entries(node, "`acl`") else {
+            return acl;
+        };
+        for entry in entries {
+            let action = entry.name;
+            if action == "restore" {
+                let message = "`acl`: `restore` is governed by `delete`; remove this key";
+                self.error(entry.key, message);
+                continue;
+            }
+            if !is_name(action) {
+                let message = format!(
+                    "`acl`: `{action}` is not an action (create, read, update, delete, history \
+                     or a command name matching ^[a-z][a-z0-9_]*$)"
+                );
+                self.error(entry.key, message);
+                continue;
+            }
+            let key = format!("`acl.{action}`");
+            // Before a document exists it has no creator, so `owner` could never match.
+            let allow_owner = action != "create";
+            if let Some(roles) = self.roles(entry.value, &key, allow_owner) {
+                acl.actions.insert(action.to_owned(), roles);
+            }
+        }
+        acl
+    }
+
+    pub(super) fn field_acl(&mut self, node: &MarkedYaml<'_>, key: &str) -> FieldAcl {
+        let mut acl = FieldAcl::default();
+        let Some(entries) = self.entries(node, key) else {
+            return acl;
+        };
+        for entry in entries {
+            let roles_key = format!("{key}.{}", entry.name);
+            match entry.name {
+                "read" => acl.read = self.roles(entry.value, &roles_key, true),
+                "write" => acl.write = self.roles(entry.value, &roles_key, true),
+                other => {
+                    let message = format!("{key}: unknown key `{other}` (expected read, write)");
+                    self.error(entry.key, message);
+                }
+            }
+        }
+        acl
+    }
+
+    /// A role or a list of roles.
+    fn roles(&mut self, node: &MarkedYaml<'_>, key: &str, allow_owner: bool) -> Option<RoleSet> {
+        let nodes: Vec<&MarkedYaml<'_>> = match &node.data {
+            YamlData::Sequence(items) => items.iter().collect(),
+            _ => vec![node],
+        };
+        let mut roles = Vec::with_capacity(nodes.len());
+        let mut valid = true;
+        for role_node in nodes {
+            match scalar_str(role_node).and_then(Role::parse) {
+                Some(Role::Owner) if !allow_owner => {
+                    let message = format!(
+                        "{key}: `owner` is meaningless here: the document has no creator yet"
+                    );
+                    self.error(role_node, message);
+                    valid = false;
+                }
+                Some(role) => roles.push(role),
+                None => {
+                    let message = format!(
+                        "{key}: expected a role (public, user, staff, admin, owner or a custom \
+                         role matching ^[a-z][a-z0-9_-]*$) or a list of roles"
+                    );
+                    self.error(role_node, message);
+                    valid = false;
+                }
+            }
+        }
+        valid.then_some(RoleSet(roles))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::only;
+
+    #[test]
+    fn acl_values_are_roles_and_owner_cannot_create() {
+        let (line, column, message) =
+            only("fields: {a: {type: string}}\nacl:\n  create: [staff, owner]\n");
+        assert_eq!((line, column), (3, 19));
+        assert_eq!(
+            message,
+            "`acl.create`: `owner` is meaningless here: the document has no creator yet"
+        );
+        let (_, _, message) = only("fields: {a: {type: string}}\nacl: {read: Staff}\n");
+        assert!(
+            message.starts_with("`acl.read`: expected a role"),
+            "{message}"
+        );
+        let (_, _, message) = only("fields: {a: {type: string}}\nacl: {restore: staff}\n");
+        assert!(
+            message.contains("`restore` is governed by `delete`"),
+            "{message}"
+        );
+    }
+}

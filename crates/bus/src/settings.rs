@@ -1,0 +1,240 @@
+//! One typed settings tree, layered: built-in defaults → an optional TOML file → `HERALD_*`
+//! environment variables (`HERALD_DATABASE__URL` sets `database.url`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub nats: NatsSettings,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+    pub apps: AppsSettings,
+    pub handler: HandlerSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    pub addr: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// How long a write waits for its outcome before answering `202`, in milliseconds.
+    pub default_wait_ms: u64,
+    /// How long a read with `min_position` waits for the view by default, in milliseconds.
+    pub default_read_wait_ms: u64,
+    /// Upper bound for `Prefer: wait=N`, in seconds.
+    pub max_wait_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// A libpq-style URL. It may hold a password, so it is never logged.
+    pub url: SecretString,
+    pub pool_size: usize,
+    /// Bounds how long an idle transaction may hold back the log's safe frontier, in seconds.
+    pub idle_in_transaction_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsSettings {
+    pub url: String,
+    /// Every stream, consumer and subject name starts with it, so environments share one server.
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The HS256 signing key. Required to serve; `herald dev` makes one for local use.
+    pub hs256_secret: Option<SecretString>,
+    /// A PEM public key for RS256/ES256/EdDSA tokens, when those are allowed.
+    pub public_key_pem: Option<PathBuf>,
+    /// Accepted `alg` values; anything else (and `none`) is refused.
+    pub algorithms: Vec<String>,
+    pub issuer: String,
+    pub audience: String,
+    pub leeway_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive such as `info` or `herald_bus=debug,info`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppsSettings {
+    /// The folder holding one sub-folder per app.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HandlerSettings {
+    /// Commands decided concurrently by one handler process.
+    pub concurrency: usize,
+    /// Attempts at one command when concurrent writers keep moving its stream's version.
+    pub max_conflict_retries: u32,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit: 1024 * 1024,
+            default_wait_ms: 5_000,
+            default_read_wait_ms: 2_000,
+            max_wait_secs: 60,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("postgres://postgres@127.0.0.1:5432/herald"),
+            pool_size: 16,
+            idle_in_transaction_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            prefix: "herald".to_owned(),
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            hs256_secret: None,
+            public_key_pem: None,
+            algorithms: vec!["HS256".to_owned()],
+            issuer: "herald".to_owned(),
+            audience: "herald".to_owned(),
+            leeway_secs: 30,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Default for AppsSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("apps"),
+        }
+    }
+}
+
+impl Default for HandlerSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 64,
+            max_conflict_retries: 20,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid settings: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    #[error("nats.prefix `{0}` must match [a-z][a-z0-9]* (it names streams and subjects)")]
+    Prefix(String),
+}
+
+impl Settings {
+    /// Defaults, then `file` when given (or `herald.toml` when present), then `HERALD_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let mut figment = Figment::new();
+        match file {
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file("herald.toml")),
+        }
+        let settings: Settings = figment
+            .merge(Env::prefixed("HERALD_").split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), SettingsError> {
+        let prefix = &self.nats.prefix;
+        let valid = prefix.starts_with(|c: char| c.is_ascii_lowercase())
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if valid {
+            Ok(())
+        } else {
+            Err(SettingsError::Prefix(prefix.clone()))
+        }
+    }
+}
+
+impl DatabaseSettings {
+    /// The driver configuration, with the session settings every Herald connection needs.
+    pub fn pg_config(&self) -> Result<tokio_postgres::Config, tokio_postgres::Error> {
+        use secrecy::ExposeSecret;
+        let mut config = tokio_postgres::Config::from_str(self.url.expose_secret())?;
+        config.application_name("herald");
+        // An idle transaction would hold the snapshot's xmin back and stall every log reader.
+        config.options(format!(
+            "-c idle_in_transaction_session_timeout={}s",
+            self.idle_in_transaction_timeout_secs
+        ));
+        Ok(config)
+    }
+
+    /// The same server's maintenance database, used to create the configured one.
+    pub fn database_name(&self) -> Result<String, tokio_postgres::Error> {
+        let config = self.pg_config()?;
+        Ok(config.get_dbname().unwrap_or("postgres").to_owned())
+    }
+}
+
+impl HttpSettings {
+    pub fn default_wait(&self) -> Duration {
+        Duration::from_millis(self.default_wait_ms)
+    }
+
+    pub fn default_read_wait(&self) -> Duration {
+        Duration::from_millis(self.default_read_wait_ms)
+    }
+}

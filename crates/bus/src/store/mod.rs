@@ -1,0 +1,123 @@
+//! The event store. [`EventStore`] is what the command handler needs; [`PgStore`] implements it
+//! on PostgreSQL (the source of truth) and [`MemoryStore`] in memory for given/when/then tests
+//! of decisions. The [`reader`] walks the global log in commit order without skipping.
+
+mod memory;
+mod migrate;
+mod postgres;
+pub mod reader;
+
+use std::future::Future;
+
+use serde_json::{Value, json};
+
+pub use memory::MemoryStore;
+pub use migrate::migrate;
+pub use postgres::{Acceptance, PgStore};
+
+use crate::command::{CommandEnvelope, Outcome, Rejection, StoredCommand};
+use crate::decide::UniqueValue;
+use crate::document::{Change, DocumentState};
+use crate::ids::{CommandId, TenantId};
+use crate::position::LogPosition;
+
+/// A stream as loaded for a decision: its folded state and its last event's place in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedStream {
+    pub state: DocumentState,
+    pub last_position: LogPosition,
+}
+
+/// Everything one command appends, written in one transaction.
+#[derive(Debug)]
+pub struct Commit<'a> {
+    pub command: &'a CommandEnvelope,
+    pub stream_id: &'a str,
+    /// The version the decision was made on; 0 for a new stream.
+    pub expected_version: i64,
+    pub changes: &'a [Change],
+    pub state: &'a DocumentState,
+    pub reserve: &'a [UniqueValue],
+    pub release: &'a [UniqueValue],
+    pub http_status: u16,
+    /// The stream's last position, reported when the command appends nothing.
+    pub previous_position: Option<LogPosition>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer moved the stream since it was loaded; decide again.
+    #[error("stream {stream_id} moved: expected version {expected}, found {actual:?}")]
+    VersionConflict {
+        stream_id: String,
+        expected: i64,
+        actual: Option<i64>,
+    },
+    /// A `unique` value is reserved by another document of the tenant.
+    #[error("the value of `{field}` is already taken")]
+    UniqueTaken { field: String },
+    #[error("database error")]
+    Database(#[from] tokio_postgres::Error),
+    #[error("no database connection available")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// The store operations the command handler needs.
+///
+/// ```no_run
+/// # async fn example(store: herald_bus::store::MemoryStore, tenant: herald_bus::ids::TenantId) -> Result<(), herald_bus::store::StoreError> {
+/// use herald_bus::store::EventStore;
+/// let stream = store.load_stream(&tenant, "petstore.product.0190c4f2-0000-7000-8000-000000000000").await?;
+/// assert!(stream.is_none());
+/// # Ok(()) }
+/// ```
+pub trait EventStore: Send + Sync + 'static {
+    fn load_command(
+        &self,
+        id: CommandId,
+    ) -> impl Future<Output = Result<Option<StoredCommand>, StoreError>> + Send;
+
+    fn load_stream(
+        &self,
+        tenant: &TenantId,
+        stream_id: &str,
+    ) -> impl Future<Output = Result<Option<LoadedStream>, StoreError>> + Send;
+
+    /// Appends the events, the snapshot, the unique reservations and the command's outcome
+    /// atomically. When the command was already completed (a redelivery), appends nothing and
+    /// returns the stored outcome.
+    fn commit(
+        &self,
+        commit: Commit<'_>,
+    ) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
+
+    /// Records a rejection as the command's outcome (or returns the outcome already stored).
+    fn reject(
+        &self,
+        command: &CommandEnvelope,
+        rejection: Rejection,
+    ) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
+}
+
+/// The metadata every event of a command carries.
+pub fn event_metadata(command: &CommandEnvelope) -> Value {
+    json!({
+        "command_id": command.id,
+        "correlation_id": command.correlation_id,
+        "causation_id": command.causation_id,
+        "actor": {
+            "sub": command.principal.actor_sub(),
+            "roles": command.principal.roles,
+            "tenant": command.principal.tenant,
+        },
+        "idempotency_key": command.idempotency_key,
+        "traceparent": command.traceparent,
+    })
+}
+
+/// The stored type of an event: `<app>.<doc>.<verb>`.
+pub fn event_type(command: &CommandEnvelope, change: &Change) -> String {
+    format!("{}.{}.{}", command.app, command.doc, change.verb())
+}

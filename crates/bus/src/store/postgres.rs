@@ -1,0 +1,389 @@
+//! [`EventStore`] on PostgreSQL, plus the command bookkeeping the api does before publishing.
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
+use serde_json::Value;
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+use super::{Commit, EventStore, LoadedStream, StoreError, event_metadata, event_type};
+use crate::command::{CommandEnvelope, Outcome, Rejection, StoredCommand, Success};
+use crate::document::DocumentState;
+use crate::ids::{CommandId, TenantId};
+use crate::position::LogPosition;
+use crate::settings::DatabaseSettings;
+
+/// A pool of connections to the event store.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+/// What the api learns when it records a command before publishing it.
+#[derive(Debug)]
+pub enum Acceptance {
+    /// First time this command id is seen.
+    New,
+    /// The id is known: a retry with the same idempotency key, or a duplicate.
+    Existing(StoredCommand),
+}
+
+impl PgStore {
+    pub fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let manager = Manager::from_config(
+            settings.pg_config()?,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .build()
+            .map_err(|e| StoreError::Corrupt(format!("pool configuration: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Records a command as accepted, unless its id is already known.
+    pub async fn accept_command(
+        &self,
+        command: &CommandEnvelope,
+    ) -> Result<Acceptance, StoreError> {
+        let client = self.pool.get().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO herald.commands
+                     (id, tenant, principal, collection, idempotency_key, request_hash, status)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'accepted')
+                 ON CONFLICT (id) DO NOTHING",
+                &[
+                    &command.id.0,
+                    &command.principal.tenant.as_str(),
+                    &command.principal.actor_sub(),
+                    &command.collection(),
+                    &command.idempotency_key,
+                    &command.request_hash,
+                ],
+            )
+            .await?;
+        if inserted == 1 {
+            return Ok(Acceptance::New);
+        }
+        match self.load_command(command.id).await? {
+            Some(stored) => Ok(Acceptance::Existing(stored)),
+            None => Err(StoreError::Corrupt("command vanished".into())),
+        }
+    }
+
+    /// A command of `tenant`, for `GET /v1/commands/{id}`.
+    pub async fn load_tenant_command(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<StoredCommand>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!("{COMMAND_COLUMNS} WHERE id = $1 AND tenant = $2"),
+                &[&id, &tenant.as_str()],
+            )
+            .await?;
+        row.map(|r| stored_command(&r)).transpose()
+    }
+}
+
+const COMMAND_COLUMNS: &str = "SELECT id, request_hash, created_at, completed_at, outcome, principal, collection FROM herald.commands";
+
+fn stored_command(row: &tokio_postgres::Row) -> Result<StoredCommand, StoreError> {
+    let outcome: Option<Value> = row.get(4);
+    Ok(StoredCommand {
+        id: CommandId(row.get(0)),
+        request_hash: row.get(1),
+        created_at: row.get(2),
+        completed_at: row.get(3),
+        outcome: outcome.map(parse_outcome).transpose()?,
+        principal_sub: row.get(5),
+        collection: row.get(6),
+    })
+}
+
+fn parse_outcome(value: Value) -> Result<Outcome, StoreError> {
+    serde_json::from_value(value).map_err(|e| StoreError::Corrupt(format!("command outcome: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, StoreError> {
+    serde_json::to_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse_tx(text: &str) -> Result<u64, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Corrupt(format!("transaction id `{text}`")))
+}
+
+/// Locks the command's row for this transaction. Returns its outcome when a handler already
+/// completed it, so a redelivered command appends nothing.
+async fn lock_command(
+    tx: &Transaction<'_>,
+    command: &CommandEnvelope,
+) -> Result<Option<Outcome>, StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT outcome FROM herald.commands WHERE id = $1 FOR UPDATE",
+            &[&command.id.0],
+        )
+        .await?;
+    match row {
+        Some(row) => row
+            .get::<_, Option<Value>>(0)
+            .map(parse_outcome)
+            .transpose(),
+        None => {
+            // Published without going through the api's bookkeeping: record it now.
+            tx.execute(
+                "INSERT INTO herald.commands
+                     (id, tenant, principal, collection, idempotency_key, request_hash, status)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'accepted')",
+                &[
+                    &command.id.0,
+                    &command.principal.tenant.as_str(),
+                    &command.principal.actor_sub(),
+                    &command.collection(),
+                    &command.idempotency_key,
+                    &command.request_hash,
+                ],
+            )
+            .await?;
+            Ok(None)
+        }
+    }
+}
+
+async fn complete_command(
+    tx: &Transaction<'_>,
+    id: CommandId,
+    outcome: &Outcome,
+) -> Result<(), StoreError> {
+    let (status, position) = match outcome {
+        Outcome::Succeeded(success) => ("succeeded", success.position.map(|p| p.position)),
+        Outcome::Rejected(_) => ("rejected", None),
+    };
+    tx.execute(
+        "UPDATE herald.commands
+         SET status = $2, outcome = $3, position = $4, completed_at = now()
+         WHERE id = $1",
+        &[&id.0, &status, &to_json(outcome)?, &position],
+    )
+    .await?;
+    Ok(())
+}
+
+fn conflict(commit: &Commit<'_>, actual: Option<i64>) -> StoreError {
+    StoreError::VersionConflict {
+        stream_id: commit.stream_id.to_owned(),
+        expected: commit.expected_version,
+        actual,
+    }
+}
+
+/// Maps the database's own concurrency guards to a version conflict.
+fn classify(error: tokio_postgres::Error, commit: &Commit<'_>) -> StoreError {
+    let code = error.code();
+    if code == Some(&SqlState::UNIQUE_VIOLATION)
+        || code == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+    {
+        conflict(commit, None)
+    } else {
+        StoreError::Database(error)
+    }
+}
+
+impl EventStore for PgStore {
+    async fn load_command(&self, id: CommandId) -> Result<Option<StoredCommand>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(&format!("{COMMAND_COLUMNS} WHERE id = $1"), &[&id.0])
+            .await?;
+        row.map(|r| stored_command(&r)).transpose()
+    }
+
+    async fn load_stream(
+        &self,
+        tenant: &TenantId,
+        stream_id: &str,
+    ) -> Result<Option<LoadedStream>, StoreError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT snapshot, last_tx::text, last_position FROM herald.streams
+                 WHERE tenant = $1 AND stream_id = $2",
+            )
+            .await?;
+        let Some(row) = client
+            .query_opt(&statement, &[&tenant.as_str(), &stream_id])
+            .await?
+        else {
+            return Ok(None);
+        };
+        let state: DocumentState = serde_json::from_value(row.get(0))
+            .map_err(|e| StoreError::Corrupt(format!("snapshot of {stream_id}: {e}")))?;
+        let last_position = LogPosition {
+            tx_id: parse_tx(row.get(1))?,
+            position: row.get(2),
+        };
+        Ok(Some(LoadedStream {
+            state,
+            last_position,
+        }))
+    }
+
+    async fn commit(&self, commit: Commit<'_>) -> Result<Outcome, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        if let Some(stored) = lock_command(&tx, commit.command).await? {
+            return Ok(stored);
+        }
+        let outcome = match append(&tx, &commit).await {
+            Ok(outcome) => outcome,
+            Err(StoreError::Database(e)) => return Err(classify(e, &commit)),
+            Err(other) => return Err(other),
+        };
+        complete_command(&tx, commit.command.id, &outcome).await?;
+        tx.commit().await.map_err(|e| classify(e, &commit))?;
+        Ok(outcome)
+    }
+
+    async fn reject(
+        &self,
+        command: &CommandEnvelope,
+        rejection: Rejection,
+    ) -> Result<Outcome, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        if let Some(stored) = lock_command(&tx, command).await? {
+            return Ok(stored);
+        }
+        let outcome = Outcome::Rejected(rejection);
+        complete_command(&tx, command.id, &outcome).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+}
+
+/// The body of a commit, inside the transaction that holds the command's lock.
+async fn append(tx: &Transaction<'_>, commit: &Commit<'_>) -> Result<Outcome, StoreError> {
+    let command = commit.command;
+    let tenant = command.principal.tenant.as_str();
+    let collection = command.collection();
+    let snapshot = to_json(commit.state)?;
+    let new_version = commit.expected_version + commit.changes.len() as i64;
+    if !commit.changes.is_empty() {
+        // Taking the stream row first serializes writers on it: the loser waits, then finds
+        // the version moved and decides again instead of failing on the events key.
+        let moved = if commit.expected_version == 0 {
+            tx.execute(
+                "INSERT INTO herald.streams
+                     (tenant, stream_id, collection, version, archived, created_by, snapshot, last_tx, last_position)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, pg_current_xact_id(), 0)
+                 ON CONFLICT DO NOTHING",
+                &[&tenant, &commit.stream_id, &collection, &new_version, &commit.state.archived, &commit.state.created_by, &snapshot],
+            )
+            .await?
+        } else {
+            tx.execute(
+                "UPDATE herald.streams SET version = $3, archived = $4, snapshot = $5
+                 WHERE tenant = $1 AND stream_id = $2 AND version = $6",
+                &[
+                    &tenant,
+                    &commit.stream_id,
+                    &new_version,
+                    &commit.state.archived,
+                    &snapshot,
+                    &commit.expected_version,
+                ],
+            )
+            .await?
+        };
+        if moved == 0 {
+            return Err(conflict(commit, None));
+        }
+    }
+    for released in commit.release {
+        tx.execute(
+            "DELETE FROM herald.unique_keys
+             WHERE tenant = $1 AND collection = $2 AND field = $3 AND value = $4 AND stream_id = $5",
+            &[&tenant, &collection, &released.field, &released.value, &commit.stream_id],
+        )
+        .await?;
+    }
+    for reserved in commit.reserve {
+        let taken = tx
+            .execute(
+                "INSERT INTO herald.unique_keys (tenant, collection, field, value, stream_id)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant, collection, field, value)
+                 DO UPDATE SET stream_id = EXCLUDED.stream_id
+                 WHERE unique_keys.stream_id = EXCLUDED.stream_id",
+                &[
+                    &tenant,
+                    &collection,
+                    &reserved.field,
+                    &reserved.value,
+                    &commit.stream_id,
+                ],
+            )
+            .await?;
+        if taken == 0 {
+            return Err(StoreError::UniqueTaken {
+                field: reserved.field.clone(),
+            });
+        }
+    }
+    let metadata = event_metadata(command);
+    let mut position = commit.previous_position;
+    for (offset, change) in commit.changes.iter().enumerate() {
+        let version = commit.expected_version + 1 + offset as i64;
+        let row = tx
+            .query_one(
+                "INSERT INTO herald.events
+                     (tenant, stream_id, collection, document_id, version, event_id, type, data, metadata, recorded_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 RETURNING position, tx_id::text",
+                &[
+                    &tenant,
+                    &commit.stream_id,
+                    &collection,
+                    &command.document_id,
+                    &version,
+                    &Uuid::now_v7(),
+                    &event_type(command, change),
+                    &change.data(),
+                    &metadata,
+                    &commit.state.updated_at,
+                ],
+            )
+            .await?;
+        position = Some(LogPosition {
+            tx_id: parse_tx(row.get(1))?,
+            position: row.get(0),
+        });
+    }
+    if let (false, Some(last)) = (commit.changes.is_empty(), position) {
+        tx.execute(
+            "UPDATE herald.streams SET last_tx = $3::text::xid8, last_position = $4
+             WHERE tenant = $1 AND stream_id = $2",
+            &[&tenant, &commit.stream_id, &last.tx_text(), &last.position],
+        )
+        .await?;
+        tx.execute("SELECT pg_notify('herald_events', $1)", &[&collection])
+            .await?;
+    }
+    Ok(Outcome::Succeeded(Success {
+        http_status: commit.http_status,
+        document: commit.state.clone(),
+        position,
+    }))
+}

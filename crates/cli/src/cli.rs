@@ -1,0 +1,157 @@
+//! The `herald` commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use herald_bus::schema::Registry;
+use herald_bus::settings::Settings;
+use herald_bus::store::PgStore;
+
+use crate::database::{create_if_missing, run_migrations};
+use crate::dev::with_dev_secret;
+use crate::server::{Herald, Role, shutdown_signal};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "An event-sourced command bus for secure, fast JSON APIs"
+)]
+pub struct Cli {
+    /// Settings file (TOML); defaults to ./herald.toml when present. HERALD_* variables override it.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every role in one process for local development, with a printed admin token.
+    Dev {
+        #[arg(long)]
+        apps: Option<PathBuf>,
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+    },
+    /// Run Herald: every role, or only those named with --role (repeatable).
+    Serve {
+        #[arg(long)]
+        apps: Option<PathBuf>,
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+        #[arg(long = "role", value_enum)]
+        roles: Vec<Role>,
+    },
+    /// Create the database if missing and apply the event store's migrations.
+    Migrate,
+    /// Check the YAML documents of an apps folder and print every mistake.
+    Check {
+        #[arg(long)]
+        apps: Option<PathBuf>,
+    },
+    /// Print a token signed with the configured (or local development) HS256 key.
+    Token {
+        #[arg(long)]
+        sub: String,
+        /// Comma-separated roles, e.g. `staff,admin`.
+        #[arg(long, value_delimiter = ',', default_value = "")]
+        roles: Vec<String>,
+        #[arg(long)]
+        tenant: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+}
+
+impl Cli {
+    /// The log settings are needed before running, to initialise telemetry.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let mut settings = Settings::load(self.config.as_deref())?;
+        match &self.command {
+            Command::Dev { apps, addr } | Command::Serve { apps, addr, .. } => {
+                if let Some(apps) = apps {
+                    settings.apps.dir.clone_from(apps);
+                }
+                if let Some(addr) = addr {
+                    settings.http.addr = *addr;
+                }
+            }
+            Command::Check { apps: Some(apps) } => settings.apps.dir.clone_from(apps),
+            _ => {}
+        }
+        Ok(settings)
+    }
+
+    pub async fn run(self, settings: Settings) -> anyhow::Result<()> {
+        match self.command {
+            Command::Dev { .. } => crate::dev::run(settings).await,
+            Command::Serve { roles, .. } => {
+                let roles = if roles.is_empty() {
+                    Role::ALL.to_vec()
+                } else {
+                    roles
+                };
+                if roles.contains(&Role::Api)
+                    && settings.auth.hs256_secret.is_none()
+                    && settings.auth.public_key_pem.is_none()
+                {
+                    anyhow::bail!(
+                        "no token key configured: set HERALD_AUTH__HS256_SECRET (or auth.public_key_pem)"
+                    );
+                }
+                let herald =
+                    Herald::build(settings, &roles, herald_workers::TaskRegistry::default())
+                        .await?;
+                if let Some(addr) = herald.api_addr() {
+                    tracing::info!(%addr, "listening");
+                }
+                herald.run_until_stopped(shutdown_signal()).await
+            }
+            Command::Migrate => {
+                create_if_missing(&settings.database).await?;
+                let ran = run_migrations(&PgStore::connect(&settings.database)?).await?;
+                println!("{ran} migration(s) applied");
+                Ok(())
+            }
+            Command::Check { .. } => match Registry::load(&settings.apps.dir) {
+                Ok(registry) => {
+                    for doc in registry.documents() {
+                        println!(
+                            "ok  /v1/{}/{}  ({} fields)",
+                            doc.app,
+                            doc.name,
+                            doc.fields.len()
+                        );
+                    }
+                    Ok(())
+                }
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    anyhow::bail!(
+                        "{} problem(s) in {}",
+                        errors.0.len(),
+                        settings.apps.dir.display()
+                    )
+                }
+            },
+            Command::Token {
+                sub,
+                roles,
+                tenant,
+                ttl,
+            } => {
+                let settings = with_dev_secret(settings)?;
+                let roles: Vec<String> = roles.into_iter().filter(|r| !r.is_empty()).collect();
+                let token =
+                    herald_api::auth::issue_token(&settings.auth, &sub, &tenant, &roles, ttl)
+                        .context("cannot sign the token")?;
+                println!("{token}");
+                Ok(())
+            }
+        }
+    }
+}

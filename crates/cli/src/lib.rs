@@ -1,0 +1,15 @@
+//! The `herald` command line and the composition of Herald's roles into one process.
+//!
+//! # Layout
+//!
+//! - [`server`]: [`server::Herald`] builds the roles a process runs (api, handler, projector,
+//!   worker) and runs them until shutdown, stopping the api first so in-flight requests still
+//!   get their outcome.
+//! - [`database`]: creating the configured database and migrating it.
+//! - [`dev`]: `herald dev`, everything in one process with a local signing key and a ready token.
+//! - [`cli`]: the argument parser and the commands (`dev`, `serve`, `migrate`, `check`, `token`).
+
+pub mod cli;
+pub mod database;
+pub mod dev;
+pub mod server;

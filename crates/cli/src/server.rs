@@ -1,0 +1,192 @@
+//! One Herald process: the roles it runs, built from settings, run until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use herald_api::ApiServer;
+use herald_bus::handler::{self, Handler};
+use herald_bus::nats::Bus;
+use herald_bus::schema::Registry;
+use herald_bus::settings::Settings;
+use herald_bus::store::PgStore;
+use herald_workers::TaskRegistry;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::database::run_migrations;
+
+/// A role a process can take; `herald serve` takes all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Api,
+    Handler,
+    Projector,
+    Worker,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Api, Role::Handler, Role::Projector, Role::Worker];
+}
+
+pub struct Herald {
+    settings: Settings,
+    registry: Arc<Registry>,
+    store: PgStore,
+    bus: Bus,
+    roles: Vec<Role>,
+    api: Option<ApiServer>,
+    tasks: Arc<TaskRegistry>,
+    /// Stops everything behind the api, once the api has drained.
+    internal: CancellationToken,
+}
+
+impl Herald {
+    /// Loads the apps, connects to Postgres and NATS, migrates, and binds the api.
+    pub async fn build(
+        settings: Settings,
+        roles: &[Role],
+        tasks: TaskRegistry,
+    ) -> anyhow::Result<Self> {
+        let registry = Registry::load(&settings.apps.dir).map_err(|errors| {
+            anyhow::anyhow!(
+                "the apps in {} are invalid:\n{errors}",
+                settings.apps.dir.display()
+            )
+        })?;
+        let registry = Arc::new(registry);
+        let store = PgStore::connect(&settings.database)?;
+        let ran = run_migrations(&store).await?;
+        if ran > 0 {
+            info!(migrations = ran, "event store migrated");
+        }
+        let bus = Bus::connect(&settings.nats).await?;
+        bus.ensure_commands_stream().await?;
+        let internal = CancellationToken::new();
+        let api = if roles.contains(&Role::Api) {
+            let server = ApiServer::build(
+                settings.clone(),
+                registry.clone(),
+                store.clone(),
+                bus.clone(),
+                internal.clone(),
+            )
+            .await
+            .with_context(|| format!("cannot start the api on {}", settings.http.addr))?;
+            Some(server)
+        } else {
+            None
+        };
+        Ok(Self {
+            settings,
+            registry,
+            store,
+            bus,
+            roles: roles.to_vec(),
+            api,
+            tasks: Arc::new(tasks),
+            internal,
+        })
+    }
+
+    /// The api's bound address, when this process serves HTTP.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api.as_ref().and_then(|api| api.local_addr().ok())
+    }
+
+    /// Runs every role until `shutdown` completes (or a role fails), then stops them in order:
+    /// the api stops accepting and finishes its requests, then handlers, projections and
+    /// workers finish what they hold.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let internal = self.internal.clone();
+        let api_stop = CancellationToken::new();
+        let mut api_task = JoinSet::new();
+        if let Some(api) = self.api {
+            let stop = api_stop.clone();
+            api_task
+                .spawn(async move { api.run_until_stopped(stop).await.context("the api failed") });
+        }
+        let mut roles = JoinSet::new();
+        let concurrency = self.settings.handler.concurrency;
+        if self.roles.contains(&Role::Handler) {
+            let handler = Arc::new(Handler::new(
+                self.store.clone(),
+                self.registry.clone(),
+                self.settings.handler.max_conflict_retries,
+            ));
+            let (bus, stop) = (self.bus.clone(), internal.clone());
+            roles.spawn(async move {
+                handler::run(handler, bus, concurrency, stop)
+                    .await
+                    .context("the command handler failed")
+            });
+        }
+        if self.roles.contains(&Role::Projector) {
+            let (pool, database, registry, stop) = (
+                self.store.pool().clone(),
+                self.settings.database.clone(),
+                self.registry.clone(),
+                internal.clone(),
+            );
+            roles.spawn(async move {
+                herald_projector::run(pool, database, registry, stop)
+                    .await
+                    .context("the projector failed")
+            });
+        }
+        if self.roles.contains(&Role::Worker) {
+            let (bus, tasks, stop) = (self.bus.clone(), self.tasks.clone(), internal.clone());
+            roles.spawn(async move {
+                herald_workers::run(bus, tasks, concurrency, stop)
+                    .await
+                    .context("the worker failed")
+            });
+        }
+        info!(roles = ?self.roles, "herald running");
+        let failure = tokio::select! {
+            () = shutdown => None,
+            Some(result) = api_task.join_next() => Some(result),
+            Some(result) = roles.join_next() => Some(result),
+        };
+        info!("shutting down");
+        api_stop.cancel();
+        let mut outcome = match failure {
+            Some(Ok(Err(error))) => Err(error),
+            Some(Err(join)) => Err(anyhow::Error::from(join).context("a role panicked")),
+            Some(Ok(Ok(()))) | None => Ok(()),
+        };
+        while let Some(result) = api_task.join_next().await {
+            outcome = outcome.and(result.map_err(anyhow::Error::from).and_then(|r| r));
+        }
+        internal.cancel();
+        while let Some(result) = roles.join_next().await {
+            outcome = outcome.and(result.map_err(anyhow::Error::from).and_then(|r| r));
+        }
+        info!("stopped");
+        outcome
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        drop(tokio::signal::ctrl_c().await);
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,132 @@
+//! The worker role: pulls tasks, runs them, acknowledges success, naks retryable failures with
+//! an exponential back-off, and terminates permanent failures and unknown tasks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{AckKind, Message};
+use futures::StreamExt;
+use herald_bus::nats::{Bus, BusError};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::queue::consumer;
+use crate::task::{TaskContext, TaskEnvelope, TaskError, TaskRegistry};
+
+/// How long a run may go without acknowledging before JetStream redelivers it.
+const ACK_WAIT: Duration = Duration::from_secs(60);
+
+/// The back-off before attempt `attempt + 1`: 1 s, 2 s, 4 s, … capped at a minute.
+pub fn backoff(attempt: u64) -> Duration {
+    let exponent = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .min(6);
+    Duration::from_secs(1u64 << exponent).min(Duration::from_secs(60))
+}
+
+/// Runs tasks until `shutdown`; tasks in flight see their context cancelled and finish.
+pub async fn run(
+    bus: Bus,
+    registry: Arc<TaskRegistry>,
+    concurrency: usize,
+    shutdown: CancellationToken,
+) -> Result<(), BusError> {
+    let consumer = consumer(&bus, ACK_WAIT).await?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(concurrency)
+        .messages()
+        .await
+        .map_err(|source| BusError::Consumer {
+            name: "workers".into(),
+            source: source.into(),
+        })?;
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let tracker = TaskTracker::new();
+    info!(concurrency, "worker started");
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = messages.next() => next,
+        };
+        let message = match next {
+            Some(Ok(message)) => message,
+            Some(Err(error)) => {
+                warn!(%error, "pulling tasks failed; retrying");
+                continue;
+            }
+            None => break,
+        };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let registry = registry.clone();
+        let cancel = shutdown.child_token();
+        tracker.spawn(async move {
+            run_one(&registry, message, cancel).await;
+            drop(permit);
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+    info!("worker stopped");
+    Ok(())
+}
+
+async fn run_one(registry: &TaskRegistry, message: Message, cancel: CancellationToken) {
+    let attempt = message
+        .info()
+        .map_or(1, |info| info.delivered.unsigned_abs());
+    let envelope: TaskEnvelope = match serde_json::from_slice(&message.payload) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            warn!(%error, "dropping an unreadable task");
+            drop(message.ack_with(AckKind::Term).await);
+            return;
+        }
+    };
+    let Some(task) = registry.get(&envelope.name) else {
+        warn!(task = %envelope.name, "no implementation registered for this task");
+        drop(message.ack_with(AckKind::Term).await);
+        return;
+    };
+    let task_id = envelope.id;
+    let name = envelope.name.clone();
+    let result = task
+        .run(TaskContext {
+            task: envelope,
+            attempt,
+            cancel,
+        })
+        .await;
+    let ack = match result {
+        Ok(()) => AckKind::Ack,
+        Err(TaskError::Retry(reason)) => {
+            warn!(%task_id, task = %name, attempt, %reason, "task failed; will retry");
+            AckKind::Nak(Some(backoff(attempt)))
+        }
+        Err(TaskError::Permanent(reason)) => {
+            warn!(%task_id, task = %name, attempt, %reason, "task failed permanently");
+            AckKind::Term
+        }
+    };
+    if let Err(error) = message.ack_with(ack).await {
+        warn!(%task_id, %error, "task acknowledgement failed; it may run again");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(4), Duration::from_secs(8));
+        assert_eq!(backoff(50), Duration::from_secs(60));
+    }
+}
