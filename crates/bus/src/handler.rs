@@ -12,18 +12,16 @@ use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
 use chrono::Utc;
-use futures::StreamExt;
 use rand::Rng;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::access::Ownership;
 use crate::command::{CommandEnvelope, Outcome, Rejection, RejectionCode};
 use crate::decide::{Decision, decide};
 use crate::ids::stream_id;
-use crate::nats::{Bus, BusError, REPLY_TO_HEADER};
+use crate::nats::{Bus, BusError, REPLY_TO_HEADER, consume};
 use crate::schema::{ErrorCode, FieldError, Registry};
 use crate::store::{Commit, EventStore, StoreError};
 
@@ -158,8 +156,8 @@ impl<S: EventStore> Handler<S> {
     }
 }
 
-/// Feeds the handler from JetStream until `shutdown`; in-flight commands finish and are
-/// acknowledged, fetched but unstarted ones are handed back with a nak.
+/// Feeds the handler from JetStream until `shutdown`; commands in flight finish and are
+/// acknowledged, any delivered after shutdown began go back to the queue at once.
 pub async fn run<S: EventStore>(
     handler: Arc<Handler<S>>,
     bus: Bus,
@@ -168,50 +166,12 @@ pub async fn run<S: EventStore>(
 ) -> Result<(), BusError> {
     let max_pending = i64::try_from(concurrency * 4).unwrap_or(i64::MAX);
     let consumer = bus.commands_consumer(ACK_WAIT, max_pending).await?;
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(concurrency)
-        .messages()
-        .await
-        .map_err(|source| BusError::Consumer {
-            name: "handlers".into(),
-            source: source.into(),
-        })?;
-    let permits = Arc::new(Semaphore::new(concurrency));
-    let tracker = TaskTracker::new();
     info!(concurrency, "command handler started");
-    loop {
-        let next = tokio::select! {
-            () = shutdown.cancelled() => break,
-            next = messages.next() => next,
-        };
-        let message = match next {
-            Some(Ok(message)) => message,
-            Some(Err(error)) => {
-                warn!(%error, "pulling commands failed; retrying");
-                continue;
-            }
-            None => break,
-        };
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            break;
-        };
-        let handler = handler.clone();
-        let bus = bus.clone();
-        tracker.spawn(async move {
-            process(&handler, &bus, message).await;
-            drop(permit);
-        });
-    }
-    tracker.close();
-    tracker.wait().await;
-    // Messages already delivered to this process but not started go back to the queue now
-    // rather than after the ack wait.
-    while let Ok(Some(Ok(message))) =
-        tokio::time::timeout(Duration::from_millis(20), messages.next()).await
-    {
-        drop(message.ack_with(AckKind::Nak(None)).await);
-    }
+    consume(&consumer, concurrency, &shutdown, |message| {
+        let (handler, bus) = (handler.clone(), bus.clone());
+        async move { process(&handler, &bus, message).await }
+    })
+    .await;
     drop(bus.client.flush().await);
     info!("command handler stopped");
     Ok(())

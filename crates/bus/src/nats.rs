@@ -132,3 +132,73 @@ impl Bus {
             })
     }
 }
+
+/// How long one pull request waits for messages; bounds how long shutdown waits for a batch.
+const PULL_EXPIRY: Duration = Duration::from_millis(500);
+
+/// Pulls messages in batches sized to the free capacity and hands each to `handle`, at most
+/// `concurrency` at a time, until `shutdown`. Every message delivered to this process is
+/// either handled (which acks or naks it) or, when it arrives after shutdown began, naked at
+/// once — none waits out the ack deadline in a buffer.
+pub async fn consume<F, Fut>(
+    consumer: &consumer::PullConsumer,
+    concurrency: usize,
+    shutdown: &tokio_util::sync::CancellationToken,
+    handle: F,
+) where
+    F: Fn(jetstream::Message) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use futures::StreamExt;
+
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let tracker = tokio_util::task::TaskTracker::new();
+    while !shutdown.is_cancelled() {
+        let free = tokio::select! {
+            () = shutdown.cancelled() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => { drop(permit); permits.available_permits().max(1) }
+                Err(_) => break,
+            },
+        };
+        let batch = consumer
+            .batch()
+            .max_messages(free)
+            .expires(PULL_EXPIRY)
+            .messages()
+            .await;
+        let mut batch = match batch {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::warn!(%error, "pull request failed; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(PULL_EXPIRY) => continue,
+                }
+            }
+        };
+        while let Some(next) = batch.next().await {
+            let message = match next {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::warn!(%error, "pulling messages failed");
+                    break;
+                }
+            };
+            if shutdown.is_cancelled() {
+                drop(message.ack_with(jetstream::AckKind::Nak(None)).await);
+                continue;
+            }
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let work = handle(message);
+            tracker.spawn(async move {
+                work.await;
+                drop(permit);
+            });
+        }
+    }
+    tracker.close();
+    tracker.wait().await;
+}

@@ -1,1 +1,394 @@
-//! placeholder
+//! The end-to-end test harness: [`TestApp`] runs a real Herald (every role, in this process)
+//! against real PostgreSQL and NATS JetStream, isolated per test: its own database cloned from
+//! a migrated template, its own stream/subject prefix, and a port picked by the OS.
+//!
+//! Services are found through `HERALD_TEST_DATABASE_URL` (an admin URL, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and `HERALD_TEST_NATS_URL` (default
+//! `nats://127.0.0.1:4222`); `scripts/test` sets both.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use herald_bus::settings::Settings;
+use herald_bus::store::migrate;
+use herald_cli::server::{Herald, Role};
+use herald_workers::TaskRegistry;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use reqwest::{Method, RequestBuilder};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tokio::sync::{Mutex, OnceCell};
+use tokio::task::JoinHandle;
+use tokio_postgres::NoTls;
+use tokio_util::sync::CancellationToken;
+
+/// How long a test waits for something asynchronous before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+const TEMPLATE_LOCK: i64 = 0x7465_6d70_6c74;
+
+fn admin_url() -> String {
+    std::env::var("HERALD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn nats_url() -> String {
+    std::env::var("HERALD_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+fn random_lower(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(|c| char::from(c).to_ascii_lowercase())
+        .collect()
+}
+
+/// The example petstore app shipped with Herald.
+pub fn petstore_apps() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/petstore/apps")
+}
+
+/// Writes `(app, doc, yaml)` sources into a fresh apps folder.
+pub fn write_apps(sources: &[(&str, &str, &str)]) -> anyhow::Result<PathBuf> {
+    let root = std::env::temp_dir().join(format!("herald-apps-{}", random_lower(12)));
+    for (app, doc, yaml) in sources {
+        let dir = root.join(app);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(format!("{doc}.yaml")), yaml)?;
+    }
+    Ok(root)
+}
+
+async fn admin_client(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.with_context(
+        || "cannot reach the test Postgres (set HERALD_TEST_DATABASE_URL or run scripts/test)",
+    )?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// The URL of database `name` on the test server.
+pub fn database_url(name: &str) -> String {
+    let admin = admin_url();
+    match admin.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => admin,
+    }
+}
+
+/// The migrated template every test database is cloned from; made once per migration set.
+async fn template() -> anyhow::Result<&'static str> {
+    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+    let name = TEMPLATE
+        .get_or_try_init(|| async {
+            let admin = admin_client(&admin_url()).await?;
+            admin
+                .execute("SELECT pg_advisory_lock($1)", &[&TEMPLATE_LOCK])
+                .await?;
+            let result = async {
+                let name = format!(
+                    "herald_template_{}",
+                    env!("CARGO_PKG_VERSION").replace('.', "_")
+                );
+                let migrated = admin
+                    .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+                    .await?
+                    .is_some();
+                let (mut client, connection) = if migrated {
+                    tokio_postgres::connect(&database_url(&name), NoTls).await?
+                } else {
+                    admin
+                        .batch_execute(&format!("CREATE DATABASE {name}"))
+                        .await?;
+                    tokio_postgres::connect(&database_url(&name), NoTls).await?
+                };
+                let driver = tokio::spawn(connection);
+                // Applies only what the template lacks, so a new migration updates it.
+                migrate(&mut client).await?;
+                drop(client);
+                drop(driver.await);
+                drop_stale_databases(&admin).await?;
+                anyhow::Ok(name)
+            }
+            .await;
+            admin
+                .execute("SELECT pg_advisory_unlock($1)", &[&TEMPLATE_LOCK])
+                .await?;
+            result
+        })
+        .await?;
+    Ok(name.as_str())
+}
+
+/// Test databases are named with their creation time; ones older than an hour are leftovers.
+async fn drop_stale_databases(admin: &tokio_postgres::Client) -> anyhow::Result<()> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let rows = admin
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'herald_test_%'",
+            &[],
+        )
+        .await?;
+    for row in rows {
+        let name: String = row.get(0);
+        let created = name
+            .split('_')
+            .nth(2)
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(now);
+        if now.saturating_sub(created) > 3600 {
+            drop(
+                admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A fresh, migrated database for one test.
+pub async fn create_test_database() -> anyhow::Result<String> {
+    static CLONING: Mutex<()> = Mutex::const_new(());
+    let template = template().await?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let name = format!("herald_test_{now}_{}", random_lower(10));
+    let _one_at_a_time = CLONING.lock().await;
+    let admin = admin_client(&admin_url()).await?;
+    admin
+        .execute("SELECT pg_advisory_lock($1)", &[&TEMPLATE_LOCK])
+        .await?;
+    let created = admin
+        .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+        .await;
+    admin
+        .execute("SELECT pg_advisory_unlock($1)", &[&TEMPLATE_LOCK])
+        .await?;
+    created?;
+    Ok(name)
+}
+
+/// How to start a [`TestApp`].
+#[derive(Clone)]
+pub struct Options {
+    pub apps: PathBuf,
+    pub roles: Vec<Role>,
+    /// Reuse a database (to restart an app); a new one when `None`.
+    pub database: Option<String>,
+    /// Reuse a NATS prefix (to restart an app); a new one when `None`.
+    pub prefix: Option<String>,
+    pub secret: Option<String>,
+    pub tasks: TaskRegistry,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            apps: petstore_apps(),
+            roles: Role::ALL.to_vec(),
+            database: None,
+            prefix: None,
+            secret: None,
+            tasks: TaskRegistry::default(),
+        }
+    }
+}
+
+/// A running Herald for one test.
+pub struct TestApp {
+    pub addr: Option<SocketAddr>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub settings: Settings,
+    pub database: String,
+    pub prefix: String,
+    shutdown: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    /// The petstore example with every role.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> Self {
+        match Self::try_spawn(options).await {
+            Ok(app) => app,
+            Err(error) => panic!("test app failed to start: {error:#}"),
+        }
+    }
+
+    async fn try_spawn(options: Options) -> anyhow::Result<Self> {
+        herald_bus::telemetry::init(&herald_bus::settings::LogSettings {
+            format: herald_bus::settings::LogFormat::Human,
+            level: std::env::var("HERALD_TEST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        });
+        let database = match options.database {
+            Some(name) => name,
+            None => create_test_database().await?,
+        };
+        let prefix = options
+            .prefix
+            .unwrap_or_else(|| format!("t{}", random_lower(10)));
+        let mut settings = Settings::default();
+        settings.http.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        settings.database.url = SecretString::from(database_url(&database));
+        settings.database.pool_size = 8;
+        settings.nats.url = nats_url();
+        settings.nats.prefix.clone_from(&prefix);
+        settings.apps.dir = options.apps;
+        settings.handler.concurrency = 16;
+        settings.auth.hs256_secret = Some(SecretString::from(
+            options.secret.unwrap_or_else(|| random_lower(32)),
+        ));
+        let herald = Herald::build(settings.clone(), &options.roles, options.tasks).await?;
+        let addr = herald.api_addr();
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let handle =
+            tokio::spawn(async move { herald.run_until_stopped(stop.cancelled_owned()).await });
+        Ok(Self {
+            base: addr.map(|a| format!("http://{a}")).unwrap_or_default(),
+            addr,
+            http: reqwest::Client::new(),
+            settings,
+            database,
+            prefix,
+            shutdown,
+            handle,
+        })
+    }
+
+    /// Options that restart this app's state (same database and prefix) in a new process.
+    pub fn restart_options(&self) -> Options {
+        Options {
+            apps: self.settings.apps.dir.clone(),
+            database: Some(self.database.clone()),
+            prefix: Some(self.prefix.clone()),
+            secret: self
+                .settings
+                .auth
+                .hs256_secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+            ..Options::default()
+        }
+    }
+
+    /// Stops gracefully and waits for every role to finish.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.handle.await?
+    }
+
+    /// Stops and removes this test's NATS streams.
+    pub async fn stop_and_clean(self) {
+        let settings = self.settings.clone();
+        let stopped = self.stop().await;
+        if let Ok(bus) = herald_bus::nats::Bus::connect(&settings.nats).await {
+            for stream in [
+                bus.commands_stream(),
+                herald_workers::queue::stream_name(&bus),
+            ] {
+                drop(bus.jetstream.delete_stream(&stream).await);
+            }
+        }
+        if let Err(error) = stopped {
+            panic!("the app did not stop cleanly: {error:#}");
+        }
+    }
+
+    /// A token for `sub` in `tenant` with `roles`, valid for an hour.
+    pub fn token(&self, sub: &str, roles: &[&str], tenant: &str) -> String {
+        self.token_ttl(sub, roles, tenant, 3600)
+    }
+
+    pub fn token_ttl(&self, sub: &str, roles: &[&str], tenant: &str, ttl: u64) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        match herald_api::auth::issue_token(&self.settings.auth, sub, tenant, &roles, ttl) {
+            Ok(token) => token,
+            Err(error) => panic!("cannot sign a test token: {error}"),
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.http.request(method, format!("{}{path}", self.base));
+        match token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        send(self.request(Method::GET, path, Some(token))).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        send(self.request(Method::POST, path, Some(token)).json(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        send(self.request(Method::PATCH, path, Some(token)).json(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        send(self.request(Method::DELETE, path, Some(token))).await
+    }
+
+    /// Creates a document and returns its JSON (panics unless `201`).
+    pub async fn create(&self, collection: &str, token: &str, body: &Value) -> Value {
+        let response = self.post(&format!("/v1/{collection}"), token, body).await;
+        let status = response.status();
+        let json: Value = response.json().await.unwrap_or_default();
+        assert_eq!(status, 201, "create {collection} failed: {json}");
+        json
+    }
+
+    /// A direct connection to this test's database.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        match admin_client(&database_url(&self.database)).await {
+            Ok(client) => client,
+            Err(error) => panic!("{error:#}"),
+        }
+    }
+}
+
+/// Sends a request; a transport failure fails the test.
+pub async fn send(builder: RequestBuilder) -> reqwest::Response {
+    match builder.send().await {
+        Ok(response) => response,
+        Err(error) => panic!("request failed: {error}"),
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing the test after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut poll = tokio::time::interval(Duration::from_millis(10));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        poll.tick().await;
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+    }
+}
+
+/// The response body as JSON (`Null` when there is none).
+pub async fn json(response: reqwest::Response) -> Value {
+    response.json().await.unwrap_or(Value::Null)
+}

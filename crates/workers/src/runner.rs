@@ -5,11 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
-use futures::StreamExt;
-use herald_bus::nats::{Bus, BusError};
-use tokio::sync::Semaphore;
+use herald_bus::nats::{Bus, BusError, consume};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::queue::consumer;
@@ -34,43 +31,12 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
     let consumer = consumer(&bus, ACK_WAIT).await?;
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(concurrency)
-        .messages()
-        .await
-        .map_err(|source| BusError::Consumer {
-            name: "workers".into(),
-            source: source.into(),
-        })?;
-    let permits = Arc::new(Semaphore::new(concurrency));
-    let tracker = TaskTracker::new();
     info!(concurrency, "worker started");
-    loop {
-        let next = tokio::select! {
-            () = shutdown.cancelled() => break,
-            next = messages.next() => next,
-        };
-        let message = match next {
-            Some(Ok(message)) => message,
-            Some(Err(error)) => {
-                warn!(%error, "pulling tasks failed; retrying");
-                continue;
-            }
-            None => break,
-        };
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            break;
-        };
-        let registry = registry.clone();
-        let cancel = shutdown.child_token();
-        tracker.spawn(async move {
-            run_one(&registry, message, cancel).await;
-            drop(permit);
-        });
-    }
-    tracker.close();
-    tracker.wait().await;
+    consume(&consumer, concurrency, &shutdown, |message| {
+        let (registry, cancel) = (registry.clone(), shutdown.child_token());
+        async move { run_one(&registry, message, cancel).await }
+    })
+    .await;
     info!("worker stopped");
     Ok(())
 }

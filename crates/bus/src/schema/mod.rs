@@ -6,15 +6,19 @@
 //!   file, line and column.
 //! - `parse`: turns one YAML file into a [`DocumentSchema`] (used by [`load`]).
 //! - [`validate`]: checks a create body, a merge patch or a merged document, returning every
-//!   [`FieldError`] at once; also [`merge_patch`].
+//!   [`FieldError`] at once; `format` says what JSON each field kind accepts.
+//! - `patch`: [`merge_patch`], RFC 7396, the body format of `PATCH`.
 
+mod format;
 pub mod load;
 pub mod model;
 mod parse;
+mod patch;
 pub mod validate;
 
 pub use load::{LoadError, LoadErrors, Registry};
 pub use model::{
     Acl, DocumentSchema, Field, FieldAcl, FieldKind, Fields, MANAGED_FIELDS, Role, RoleSet,
 };
-pub use validate::{ErrorCode, FieldError, Mode, merge_patch};
+pub use patch::merge_patch;
+pub use validate::{ErrorCode, FieldError, Mode};

@@ -1,9 +1,10 @@
 //! Checks a request body (or a merged document) against a [`DocumentSchema`] and reports every
-//! problem at once, each with an RFC 6901 pointer; also RFC 7396 merge patch, the PATCH format.
+//! problem at once, each with an RFC 6901 pointer into the body.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::format::{expected, format_problem, has_type};
 use super::model::{DocumentSchema, Field, FieldKind, Fields, MANAGED_FIELDS, RoleSet};
 
 /// One problem in a body, as it appears in a `422` problem's `errors[]`.
@@ -72,23 +73,7 @@ impl DocumentSchema {
         let Value::Object(map) = body else {
             return Err(vec![error("", ErrorCode::Type, "must be a JSON object")]);
         };
-        let rules = match mode {
-            Mode::Create => Rules {
-                partial: false,
-                apply_defaults: true,
-                check_access: true,
-            },
-            Mode::Patch => Rules {
-                partial: true,
-                apply_defaults: false,
-                check_access: true,
-            },
-            Mode::Stored => Rules {
-                partial: false,
-                apply_defaults: false,
-                check_access: false,
-            },
-        };
+        let rules = Rules::for_mode(mode);
         let mut checker = Checker {
             may_write,
             errors: Vec::new(),
@@ -111,34 +96,8 @@ pub(super) fn check_field_value(field: &Field, value: &Value) -> Vec<FieldError>
         may_write: &|_| true,
         errors: Vec::new(),
     };
-    let rules = Rules {
-        partial: false,
-        apply_defaults: false,
-        check_access: false,
-    };
-    checker.check_entry(field, &mut value.clone(), "", rules);
+    checker.check_entry(field, &mut value.clone(), "", Rules::for_mode(Mode::Stored));
     checker.errors
-}
-
-/// Applies an RFC 7396 JSON Merge Patch to `target`: objects merge key by key, `null` removes
-/// a key, anything else replaces the target value.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    if let Value::Object(target) = target {
-        for (key, value) in patch {
-            if value.is_null() {
-                target.remove(key);
-            } else {
-                merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
-            }
-        }
-    }
 }
 
 /// How a mode treats missing fields, `null`s and access; array items switch `partial` off
@@ -150,6 +109,28 @@ struct Rules {
     apply_defaults: bool,
     /// `read_only`, server-managed and `acl.write` fields are refused.
     check_access: bool,
+}
+
+impl Rules {
+    fn for_mode(mode: Mode) -> Rules {
+        match mode {
+            Mode::Create => Rules {
+                partial: false,
+                apply_defaults: true,
+                check_access: true,
+            },
+            Mode::Patch => Rules {
+                partial: true,
+                apply_defaults: false,
+                check_access: true,
+            },
+            Mode::Stored => Rules {
+                partial: false,
+                apply_defaults: false,
+                check_access: false,
+            },
+        }
+    }
 }
 
 struct Checker<'a> {
@@ -373,78 +354,6 @@ fn error(pointer: &str, code: ErrorCode, detail: impl Into<String>) -> FieldErro
 /// Appends `key` to `pointer`, escaped as RFC 6901 requires (`~` → `~0`, `/` → `~1`).
 fn child_pointer(pointer: &str, key: &str) -> String {
     format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"))
-}
-
-/// Integers travel as JSON numbers; `3.0` is accepted because many clients cannot tell the
-/// difference, but the value must fit the `bigint` it is stored in.
-fn is_integer(value: &Value) -> bool {
-    const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
-    match value {
-        Value::Number(n) if n.is_i64() => true,
-        Value::Number(n) => n
-            .as_f64()
-            .is_some_and(|f| f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f)),
-        _ => false,
-    }
-}
-
-/// Whether `value` has the JSON type that `kind` is stored as (objects and arrays are matched
-/// by the caller, so they never get here with the right type).
-fn has_type(kind: &FieldKind, value: &Value) -> bool {
-    match kind {
-        FieldKind::Integer => is_integer(value),
-        FieldKind::Number => value.as_f64().is_some_and(f64::is_finite),
-        FieldKind::Boolean => value.is_boolean(),
-        FieldKind::Object(_) | FieldKind::Array(_) => false,
-        _ => value.is_string(),
-    }
-}
-
-fn expected(kind: &FieldKind) -> &'static str {
-    match kind {
-        FieldKind::Integer => "must be an integer",
-        FieldKind::Number => "must be a number",
-        FieldKind::Boolean => "must be true or false",
-        FieldKind::Object(_) => "must be an object",
-        FieldKind::Array(_) => "must be an array",
-        _ => "must be a string",
-    }
-}
-
-/// Why `text` is not in the format of `kind`, if it is not.
-fn format_problem(kind: &FieldKind, text: &str) -> Option<&'static str> {
-    let valid = match kind {
-        FieldKind::Datetime => chrono::DateTime::parse_from_rfc3339(text).is_ok(),
-        // chrono alone would also accept unpadded months and days.
-        FieldKind::Date => {
-            text.len() == 10 && chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
-        }
-        // Only the canonical hyphenated form, so one id has one spelling.
-        FieldKind::Uuid | FieldKind::Ref { .. } => {
-            text.len() == 36 && uuid::Uuid::try_parse(text).is_ok()
-        }
-        FieldKind::Email => {
-            let options = email_address::Options::default()
-                .without_display_text()
-                .without_domain_literal()
-                .with_required_tld();
-            email_address::EmailAddress::parse_with_options(text, options).is_ok()
-        }
-        FieldKind::Url => url::Url::parse(text)
-            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host()),
-        _ => true,
-    };
-    if valid {
-        return None;
-    }
-    Some(match kind {
-        FieldKind::Datetime => "must be an RFC 3339 date-time, e.g. 2024-05-01T12:00:00Z",
-        FieldKind::Date => "must be a date in the form YYYY-MM-DD",
-        FieldKind::Uuid => "must be a UUID",
-        FieldKind::Ref { .. } => "must be a document id (UUID)",
-        FieldKind::Email => "must be an email address",
-        _ => "must be an absolute http or https URL",
-    })
 }
 
 /// Enum membership compares numbers by value, so `1.0` matches an allowed `1`.
@@ -898,59 +807,5 @@ fields:
             serde_json::to_value(ErrorCode::ForbiddenField).unwrap(),
             json!("forbidden_field")
         );
-    }
-
-    /// The examples of RFC 7396, appendix A.
-    #[test]
-    fn merge_patch_follows_rfc_7396() {
-        let cases = [
-            (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
-            (
-                json!({"a": "b"}),
-                json!({"b": "c"}),
-                json!({"a": "b", "b": "c"}),
-            ),
-            (json!({"a": "b"}), json!({"a": null}), json!({})),
-            (
-                json!({"a": "b", "b": "c"}),
-                json!({"a": null}),
-                json!({"b": "c"}),
-            ),
-            (json!({"a": ["b"]}), json!({"a": "c"}), json!({"a": "c"})),
-            (json!({"a": "c"}), json!({"a": ["b"]}), json!({"a": ["b"]})),
-            (
-                json!({"a": {"b": "c"}}),
-                json!({"a": {"b": "d", "c": null}}),
-                json!({"a": {"b": "d"}}),
-            ),
-            (
-                json!({"a": [{"b": "c"}]}),
-                json!({"a": [1]}),
-                json!({"a": [1]}),
-            ),
-            (json!(["a", "b"]), json!(["c", "d"]), json!(["c", "d"])),
-            (json!({"a": "b"}), json!(["c"]), json!(["c"])),
-            (json!({"a": "foo"}), json!(null), json!(null)),
-            (json!({"a": "foo"}), json!("bar"), json!("bar")),
-            (
-                json!({"e": null}),
-                json!({"a": 1}),
-                json!({"e": null, "a": 1}),
-            ),
-            (
-                json!([1, 2]),
-                json!({"a": "b", "c": null}),
-                json!({"a": "b"}),
-            ),
-            (
-                json!({}),
-                json!({"a": {"bb": {"ccc": null}}}),
-                json!({"a": {"bb": {}}}),
-            ),
-        ];
-        for (mut target, patch, expected) in cases {
-            merge_patch(&mut target, &patch);
-            assert_eq!(target, expected, "patch {patch}");
-        }
     }
 }

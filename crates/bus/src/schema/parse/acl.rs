@@ -7,6 +7,7 @@ use super::values::scalar_str;
 use crate::schema::model::{Acl, FieldAcl, Role, RoleSet, is_name};
 
 impl Parser<'_> {
+    /// The document's `acl`: each action maps to the roles allowed to perform it.
     pub(super) fn acl(&mut self, node: &MarkedYaml<'_>) -> Acl {
         let mut acl = Acl::default();
         let Some(entries) = self.entries(node, "`acl`") else {
@@ -37,18 +38,21 @@ impl Parser<'_> {
         acl
     }
 
-    pub(super) fn field_acl(&mut self, node: &MarkedYaml<'_>, key: &str) -> FieldAcl {
+    /// A field's `acl: {read, write}`; `path` names the field in messages.
+    pub(super) fn field_acl(&mut self, node: &MarkedYaml<'_>, path: &str) -> FieldAcl {
         let mut acl = FieldAcl::default();
-        let Some(entries) = self.entries(node, key) else {
+        let Some(entries) = self.entries(node, &format!("field `{path}`: `acl`")) else {
             return acl;
         };
         for entry in entries {
-            let roles_key = format!("{key}.{}", entry.name);
+            let key = format!("field `{path}`: `acl.{}`", entry.name);
             match entry.name {
-                "read" => acl.read = self.roles(entry.value, &roles_key, true),
-                "write" => acl.write = self.roles(entry.value, &roles_key, true),
+                "read" => acl.read = self.roles(entry.value, &key, true),
+                "write" => acl.write = self.roles(entry.value, &key, true),
                 other => {
-                    let message = format!("{key}: unknown key `{other}` (expected read, write)");
+                    let message = format!(
+                        "field `{path}`: `acl`: unknown key `{other}` (expected read, write)"
+                    );
                     self.error(entry.key, message);
                 }
             }
@@ -89,8 +93,10 @@ impl Parser<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::super::tests::only;
+    use crate::schema::{Registry, Role, RoleSet};
 
     #[test]
     fn acl_values_are_roles_and_owner_cannot_create() {
@@ -110,6 +116,26 @@ mod tests {
         assert!(
             message.contains("`restore` is governed by `delete`"),
             "{message}"
+        );
+    }
+    #[test]
+    fn field_acl_roles_are_checked_too() {
+        let (line, column, message) = only(
+            "fields:
+  a: {type: string, acl: {write: [staff, 'Boss']}}
+",
+        );
+        assert_eq!((line, column), (2, 42));
+        assert!(
+            message.starts_with("field `a`: `acl.write`: expected a role"),
+            "{message}"
+        );
+        let yaml = "fields: {a: {type: string, acl: {read: [owner, auditor]}}}";
+        let registry = Registry::from_sources(&[("s", "d", yaml)]).unwrap();
+        let read = registry.get("s", "d").unwrap().fields["a"].acl.read.clone();
+        assert_eq!(
+            read,
+            Some(RoleSet(vec![Role::Owner, Role::Custom("auditor".into())]))
         );
     }
 }

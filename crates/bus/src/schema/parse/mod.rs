@@ -1,9 +1,10 @@
-//! Turns one YAML declaration into a [`DocumentSchema`], reporting each mistake at the line and
-//! column of the node it is about and carrying on, so a file's mistakes are all reported at once.
-//! [`field`] reads field specs, [`acl`] access rules, [`values`] typed YAML values.
+//! Turns one YAML declaration into a [`DocumentSchema`], reporting each mistake at its node's
+//! line and column and carrying on, so all of a file's mistakes show at once. Submodules:
+//! [`field`] specs, the [`keys`] that apply to each type, [`acl`] rules, typed [`values`].
 
 mod acl;
 mod field;
+mod keys;
 mod values;
 
 use std::path::Path;
@@ -12,7 +13,7 @@ use saphyr::{LoadableYamlNode, MarkedYaml};
 
 use super::load::LoadError;
 use super::model::{Acl, DocumentSchema, Fields};
-use field::Place;
+use keys::Place;
 
 /// A `ref` target to check once every file is parsed, with the error to report if it is not
 /// declared.

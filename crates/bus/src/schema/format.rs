@@ -1,0 +1,78 @@
+//! What each field kind accepts as JSON: its JSON type and, for string kinds, its format.
+
+use serde_json::Value;
+
+use super::model::FieldKind;
+
+/// Whether `value` has the JSON type that `kind` is stored as (objects and arrays are matched
+/// by the caller, so they never get here with the right type).
+pub(super) fn has_type(kind: &FieldKind, value: &Value) -> bool {
+    match kind {
+        FieldKind::Integer => is_integer(value),
+        FieldKind::Number => value.as_f64().is_some_and(f64::is_finite),
+        FieldKind::Boolean => value.is_boolean(),
+        FieldKind::Object(_) | FieldKind::Array(_) => false,
+        _ => value.is_string(),
+    }
+}
+
+/// Integers travel as JSON numbers; `3.0` is accepted because many clients cannot tell the
+/// difference, but the value must fit the `bigint` it is stored in.
+fn is_integer(value: &Value) -> bool {
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
+    match value {
+        Value::Number(n) if n.is_i64() => true,
+        Value::Number(n) => n
+            .as_f64()
+            .is_some_and(|f| f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f)),
+        _ => false,
+    }
+}
+
+/// The `type` error detail for a kind.
+pub(super) fn expected(kind: &FieldKind) -> &'static str {
+    match kind {
+        FieldKind::Integer => "must be an integer",
+        FieldKind::Number => "must be a number",
+        FieldKind::Boolean => "must be true or false",
+        FieldKind::Object(_) => "must be an object",
+        FieldKind::Array(_) => "must be an array",
+        _ => "must be a string",
+    }
+}
+
+/// Why `text` is not in the format of `kind`, if it is not.
+pub(super) fn format_problem(kind: &FieldKind, text: &str) -> Option<&'static str> {
+    let valid = match kind {
+        FieldKind::Datetime => chrono::DateTime::parse_from_rfc3339(text).is_ok(),
+        // chrono alone would also accept unpadded months and days.
+        FieldKind::Date => {
+            text.len() == 10 && chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
+        }
+        // Only the canonical hyphenated form, so one id has one spelling.
+        FieldKind::Uuid | FieldKind::Ref { .. } => {
+            text.len() == 36 && uuid::Uuid::try_parse(text).is_ok()
+        }
+        FieldKind::Email => {
+            let options = email_address::Options::default()
+                .without_display_text()
+                .without_domain_literal()
+                .with_required_tld();
+            email_address::EmailAddress::parse_with_options(text, options).is_ok()
+        }
+        FieldKind::Url => url::Url::parse(text)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host()),
+        _ => true,
+    };
+    if valid {
+        return None;
+    }
+    Some(match kind {
+        FieldKind::Datetime => "must be an RFC 3339 date-time, e.g. 2024-05-01T12:00:00Z",
+        FieldKind::Date => "must be a date in the form YYYY-MM-DD",
+        FieldKind::Uuid => "must be a UUID",
+        FieldKind::Ref { .. } => "must be a document id (UUID)",
+        FieldKind::Email => "must be an email address",
+        _ => "must be an absolute http or https URL",
+    })
+}
