@@ -151,6 +151,12 @@ impl TokenVerifier {
                 .ok_or(ApiError::Unauthenticated(
                     "the bearer token has no valid `tid` (tenant) claim",
                 ))?;
+        if claims.sub.is_empty() {
+            // An empty subject would share its identity with anonymous callers.
+            return Err(ApiError::Unauthenticated(
+                "the bearer token has an empty `sub`",
+            ));
+        }
         let roles: HashSet<String> = claims.roles.into_iter().collect();
         Ok(Principal {
             sub: Some(claims.sub),
@@ -193,6 +199,13 @@ pub fn issue_token(
     )
 }
 
+/// The token of a `Bearer` credential; the scheme name is case-insensitive (RFC 9110 §11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Paths that need no token at all.
 fn is_public_path(path: &str) -> bool {
     path == "/v1/openapi.json" || !(path == "/v1" || path.starts_with("/v1/"))
@@ -207,12 +220,10 @@ pub async fn authenticate(
     if is_public_path(request.uri().path()) {
         return next.run(request).await;
     }
-    let bearer = request.headers().get(header::AUTHORIZATION).map(|v| {
-        v.to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-    });
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().ok().and_then(bearer_token));
     let principal = match bearer {
         Some(Some(token)) => match state.verifier.verify(token) {
             Ok(principal) => Some(principal),

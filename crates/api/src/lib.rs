@@ -9,6 +9,7 @@
 //! - [`request_id`]: `X-Request-Id` on every response and in every problem.
 //! - [`auth`]: JWT verification (middleware), the [`auth::Caller`] extractor, dev tokens.
 //! - [`body`]: the [`body::JsonBody`] extractor (content type, size, syntax).
+//! - [`extract`]: `Path` and `Query` whose rejections are problems like every other error.
 //! - [`headers`]: `Prefer`, `If-Match`, `If-None-Match`, `Idempotency-Key`.
 //! - [`submit`]: publishing a command and turning its outcome into a response.
 //! - [`replies`]: routes handler replies (core NATS) to the requests waiting for them.
@@ -21,6 +22,7 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod extract;
 pub mod headers;
 pub mod replies;
 pub mod request_id;

@@ -62,10 +62,10 @@ impl ReplyRouter {
                     .and_then(|s| Uuid::parse_str(s).ok())
                     .map(CommandId);
                 let outcome = serde_json::from_slice::<Outcome>(&message.payload);
-                if let (Some(id), Ok(outcome)) = (id, outcome) {
-                    if let Some(sender) = lock(&routed).remove(&id) {
-                        drop(sender.send(outcome));
-                    }
+                if let (Some(id), Ok(outcome)) = (id, outcome)
+                    && let Some(sender) = lock(&routed).remove(&id)
+                {
+                    drop(sender.send(outcome));
                 }
             }
         });

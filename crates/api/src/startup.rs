@@ -28,6 +28,7 @@ use crate::replies::ReplyRouter;
 use crate::request_id;
 use crate::routes;
 use crate::state::{AppState, Inner};
+use crate::views::CursorKey;
 
 pub struct ApiServer {
     listener: TcpListener,
@@ -47,6 +48,7 @@ impl ApiServer {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let verifier = TokenVerifier::from_settings(&settings.auth)?;
+        let cursors = CursorKey::from_settings(&settings.auth);
         let replies = ReplyRouter::start(&bus, shutdown).await?;
         let views = registry
             .documents()
@@ -61,6 +63,7 @@ impl ApiServer {
             bus,
             replies,
             verifier,
+            cursors,
         });
         Ok(Self {
             listener,

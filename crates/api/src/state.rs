@@ -11,6 +11,7 @@ use herald_projector::ViewTable;
 
 use crate::auth::TokenVerifier;
 use crate::replies::ReplyRouter;
+use crate::views::CursorKey;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -23,6 +24,7 @@ pub struct Inner {
     pub bus: Bus,
     pub replies: ReplyRouter,
     pub verifier: TokenVerifier,
+    pub cursors: CursorKey,
 }
 
 impl std::ops::Deref for AppState {

@@ -164,10 +164,11 @@ pub fn respond(
     if let Ok(value) = HeaderValue::from_str(&etag(document.version)) {
         headers.insert(header::ETAG, value);
     }
-    if let Some(position) = success.position {
-        if let Ok(value) = HeaderValue::from_str(&position.token()) {
-            headers.insert("herald-position", value);
-        }
+    if let Some(value) = success
+        .position
+        .and_then(|p| HeaderValue::from_str(&p.token()).ok())
+    {
+        headers.insert("herald-position", value);
     }
     if status == StatusCode::CREATED {
         let location = format!("/v1/{}/{}/{}", schema.app, schema.name, document.id);

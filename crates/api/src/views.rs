@@ -124,14 +124,65 @@ pub async fn list_documents(
     })
 }
 
-/// Cursors are opaque: the last id of the page, encoded.
-pub fn encode_cursor(id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(id.as_bytes())
-}
+/// The key that signs list cursors, so a client cannot forge or alter one.
+#[derive(Clone)]
+pub struct CursorKey([u8; 32]);
 
-pub fn decode_cursor(cursor: &str) -> Option<Uuid> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    Uuid::from_slice(&bytes).ok()
+type Mac = hmac::Hmac<sha2::Sha256>;
+const MAC_LEN: usize = 16;
+
+impl CursorKey {
+    /// Derived from the token key, so every api process agrees; random when there is none.
+    pub fn from_settings(auth: &herald_bus::settings::AuthSettings) -> Self {
+        use hmac::Mac as _;
+        use rand::RngCore;
+        use secrecy::ExposeSecret;
+        let mut key = [0u8; 32];
+        match auth
+            .hs256_secret
+            .as_ref()
+            .and_then(|s| Mac::new_from_slice(s.expose_secret().as_bytes()).ok())
+        {
+            Some(mut mac) => {
+                mac.update(b"herald list cursor");
+                key.copy_from_slice(&mac.finalize().into_bytes());
+            }
+            None => rand::rng().fill_bytes(&mut key),
+        }
+        Self(key)
+    }
+
+    fn mac(&self, collection: &str, id: Uuid) -> Option<Mac> {
+        use hmac::Mac as _;
+        let mut mac = Mac::new_from_slice(&self.0).ok()?;
+        mac.update(collection.as_bytes());
+        mac.update(id.as_bytes());
+        Some(mac)
+    }
+
+    /// The cursor after `id` in `collection`: the id and a truncated MAC, base64url.
+    pub fn encode(&self, collection: &str, id: Uuid) -> String {
+        use hmac::Mac as _;
+        let mut bytes = id.as_bytes().to_vec();
+        if let Some(mac) = self.mac(collection, id) {
+            bytes.extend_from_slice(&mac.finalize().into_bytes()[..MAC_LEN]);
+        }
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The id a cursor continues after, if this server made it for `collection`.
+    pub fn decode(&self, collection: &str, cursor: &str) -> Option<Uuid> {
+        use hmac::Mac as _;
+        let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+        if bytes.len() != 16 + MAC_LEN {
+            return None;
+        }
+        let id = Uuid::from_slice(&bytes[..16]).ok()?;
+        self.mac(collection, id)?
+            .verify_truncated_left(&bytes[16..])
+            .ok()?;
+        Some(id)
+    }
 }
 
 /// Waits until the view covers `target`, up to `wait`; the answer of a read may then include

@@ -76,7 +76,8 @@ impl Principal {
             Role::Admin => self.rank() >= Rank::Admin,
             Role::Custom(name) => self.sub.is_some() && self.roles.iter().any(|r| r == name),
             Role::Owner => match (owner, &self.sub) {
-                (Ownership::CreatedBy(creator), Some(sub)) => creator == sub,
+                // Anonymous creators are recorded as "", which no token's `sub` can be.
+                (Ownership::CreatedBy(creator), Some(sub)) => !creator.is_empty() && creator == sub,
                 (Ownership::Creating | Ownership::Unknown, Some(_)) => true,
                 (_, None) => false,
             },
@@ -103,19 +104,20 @@ impl Principal {
         self.may(roles, Ownership::Unknown)
     }
 
-    /// The subject recorded as `created_by`/`updated_by` and in event metadata.
+    /// The subject recorded as `created_by`/`updated_by` and in event metadata; empty for an
+    /// anonymous caller (tokens with an empty `sub` are refused, so it never names a user).
     pub fn actor_sub(&self) -> &str {
-        self.sub.as_deref().unwrap_or("anonymous")
+        self.sub.as_deref().unwrap_or_default()
     }
 
     /// Removes, recursively, every field whose `acl.read` the caller does not satisfy.
     pub fn redact(&self, fields: &Fields, doc: &mut Map<String, Value>, owner: Ownership<'_>) {
         for (name, field) in fields {
-            if let Some(read) = &field.acl.read {
-                if !self.may(Some(read), owner) {
-                    doc.remove(name);
-                    continue;
-                }
+            if let Some(read) = &field.acl.read
+                && !self.may(Some(read), owner)
+            {
+                doc.remove(name);
+                continue;
             }
             if let (FieldKind::Object(nested), Some(Value::Object(inner))) =
                 (&field.kind, doc.get_mut(name))

@@ -210,36 +210,53 @@ fn update_change(
     let caller = &command.principal;
     let owner = Ownership::CreatedBy(&current.created_by);
     let may_write = |roles: &_| caller.may(Some(roles), owner);
-    let patch_value = Value::Object(patch.clone());
-    let mut errors = schema
-        .validate(&patch_value, Mode::Patch, &may_write)
-        .err()
-        .unwrap_or_default();
-    for (name, field) in &schema.fields {
-        let Some(new) = patch.get(name) else { continue };
-        let old = current.fields.get(name).unwrap_or(&Value::Null);
-        if field.immutable && old != new {
-            errors.push(FieldError {
-                pointer: format!("/{name}"),
-                code: ErrorCode::Immutable,
-                detail: "can only be set when the document is created".into(),
-            });
-        }
+    let patch = match schema.validate(&Value::Object(patch.clone()), Mode::Patch, &may_write) {
+        Ok(Value::Object(normalized)) => normalized,
+        Ok(_) => return Err(Rejection::validation(Vec::new())),
+        Err(errors) => return Err(Rejection::validation(errors)),
+    };
+    let before = Value::Object(current.fields.clone());
+    let mut merged = before.clone();
+    merge_patch(&mut merged, &Value::Object(patch.clone()));
+    let mut errors = Vec::new();
+    immutable_changes(&schema.fields, &before, &merged, "", &mut errors);
+    if let Err(invalid) = schema.validate(&merged, Mode::Stored, &|_| true) {
+        errors.extend(invalid);
     }
     if !errors.is_empty() {
         return Err(Rejection::validation(errors));
     }
-    let mut merged = Value::Object(current.fields.clone());
-    merge_patch(&mut merged, &patch_value);
-    schema
-        .validate(&merged, Mode::Stored, &|_| true)
-        .map_err(Rejection::validation)?;
     let changed: Map<String, Value> = patch
-        .iter()
-        .filter(|(name, _)| current.fields.get(*name) != merged.get(name.as_str()))
-        .map(|(name, value)| (name.clone(), value.clone()))
+        .into_iter()
+        .filter(|(name, _)| current.fields.get(name) != merged.get(name.as_str()))
         .collect();
     Ok((!changed.is_empty()).then_some(Change::Updated(changed)))
+}
+
+/// An `immutable` field (at any depth) whose value the merge would change.
+fn immutable_changes(
+    fields: &Fields,
+    before: &Value,
+    after: &Value,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    for (name, field) in fields {
+        let pointer = format!("{prefix}/{name}");
+        let (old, new) = (
+            before.get(name).unwrap_or(&Value::Null),
+            after.get(name).unwrap_or(&Value::Null),
+        );
+        if field.immutable && old != new {
+            errors.push(FieldError {
+                pointer,
+                code: ErrorCode::Immutable,
+                detail: "can only be set when the document is created".into(),
+            });
+        } else if let FieldKind::Object(nested) = &field.kind {
+            immutable_changes(nested, old, new, &pointer, errors);
+        }
+    }
 }
 
 fn unique_values(fields: &Fields, values: &Map<String, Value>) -> Vec<UniqueValue> {

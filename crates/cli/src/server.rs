@@ -11,6 +11,7 @@ use herald_bus::nats::Bus;
 use herald_bus::schema::Registry;
 use herald_bus::settings::Settings;
 use herald_bus::store::PgStore;
+use herald_projector::{ViewTable, ensure_view};
 use herald_workers::TaskRegistry;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -61,6 +62,20 @@ impl Herald {
         let ran = run_migrations(&store).await?;
         if ran > 0 {
             info!(migrations = ran, "event store migrated");
+        }
+        if roles
+            .iter()
+            .any(|r| matches!(r, Role::Api | Role::Projector))
+        {
+            // Reads must find their tables from the first request, before the projector runs.
+            let client = store
+                .pool()
+                .get()
+                .await
+                .context("cannot connect to the event store")?;
+            for schema in registry.documents() {
+                ensure_view(&client, &ViewTable::new(schema.clone())).await?;
+            }
         }
         let bus = Bus::connect(&settings.nats).await?;
         bus.ensure_commands_stream().await?;

@@ -1,6 +1,6 @@
 //! `GET /v1/commands/{id}`: a command's status, for clients that got `202 Accepted`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use herald_bus::command::Outcome;
@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::Path;
 use crate::state::AppState;
 use crate::submit::visible_document;
 
@@ -22,8 +23,12 @@ async fn command_status(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = Uuid::parse_str(&id).map_err(|_| caller.hidden())?;
     let principal = &caller.0;
+    // Anonymous callers share no identity, so no command is theirs to look up.
+    if principal.is_anonymous() {
+        return Err(caller.hidden());
+    }
+    let id = Uuid::parse_str(&id).map_err(|_| caller.hidden())?;
     let stored = state
         .store
         .load_tenant_command(&principal.tenant, id)

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,14 +21,13 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::body::JsonBody;
 use crate::error::ApiError;
+use crate::extract::{Path, Query};
 use crate::headers::{
     Wait, etag, idempotency_key, if_match, if_none_match, prefer_wait, traceparent,
 };
 use crate::state::AppState;
 use crate::submit::submit;
-use crate::views::{
-    ListScope, decode_cursor, encode_cursor, fetch_document, list_documents, wait_for_position,
-};
+use crate::views::{ListScope, fetch_document, list_documents, wait_for_position};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -58,7 +57,9 @@ fn find<'s>(
     Ok((schema, view))
 }
 
-/// The early, stateless part of authorization; the handler decides again with the document.
+/// The early check for creating, where no document exists yet to be hidden; actions on an
+/// existing document are decided by the handler, which tells a missing document (`404`)
+/// from a forbidden action (`403`).
 fn authorize(caller: &Caller, schema: &DocumentSchema, action: &str) -> Result<(), ApiError> {
     if caller.0.may_some_document(schema.acl.roles(action)) {
         Ok(())
@@ -99,6 +100,14 @@ impl Request<'_> {
         action: Action,
         raw_body: &[u8],
     ) -> Result<Response, ApiError> {
+        if self.caller.0.is_anonymous()
+            && !self
+                .caller
+                .0
+                .may_some_document(schema.acl.roles(action.acl_action()))
+        {
+            return Err(self.caller.hidden());
+        }
         let principal = self.caller.0;
         let idempotency_key = idempotency_key(&self.headers)?;
         let id = idempotency_key
@@ -185,7 +194,6 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let (schema, _) = find(&state, &caller, &app, &doc)?;
     let id = parse_id(&caller, &id)?;
-    authorize(&caller, schema, "update")?;
     let may_write = |roles: &_| caller.0.may(Some(roles), Ownership::Unknown);
     schema
         .validate(&Value::Object(body.object.clone()), Mode::Patch, &may_write)
@@ -211,7 +219,6 @@ async fn archive(
 ) -> Result<Response, ApiError> {
     let (schema, _) = find(&state, &caller, &app, &doc)?;
     let id = parse_id(&caller, &id)?;
-    authorize(&caller, schema, "delete")?;
     let request = Request {
         state: &state,
         caller,
@@ -232,7 +239,6 @@ async fn restore(
 ) -> Result<Response, ApiError> {
     let (schema, _) = find(&state, &caller, &app, &doc)?;
     let id = parse_id(&caller, &id)?;
-    authorize(&caller, schema, "delete")?;
     let request = Request {
         state: &state,
         caller,
@@ -346,9 +352,9 @@ async fn list(
     let after =
         match query.get("cursor") {
             None => None,
-            Some(raw) => Some(decode_cursor(raw).ok_or_else(|| {
-                ApiError::invalid_query("cursor", "not a cursor from this server")
-            })?),
+            Some(raw) => Some(state.cursors.decode(&schema.collection(), raw).ok_or_else(
+                || ApiError::invalid_query("cursor", "not a cursor from this server"),
+            )?),
         };
     await_min_position(&state, view, &query, &headers).await?;
     let principal = &caller.0;
@@ -360,7 +366,11 @@ async fn list(
     let page = list_documents(&state, view, principal.tenant.as_str(), scope, after, limit).await?;
     let next_cursor = page
         .has_more
-        .then(|| page.documents.last().map(|d| encode_cursor(d.id)))
+        .then(|| {
+            page.documents
+                .last()
+                .map(|d| state.cursors.encode(&schema.collection(), d.id))
+        })
         .flatten();
     let data: Vec<Value> = page
         .documents

@@ -44,10 +44,14 @@ pub(super) fn expected(kind: &FieldKind) -> &'static str {
 /// Why `text` is not in the format of `kind`, if it is not.
 pub(super) fn format_problem(kind: &FieldKind, text: &str) -> Option<&'static str> {
     let valid = match kind {
-        FieldKind::Datetime => chrono::DateTime::parse_from_rfc3339(text).is_ok(),
+        // Year 0 parses but has no place in the Gregorian calendar Postgres stores.
+        FieldKind::Datetime => chrono::DateTime::parse_from_rfc3339(text)
+            .is_ok_and(|t| chrono::Datelike::year(&t.naive_utc()) >= 1),
         // chrono alone would also accept unpadded months and days.
         FieldKind::Date => {
-            text.len() == 10 && chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
+            text.len() == 10
+                && chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .is_ok_and(|d| chrono::Datelike::year(&d) >= 1)
         }
         // Only the canonical hyphenated form, so one id has one spelling.
         FieldKind::Uuid | FieldKind::Ref { .. } => {

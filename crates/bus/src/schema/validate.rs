@@ -58,7 +58,8 @@ impl DocumentSchema {
     ///
     /// `may_write` decides a field's `acl.write`; it is only consulted for fields that have
     /// one, in `Create` and `Patch`. On success `Create` returns the document with defaults
-    /// filled in (also inside nested objects); `Patch` and `Stored` return `body` unchanged.
+    /// filled in (also inside nested objects); `Patch` and `Stored` return `body`. Every mode
+    /// returns values in their canonical spelling (`3.0` → `3` for integers, lowercase UUIDs).
     /// `immutable` is left to the handler: only it knows whether a patched value differs from
     /// the stored one.
     ///
@@ -85,6 +86,24 @@ impl DocumentSchema {
         } else {
             Err(checker.errors)
         }
+    }
+}
+
+/// Gives a value its one canonical spelling, so unique reservations, typed view columns and
+/// comparisons see equal values as equal: `3.0` becomes `3`, UUIDs are lowercase.
+fn normalize(kind: &FieldKind, value: &mut Value) {
+    match (kind, &*value) {
+        (FieldKind::Integer, Value::Number(n)) if !n.is_i64() => {
+            #[allow(clippy::cast_possible_truncation)]
+            // `has_type` checked the value is whole and within i64.
+            if let Some(whole) = n.as_f64().map(|f| f as i64) {
+                *value = Value::from(whole);
+            }
+        }
+        (FieldKind::Uuid | FieldKind::Ref { .. }, Value::String(text)) => {
+            *value = Value::String(text.to_ascii_lowercase());
+        }
+        _ => {}
     }
 }
 
@@ -234,7 +253,10 @@ impl Checker<'_> {
             (FieldKind::Array(item), Value::Array(items)) => {
                 self.check_items(field, item, items, pointer, rules);
             }
-            (kind, value) if has_type(kind, value) => self.check_scalar(field, value, pointer),
+            (kind, value) if has_type(kind, value) => {
+                normalize(kind, value);
+                self.check_scalar(field, value, pointer);
+            }
             (kind, _) => self.push(pointer, ErrorCode::Type, expected(kind)),
         }
     }

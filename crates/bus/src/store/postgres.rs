@@ -25,7 +25,7 @@ pub enum Acceptance {
     /// First time this command id is seen.
     New,
     /// The id is known: a retry with the same idempotency key, or a duplicate.
-    Existing(StoredCommand),
+    Existing(Box<StoredCommand>),
 }
 
 impl PgStore {
@@ -74,7 +74,7 @@ impl PgStore {
             return Ok(Acceptance::New);
         }
         match self.load_command(command.id).await? {
-            Some(stored) => Ok(Acceptance::Existing(stored)),
+            Some(stored) => Ok(Acceptance::Existing(Box::new(stored))),
             None => Err(StoreError::Corrupt("command vanished".into())),
         }
     }
