@@ -46,6 +46,8 @@ pub enum ApiError {
     },
     #[error("this Idempotency-Key was used for a different request")]
     IdempotencyKeyReused,
+    #[error("too many requests; slow down and retry after the indicated delay")]
+    RateLimited,
     #[error("{0}")]
     Unavailable(String),
     #[error("the view has not reached the requested position yet")]
@@ -124,6 +126,11 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
                 "Idempotency key reused",
+            ),
+            E::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Rate limited",
             ),
             E::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,

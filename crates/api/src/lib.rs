@@ -10,6 +10,7 @@
 //! - [`auth`]: JWT verification (middleware), the [`auth::Caller`] extractor, dev tokens.
 //! - [`body`]: the [`body::JsonBody`] extractor (content type, size, syntax).
 //! - [`extract`]: `Path` and `Query` whose rejections are problems like every other error.
+//! - [`rate_limit`]: a token bucket per caller; `429` with `Retry-After` over the limit.
 //! - [`headers`]: `Prefer`, `If-Match`, `If-None-Match`, `Idempotency-Key`.
 //! - [`submit`]: publishing a command and turning its outcome into a response.
 //! - [`replies`]: routes handler replies (core NATS) to the requests waiting for them.
@@ -24,6 +25,7 @@ pub mod body;
 pub mod error;
 pub mod extract;
 pub mod headers;
+pub mod rate_limit;
 pub mod replies;
 pub mod request_id;
 pub mod routes;

@@ -24,6 +24,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{TokenVerifier, authenticate};
 use crate::error::ApiError;
+use crate::rate_limit::{Limiter, limit};
 use crate::replies::ReplyRouter;
 use crate::request_id;
 use crate::routes;
@@ -49,6 +50,11 @@ impl ApiServer {
     ) -> anyhow::Result<Self> {
         let verifier = TokenVerifier::from_settings(&settings.auth)?;
         let cursors = CursorKey::from_settings(&settings.auth);
+        let limiter = Limiter::new(
+            settings.http.rate_limit_per_second,
+            settings.http.rate_limit_burst,
+            shutdown.clone(),
+        );
         let replies = ReplyRouter::start(&bus, shutdown).await?;
         let views = registry
             .documents()
@@ -64,6 +70,7 @@ impl ApiServer {
             replies,
             verifier,
             cursors,
+            limiter,
         });
         Ok(Self {
             listener,
@@ -76,7 +83,10 @@ impl ApiServer {
     }
 
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
     }
@@ -88,6 +98,8 @@ pub fn router(state: AppState) -> Router {
     routes::router()
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // Layers run bottom-up: authenticate, then count the request against its caller.
+        .layer(from_fn_with_state(state.clone(), limit))
         .layer(from_fn_with_state(state.clone(), authenticate))
         // Bodies are read by `JsonBody` with the configured limit; this only disables axum's own.
         .layer(DefaultBodyLimit::disable())

@@ -10,6 +10,7 @@ use herald_bus::store::PgStore;
 use herald_projector::ViewTable;
 
 use crate::auth::TokenVerifier;
+use crate::rate_limit::Limiter;
 use crate::replies::ReplyRouter;
 use crate::views::CursorKey;
 
@@ -25,6 +26,7 @@ pub struct Inner {
     pub replies: ReplyRouter,
     pub verifier: TokenVerifier,
     pub cursors: CursorKey,
+    pub limiter: Option<Limiter>,
 }
 
 impl std::ops::Deref for AppState {

@@ -35,6 +35,10 @@ pub struct HttpSettings {
     pub default_read_wait_ms: u64,
     /// Upper bound for `Prefer: wait=N`, in seconds.
     pub max_wait_secs: u64,
+    /// Requests per second each caller may make on average (0 turns limiting off).
+    pub rate_limit_per_second: u32,
+    /// Requests a caller may make at once above the average.
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,6 +47,8 @@ pub struct DatabaseSettings {
     /// A libpq-style URL. It may hold a password, so it is never logged.
     pub url: SecretString,
     pub pool_size: usize,
+    /// How long a request may wait for a connection (or to open one), in milliseconds.
+    pub connect_timeout_ms: u64,
     /// Bounds how long an idle transaction may hold back the log's safe frontier, in seconds.
     pub idle_in_transaction_timeout_secs: u64,
 }
@@ -108,6 +114,8 @@ impl Default for HttpSettings {
             default_wait_ms: 5_000,
             default_read_wait_ms: 2_000,
             max_wait_secs: 60,
+            rate_limit_per_second: 100,
+            rate_limit_burst: 200,
         }
     }
 }
@@ -117,6 +125,7 @@ impl Default for DatabaseSettings {
         Self {
             url: SecretString::from("postgres://postgres@127.0.0.1:5432/herald"),
             pool_size: 16,
+            connect_timeout_ms: 3_000,
             idle_in_transaction_timeout_secs: 30,
         }
     }

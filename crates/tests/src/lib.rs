@@ -184,6 +184,8 @@ pub struct Options {
     pub prefix: Option<String>,
     pub secret: Option<String>,
     pub tasks: TaskRegistry,
+    /// Adjusts the settings the app is built with.
+    pub configure: fn(&mut Settings),
 }
 
 impl Default for Options {
@@ -195,6 +197,7 @@ impl Default for Options {
             prefix: None,
             secret: None,
             tasks: TaskRegistry::default(),
+            configure: |_| {},
         }
     }
 }
@@ -247,6 +250,7 @@ impl TestApp {
         settings.auth.hs256_secret = Some(SecretString::from(
             options.secret.unwrap_or_else(|| random_lower(32)),
         ));
+        (options.configure)(&mut settings);
         let herald = Herald::build(settings.clone(), &options.roles, options.tasks).await?;
         let addr = herald.api_addr();
         let shutdown = CancellationToken::new();

@@ -456,3 +456,49 @@ async fn lists_page_with_an_opaque_cursor() {
     assert_eq!(seen, ids, "every document once, in creation order");
     app.stop_and_clean().await;
 }
+
+#[tokio::test]
+async fn a_caller_over_its_rate_limit_is_told_when_to_retry() {
+    let app = TestApp::spawn_with(Options {
+        configure: |settings| {
+            settings.http.rate_limit_per_second = 1;
+            settings.http.rate_limit_burst = 3;
+        },
+        ..Options::default()
+    })
+    .await;
+    let greedy = app.token("greedy", &[], "acme");
+    let statuses = statuses_of_gets(&app, &greedy, 5).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        3,
+        "the burst passes: {statuses:?}"
+    );
+    let limited = app.get("/v1/petstore/product", &greedy).await;
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = header(&limited, "retry-after").parse().unwrap_or(0);
+    assert!(retry_after >= 1);
+    assert!(header(&limited, "ratelimit").contains(&format!("t={retry_after}")));
+    assert!(header(&limited, "ratelimit-policy").contains("q=3"));
+    assert_eq!(json(limited).await["code"], "rate_limited");
+    let patient = app.token("patient", &[], "acme");
+    assert_eq!(
+        app.get("/v1/petstore/product", &patient).await.status(),
+        200,
+        "buckets are per caller"
+    );
+    app.stop_and_clean().await;
+}
+
+async fn statuses_of_gets(app: &TestApp, token: &str, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..n {
+        statuses.push(
+            app.get("/v1/petstore/product", token)
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    statuses
+}

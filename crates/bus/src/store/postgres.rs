@@ -37,8 +37,16 @@ impl PgStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Bounded waits, so requests fail fast with 503 while the database is unreachable.
+        let timeout = Some(std::time::Duration::from_millis(
+            settings.connect_timeout_ms,
+        ));
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(timeout)
+            .create_timeout(timeout)
+            .recycle_timeout(timeout)
             .build()
             .map_err(|e| StoreError::Corrupt(format!("pool configuration: {e}")))?;
         Ok(Self { pool })
