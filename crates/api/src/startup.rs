@@ -92,6 +92,19 @@ impl ApiServer {
     }
 }
 
+/// Answers `503` (as a problem) for a request that outlives [`REQUEST_TIMEOUT`].
+async fn time_limit(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(ApiError::Unavailable(
+            "the request took too long".into(),
+        )),
+    }
+}
+
 /// The whole HTTP surface with its cross-cutting layers (outermost last).
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(request_id::HEADER);
@@ -103,14 +116,12 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), authenticate))
         // Bodies are read by `JsonBody` with the configured limit; this only disables axum's own.
         .layer(DefaultBodyLimit::disable())
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(from_fn(request_id::scope))
+        .layer(from_fn(time_limit))
+        // Inside the request-id scope, so a panic's problem still carries the request id.
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal(anyhow::anyhow!("handler panicked")))
         }))
+        .layer(from_fn(request_id::scope))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let id = request
                 .headers()

@@ -113,7 +113,8 @@ async fn publish(
     }
 }
 
-fn unavailable(error: herald_bus::store::StoreError) -> ApiError {
+/// The store failed: logged here, opaque to the client.
+pub fn unavailable(error: herald_bus::store::StoreError) -> ApiError {
     tracing::warn!(error = %error, "event store unavailable");
     ApiError::Unavailable("the event store is unavailable".into())
 }

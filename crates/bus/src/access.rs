@@ -119,11 +119,22 @@ impl Principal {
                 doc.remove(name);
                 continue;
             }
-            if let (FieldKind::Object(nested), Some(Value::Object(inner))) =
-                (&field.kind, doc.get_mut(name))
-            {
-                self.redact(nested, inner, owner);
+            if let Some(value) = doc.get_mut(name) {
+                self.redact_value(&field.kind, value, owner);
             }
+        }
+    }
+
+    /// Descends into objects and into the objects of arrays, wherever hidden fields may be.
+    fn redact_value(&self, kind: &FieldKind, value: &mut Value, owner: Ownership<'_>) {
+        match (kind, value) {
+            (FieldKind::Object(nested), Value::Object(inner)) => self.redact(nested, inner, owner),
+            (FieldKind::Array(item), Value::Array(items)) => {
+                for element in items {
+                    self.redact_value(&item.kind, element, owner);
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -166,5 +177,28 @@ mod tests {
         assert!(anon.may(Some(&RoleSet(vec![Role::Public])), Ownership::Unknown));
         assert!(!anon.may(Some(&RoleSet(vec![Role::User])), Ownership::Unknown));
         assert!(!anon.may(Some(&RoleSet(vec![Role::Owner])), Ownership::Unknown));
+    }
+
+    #[test]
+    fn hidden_fields_are_removed_inside_arrays_of_objects() {
+        let registry = crate::schema::Registry::from_sources(&[(
+            "shop",
+            "order",
+            "fields:\n  lines:\n    type: array\n    items:\n      type: object\n      fields:\n        sku: {type: string}\n        cost: {type: number, acl: {read: staff, write: staff}}\nacl: {read: user}\n",
+        )])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let schema = registry
+            .get("shop", "order")
+            .unwrap_or_else(|| unreachable!());
+        let mut doc =
+            serde_json::json!({"lines": [{"sku": "a", "cost": 3}, {"sku": "b", "cost": 4}]})
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+        principal(&[]).redact(&schema.fields, &mut doc, Ownership::Unknown);
+        assert_eq!(
+            Value::Object(doc),
+            serde_json::json!({"lines": [{"sku": "a"}, {"sku": "b"}]})
+        );
     }
 }

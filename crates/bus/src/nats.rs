@@ -40,6 +40,19 @@ pub enum BusError {
     },
 }
 
+/// The URL as it may be logged: any `user:password@` or token before the host removed.
+fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://{host}"),
+            None => url.to_owned(),
+        },
+        None => url
+            .rsplit_once('@')
+            .map_or_else(|| url.to_owned(), |(_, host)| host.to_owned()),
+    }
+}
+
 /// A connection to NATS with the prefix every name is built from.
 #[derive(Clone, Debug)]
 pub struct Bus {
@@ -58,7 +71,7 @@ impl Bus {
             .connect(&settings.url)
             .await
             .map_err(|source| BusError::Connect {
-                url: settings.url.clone(),
+                url: without_credentials(&settings.url),
                 source,
             })?;
         let jetstream = jetstream::new(client.clone());

@@ -157,7 +157,8 @@ impl Default for LogSettings {
     fn default() -> Self {
         Self {
             format: LogFormat::Human,
-            level: "info".to_owned(),
+            // The driver reports server notices ("already exists, skipping") at info.
+            level: "info,tokio_postgres=warn".to_owned(),
         }
     }
 }
@@ -185,7 +186,14 @@ pub enum SettingsError {
     Invalid(#[from] Box<figment::Error>),
     #[error("nats.prefix `{0}` must match [a-z][a-z0-9]* (it names streams and subjects)")]
     Prefix(String),
+    #[error(
+        "auth.hs256_secret (HERALD_AUTH__HS256_SECRET) must be at least {MIN_HS256_SECRET} bytes (RFC 7518 §3.2): an empty or short key lets tokens be forged"
+    )]
+    WeakSecret,
 }
+
+/// The shortest HS256 key accepted: as long as the hash output.
+pub const MIN_HS256_SECRET: usize = 32;
 
 impl Settings {
     /// Defaults, then `file` when given (or `herald.toml` when present), then `HERALD_*` variables.
@@ -204,6 +212,15 @@ impl Settings {
     }
 
     fn check(&self) -> Result<(), SettingsError> {
+        use secrecy::ExposeSecret;
+        if self
+            .auth
+            .hs256_secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().len() < MIN_HS256_SECRET)
+        {
+            return Err(SettingsError::WeakSecret);
+        }
         let prefix = &self.nats.prefix;
         let valid = prefix.starts_with(|c: char| c.is_ascii_lowercase())
             && prefix

@@ -24,14 +24,17 @@ use uuid::Uuid;
 const PRODUCT: &str = include_str!("../../../examples/petstore/apps/petstore/product.yaml");
 const SUPPLIER: &str = include_str!("../../../examples/petstore/apps/petstore/supplier.yaml");
 
-/// A note belongs to its writer: any user creates, only the owner changes it. `budget` is
-/// staff-only to write; `code`, `origin.country` and `frozen` are immutable.
+/// A note belongs to its writer: any user creates, only the owner changes or archives it.
+/// `budget` is staff-only to write; `origin.country` and `frozen` are immutable; `slug` and
+/// `seat` are unique; `related` and `contract` refer to other documents.
 const NOTE: &str = r#"
 fields:
-  title:  {type: string, required: true}
-  body:   {type: string}
-  budget: {type: number, min: 0, acl: {write: staff}}
-  code:   {type: string, immutable: true}
+  title:    {type: string, required: true}
+  budget:   {type: number, min: 0, acl: {write: staff}}
+  slug:     {type: string, unique: true}
+  seat:     {type: integer, unique: true}
+  related:  {type: array, items: {type: ref, to: notes.note}}
+  contract: {type: ref, to: notes.contract}
   origin:
     type: object
     fields:
@@ -50,7 +53,7 @@ acl:
   delete: owner
 "#;
 
-/// A collection whose writes must name the version they were based on.
+/// A staff-only collection whose writes must name the version they were based on.
 const CONTRACT: &str = r"
 fields:
   title: {type: string, required: true}
@@ -732,6 +735,7 @@ async fn a_unique_value_is_free_in_another_tenant() {
 
     succeeded(outcome);
     let tenants: Vec<String> = scenario
+        .store
         .events()
         .iter()
         .map(|e| e.tenant.to_string())
@@ -790,6 +794,64 @@ async fn a_unique_value_stays_reserved_while_archived_and_is_freed_once_changed(
             "petstore.product.created",
         ]
     );
+}
+
+#[tokio::test]
+async fn clearing_an_optional_unique_value_frees_it() {
+    let scenario = given(notes());
+    let trip = note();
+    scenario
+        .given(&create(
+            &alice(),
+            trip,
+            json!({"title": "Trip", "slug": "trip"}),
+        ))
+        .await;
+    scenario
+        .given(&update(&alice(), trip, json!({"slug": null})))
+        .await;
+
+    let outcome = scenario
+        .when(&create(
+            &bob(),
+            note(),
+            json!({"title": "Trip", "slug": "trip"}),
+        ))
+        .await;
+
+    succeeded(outcome);
+}
+
+#[tokio::test]
+async fn a_unique_number_is_taken_whatever_its_spelling() {
+    let scenario = given(notes());
+    scenario
+        .given(&create(&alice(), note(), json!({"title": "A", "seat": 3})))
+        .await;
+
+    let outcome = scenario
+        .when(&create(&bob(), note(), json!({"title": "B", "seat": 3.0})))
+        .await;
+
+    rejected(outcome, RejectionCode::UniqueViolation);
+}
+
+#[tokio::test]
+async fn the_same_value_may_be_unique_in_two_collections() {
+    let scenario = given(petstore());
+    scenario
+        .given(&create(&staff(), supplier(), json!({"name": "Acme"})))
+        .await;
+
+    let outcome = scenario
+        .when(&create(
+            &staff(),
+            product(),
+            json!({"name": "Acme", "price": 1}),
+        ))
+        .await;
+
+    succeeded(outcome);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -889,6 +951,45 @@ async fn a_reference_to_another_tenants_supplier_is_not_found() {
     invalid(outcome, &[("/supplier", ErrorCode::RefNotFound)]);
 }
 
+#[tokio::test]
+async fn a_reference_the_caller_may_not_read_is_not_found() {
+    let scenario = given(notes());
+    let deal = contract();
+    scenario
+        .given(&create(&staff(), deal, json!({"title": "Deal"})))
+        .await;
+
+    let outcome = scenario
+        .when(&create(
+            &alice(),
+            note(),
+            json!({"title": "Trip", "contract": deal.id.to_string()}),
+        ))
+        .await;
+
+    invalid(outcome, &[("/contract", ErrorCode::RefNotFound)]);
+}
+
+#[tokio::test]
+async fn a_missing_reference_inside_an_array_is_refused_at_its_index() {
+    let scenario = given(notes());
+    let first = note();
+    scenario
+        .given(&create(&alice(), first, json!({"title": "First"})))
+        .await;
+    let nowhere = Uuid::now_v7();
+
+    let outcome = scenario
+        .when(&create(
+            &alice(),
+            note(),
+            json!({"title": "Second", "related": [first.id.to_string(), nowhere.to_string()]}),
+        ))
+        .await;
+
+    invalid(outcome, &[("/related/1", ErrorCode::RefNotFound)]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Archive and restore
 // ---------------------------------------------------------------------------------------------
@@ -958,6 +1059,21 @@ async fn only_the_delete_right_may_archive() {
 
     rejected(by_staff, RejectionCode::Forbidden);
     assert_eq!(scenario.store.events().len(), 1);
+}
+
+#[tokio::test]
+async fn the_owner_may_archive_their_document_and_another_user_may_not() {
+    let scenario = given(notes());
+    let trip = note();
+    scenario
+        .given(&create(&alice(), trip, json!({"title": "Trip"})))
+        .await;
+
+    let by_other = scenario.when(&archive(&bob(), trip)).await;
+    let by_owner = scenario.when(&archive(&alice(), trip)).await;
+
+    rejected(by_other, RejectionCode::Forbidden);
+    assert_eq!(succeeded(by_owner).http_status, 204);
 }
 
 #[tokio::test]
@@ -1068,4 +1184,52 @@ async fn a_redelivered_rejection_is_answered_from_the_stored_outcome() {
     assert_eq!(first, again);
     rejected(again, RejectionCode::NotFound);
     assert_eq!(scenario.store.events().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Collections and concurrency
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_command_on_an_undeclared_collection_is_not_found() {
+    let scenario = given(petstore());
+
+    let outcome = scenario
+        .when(&create(
+            &admin(),
+            new_doc("petstore.unicorn"),
+            json!({"name": "x"}),
+        ))
+        .await;
+
+    rejected(outcome, RejectionCode::NotFound);
+    assert!(scenario.store.events().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_updates_from_two_handlers_all_land_without_gaps() {
+    let store = MemoryStore::default();
+    let registry = Arc::new(petstore());
+    // Two handler processes share one store: their stripe locks do not see each other, so
+    // the store's expected-version check and the retries keep the stream consistent.
+    let handlers = [
+        Arc::new(Handler::new(store.clone(), registry.clone(), 50)),
+        Arc::new(Handler::new(store.clone(), registry, 50)),
+    ];
+    let shoes = product();
+    let create = create(&staff(), shoes, json!({"name": "Shoes", "price": 0}));
+    succeeded(handlers[0].handle(&create).await.expect("store"));
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for price in 1..=10 {
+        let handler = handlers[price % 2].clone();
+        let command = update(&staff(), shoes, json!({"price": price}));
+        tasks.spawn(async move { handler.handle(&command).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        succeeded(result.expect("task").expect("store"));
+    }
+
+    let versions: Vec<i64> = store.events().iter().map(|e| e.version).collect();
+    assert_eq!(versions, (1..=11).collect::<Vec<_>>());
 }

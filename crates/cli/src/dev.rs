@@ -30,7 +30,13 @@ pub fn with_dev_secret(mut settings: Settings) -> anyhow::Result<Settings> {
             if let Some(dir) = path.parent() {
                 fs::create_dir_all(dir).context("cannot create .herald/")?;
             }
-            let mut file = fs::File::create(path).context("cannot write the development key")?;
+            let mut options = fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options
+                .open(path)
+                .context("cannot write the development key")?;
             file.write_all(secret.as_bytes())?;
             secret
         }

@@ -2,13 +2,13 @@
 //! alters the columns builds a fresh table (and checkpoint) from the start of the log.
 
 use std::fmt::Write as _;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use deadpool_postgres::GenericClient;
 use herald_bus::position::LogPosition;
 use herald_bus::schema::{DocumentSchema, FieldKind};
 use herald_bus::store::StoreError;
+use sha2::{Digest, Sha256};
 
 /// The schema holding every view table.
 pub const VIEWS_SCHEMA: &str = "herald_views";
@@ -61,12 +61,19 @@ impl ViewTable {
                 })
             })
             .collect();
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        // A stable digest (not std's hasher, which may change between Rust releases).
+        let mut digest = Sha256::new();
         for column in &columns {
-            (&column.name, column.sql_type).hash(&mut hasher);
+            digest.update(column.name.as_bytes());
+            digest.update([0]);
+            digest.update(column.sql_type.as_bytes());
+            digest.update([0]);
         }
-        let shape = hasher.finish() & 0xffff_ffff;
-        let projection = format!("{}.{shape:08x}", schema.collection());
+        let shape: String = digest.finalize()[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let projection = format!("{}.{shape}", schema.collection());
         Self {
             table: format!("{VIEWS_SCHEMA}.\"{projection}\""),
             projection,

@@ -260,6 +260,19 @@ async fn an_idempotency_key_replays_the_first_outcome() {
     assert_eq!(reused.status(), 422);
     assert_eq!(json(reused).await["code"], "idempotency_key_reused");
 
+    let anonymous = send(
+        app.request(Method::POST, "/v1/petstore/product", None)
+            .header("herald-tenant", "acme")
+            .header("idempotency-key", "k-1")
+            .json(&body),
+    )
+    .await;
+    assert_eq!(
+        anonymous.status(),
+        401,
+        "keys need a caller to be scoped to"
+    );
+
     let someone_else = app.token("sue", &["staff"], "acme");
     let theirs = send(
         app.request(Method::POST, "/v1/petstore/product", Some(&someone_else))

@@ -33,7 +33,7 @@ async fn command_status(
         .store
         .load_tenant_command(&principal.tenant, id)
         .await
-        .map_err(|e| ApiError::Unavailable(format!("the event store is unavailable: {e}")))?
+        .map_err(crate::submit::unavailable)?
         .filter(|c| principal.is_admin() || c.principal_sub == principal.actor_sub())
         .ok_or_else(|| caller.hidden())?;
     let (status, position, result, problem) = match &stored.outcome {

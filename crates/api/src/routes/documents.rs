@@ -108,8 +108,14 @@ impl Request<'_> {
         {
             return Err(self.caller.hidden());
         }
-        let principal = self.caller.0;
         let idempotency_key = idempotency_key(&self.headers)?;
+        if idempotency_key.is_some() && self.caller.0.is_anonymous() {
+            // Keys are scoped to the caller, and anonymous callers have no identity to scope by.
+            return Err(ApiError::Unauthenticated(
+                "an Idempotency-Key needs an authenticated caller",
+            ));
+        }
+        let principal = self.caller.0;
         let id = idempotency_key
             .as_deref()
             .map_or_else(CommandId::generate, |key| {

@@ -43,6 +43,10 @@ pub(super) fn expected(kind: &FieldKind) -> &'static str {
 
 /// Why `text` is not in the format of `kind`, if it is not.
 pub(super) fn format_problem(kind: &FieldKind, text: &str) -> Option<&'static str> {
+    // Postgres text and jsonb cannot hold NUL; refuse it here rather than fail at commit.
+    if text.contains('\0') {
+        return Some("must not contain NUL characters");
+    }
     let valid = match kind {
         // Year 0 parses but has no place in the Gregorian calendar Postgres stores.
         FieldKind::Datetime => chrono::DateTime::parse_from_rfc3339(text)

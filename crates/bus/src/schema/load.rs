@@ -124,6 +124,12 @@ fn build(
         if !is_collection_name(&source.app) {
             let message = format!("app name `{}` {}", source.app, NAME_RULE);
             errors.push(LoadError::file(&source.file, message));
+        } else if RESERVED_APPS.contains(&source.app.as_str()) {
+            let message = format!(
+                "app name `{}` is reserved for Herald's own routes (/v1/{}/…)",
+                source.app, source.app
+            );
+            errors.push(LoadError::file(&source.file, message));
         } else if !is_collection_name(&source.doc) {
             let message = format!("document name `{}` {}", source.doc, NAME_RULE);
             errors.push(LoadError::file(&source.file, message));
@@ -180,6 +186,9 @@ fn build(
         Err(LoadErrors(errors))
     }
 }
+
+/// Names of Herald's own `/v1` route groups, which an app would shadow or be shadowed by.
+pub const RESERVED_APPS: [&str; 5] = ["admin", "commands", "events", "openapi", "tasks"];
 
 const NAME_RULE: &str = "must match ^[a-z][a-z0-9_]*$ and be at most 30 characters";
 
@@ -462,5 +471,13 @@ pub(super) mod tests {
             LoadErrors(vec![error, whole_file]).to_string(),
             "apps/petstore/product.yaml:7:18: field `price`: unknown type `nubmer`\napps/x: cannot read"
         );
+    }
+
+    #[test]
+    fn apps_named_like_herald_routes_are_refused() {
+        let errors =
+            Registry::from_sources(&[("commands", "doc", "fields:\n  a: {type: string}\n")])
+                .unwrap_err();
+        assert!(errors.to_string().contains("reserved"), "{errors}");
     }
 }

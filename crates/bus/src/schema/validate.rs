@@ -90,12 +90,16 @@ impl DocumentSchema {
 }
 
 /// Gives a value its one canonical spelling, so unique reservations, typed view columns and
-/// comparisons see equal values as equal: `3.0` becomes `3`, UUIDs are lowercase.
+/// comparisons see equal values as equal: a whole `3.0` becomes `3`, UUIDs are lowercase.
 fn normalize(kind: &FieldKind, value: &mut Value) {
     match (kind, &*value) {
-        (FieldKind::Integer, Value::Number(n)) if !n.is_i64() => {
+        (FieldKind::Integer | FieldKind::Number, Value::Number(n))
+            if !n.is_i64()
+                && n.as_f64()
+                    .is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.0e15) =>
+        {
             #[allow(clippy::cast_possible_truncation)]
-            // `has_type` checked the value is whole and within i64.
+            // Whole and well within i64 (and exactly representable), as the guard checked.
             if let Some(whole) = n.as_f64().map(|f| f as i64) {
                 *value = Value::from(whole);
             }
@@ -829,5 +833,39 @@ fields:
             serde_json::to_value(ErrorCode::ForbiddenField).unwrap(),
             json!("forbidden_field")
         );
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_every_string_kind() {
+        assert_eq!(
+            check(&with("mail", json!("a\u{0}@b.com")), Mode::Create),
+            one("/mail", ErrorCode::Format)
+        );
+        assert_eq!(
+            check(&with("status", json!("dra\u{0}ft")), Mode::Patch)
+                .first()
+                .map(|e| e.0.as_str()),
+            Some("/status")
+        );
+        assert_eq!(
+            check(&json!({"note": "x\u{0}"}), Mode::Patch),
+            one("/note", ErrorCode::Format)
+        );
+    }
+
+    #[test]
+    fn values_take_their_canonical_spelling() {
+        let normalized = schema()
+            .validate(
+                &json!({"count": 3.0, "ratio": 1.0, "key": "0190C4F2-0000-7000-8000-00000000000A"}),
+                Mode::Patch,
+                &allow_all,
+            )
+            .unwrap();
+        assert_eq!(
+            normalized,
+            json!({"count": 3, "ratio": 1, "key": "0190c4f2-0000-7000-8000-00000000000a"})
+        );
+        assert!(normalized["count"].is_i64() && normalized["ratio"].is_i64());
     }
 }
