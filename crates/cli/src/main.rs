@@ -1,10 +1,24 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 use herald_cli::cli::Cli;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = cli.settings()?;
-    herald_bus::telemetry::init(&settings.log);
-    cli.run(settings).await
+    let result = match cli.settings() {
+        Ok(settings) => {
+            herald_bus::telemetry::init(&settings.log);
+            cli.run(settings).await
+        }
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The chain of causes, one line: what failed and why, without a backtrace.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
