@@ -61,6 +61,17 @@ pub async fn try_project_next(
         return Ok(progress);
     }
     let tx = client.transaction().await?;
+    // Writers of one view take turns, and a step only applies what it read if nobody moved the
+    // checkpoint meanwhile (another runner, or a rebuild): otherwise it reads again.
+    lock_view(&tx, view).await?;
+    if view_checkpoint(&tx, &view.projection).await? != after {
+        return Ok(Progress {
+            applied: 0,
+            caught_up: false,
+            held_back: false,
+            checkpoint: after,
+        });
+    }
     let mut rows = load_rows(&tx, view, &batch.events).await?;
     let mut touched = Vec::new();
     for event in &batch.events {
@@ -160,6 +171,17 @@ pub fn row_state(row: &tokio_postgres::Row, offset: usize) -> DocumentState {
             _ => serde_json::Map::new(),
         },
     }
+}
+
+/// Held until the transaction ends.
+async fn lock_view(
+    client: &impl GenericClient,
+    view: &ViewTable,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&view.lock_key])
+        .await?;
+    Ok(())
 }
 
 async fn save_checkpoint(

@@ -29,6 +29,8 @@ pub struct ViewTable {
     pub table: String,
     /// The checkpoint name, also the projection's name for operators.
     pub projection: String,
+    /// The advisory-lock key every writer of this view takes, so runners never interleave.
+    pub lock_key: i64,
     pub columns: Vec<Column>,
 }
 
@@ -74,9 +76,12 @@ impl ViewTable {
             .map(|b| format!("{b:02x}"))
             .collect();
         let projection = format!("{}.{shape}", schema.collection());
+        let mut key = [0u8; 8];
+        key.copy_from_slice(&Sha256::digest(projection.as_bytes())[..8]);
         Self {
             table: format!("{VIEWS_SCHEMA}.\"{projection}\""),
             projection,
+            lock_key: i64::from_be_bytes(key),
             schema,
             columns,
         }

@@ -511,3 +511,64 @@ async fn store_outcomes_are_stored_once_per_command() {
     assert_eq!(count_events(&app).await, 1);
     app.stop_and_clean().await;
 }
+
+#[tokio::test]
+async fn two_runners_on_one_view_take_turns_and_apply_each_event_once() {
+    let app = TestApp::spawn_with(Options {
+        roles: vec![Role::Api, Role::Handler],
+        ..Options::default()
+    })
+    .await;
+    let staff = app.token("sam", &["staff"], "acme");
+    for i in 0..30 {
+        let p = app
+            .create(
+                "petstore/product",
+                &staff,
+                &json!({"name": format!("r{i}"), "price": i}),
+            )
+            .await;
+        let path = format!(
+            "/v1/petstore/product/{}",
+            p["id"].as_str().unwrap_or_default()
+        );
+        assert_eq!(
+            app.patch(&path, &staff, &json!({"stock": i + 1}))
+                .await
+                .status(),
+            200
+        );
+    }
+    let registry = Registry::load(&app.settings.apps.dir).unwrap_or_else(|e| panic!("{e}"));
+    let view = ViewTable::new(
+        registry
+            .get("petstore", "product")
+            .cloned()
+            .unwrap_or_else(|| panic!("no product")),
+    );
+    let store = store(&app);
+    let runners = join_all((0..2).map(|_| {
+        let (pool, view) = (store.pool().clone(), view.clone());
+        async move {
+            let mut client = pool.get().await.unwrap_or_else(|e| panic!("{e}"));
+            let mut applied = 0;
+            loop {
+                let step = try_project_next(&mut client, &view, 4)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                applied += step.applied;
+                if step.caught_up {
+                    return applied;
+                }
+            }
+        }
+    }))
+    .await;
+    assert!(runners.iter().all(|n| *n <= 60));
+    assert_eq!(
+        view_rows(&app, &view).await,
+        fold_log(&app).await,
+        "the view equals the fold"
+    );
+    app.stop_and_clean().await;
+}
