@@ -100,14 +100,22 @@ impl Bus {
         format!("_HERALD.{}.reply.{process}", self.prefix)
     }
 
-    /// Creates or updates the commands stream: a work queue, so each command is handled once
-    /// and removed when acknowledged.
+    /// Creates or updates the commands stream.
     pub async fn ensure_commands_stream(&self) -> Result<stream::Stream, BusError> {
-        let name = self.commands_stream();
+        self.ensure_work_queue(self.commands_stream(), "cmd").await
+    }
+
+    /// Creates or updates the stream `name` over `<prefix>.<kind>.>` as a work queue: each
+    /// message is handled once and removed when acknowledged; `Nats-Msg-Id` dedupes publishes.
+    pub async fn ensure_work_queue(
+        &self,
+        name: String,
+        kind: &str,
+    ) -> Result<stream::Stream, BusError> {
         self.jetstream
             .get_or_create_stream(stream::Config {
                 name: name.clone(),
-                subjects: vec![format!("{}.cmd.>", self.prefix)],
+                subjects: vec![format!("{}.{kind}.>", self.prefix)],
                 retention: stream::RetentionPolicy::WorkQueue,
                 storage: stream::StorageType::File,
                 duplicate_window: DUPLICATE_WINDOW,

@@ -354,6 +354,27 @@ impl TestApp {
         json
     }
 
+    /// How many rows `table` (e.g. `herald.events`) holds in this test's database.
+    pub async fn count(&self, table: &str) -> i64 {
+        match self
+            .db()
+            .await
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+        {
+            Ok(row) => row.get(0),
+            Err(error) => panic!("count {table}: {error}"),
+        }
+    }
+
+    /// A pool on this test's event store, for driving the store, handler or projector directly.
+    pub fn store(&self) -> herald_bus::store::PgStore {
+        match herald_bus::store::PgStore::connect(&self.settings.database) {
+            Ok(store) => store,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
     /// A direct connection to this test's database.
     pub async fn db(&self) -> tokio_postgres::Client {
         match admin_client(&database_url(&self.database)).await {
@@ -389,6 +410,28 @@ where
             tokio::time::Instant::now() < deadline,
             "timed out waiting for {what}"
         );
+    }
+}
+
+/// A response header as text (empty when absent).
+pub fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Runs `sql` on the test server's maintenance database (for faults such as refusing
+/// connections to a test database).
+pub async fn admin_execute(sql: &str) {
+    let client = match admin_client(&admin_url()).await {
+        Ok(client) => client,
+        Err(error) => panic!("{error:#}"),
+    };
+    if let Err(error) = client.batch_execute(sql).await {
+        panic!("{sql}: {error}");
     }
 }
 

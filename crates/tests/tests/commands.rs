@@ -2,26 +2,9 @@
 //! idempotency, asynchronous commands and read-your-writes.
 
 use herald_cli::server::Role;
-use herald_tests::{Options, TestApp, eventually, json, send, write_apps};
+use herald_tests::{Options, TestApp, eventually, header, json, send, write_apps};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-async fn event_count(app: &TestApp) -> i64 {
-    app.db()
-        .await
-        .query_one("SELECT count(*) FROM herald.events", &[])
-        .await
-        .map_or(-1, |r| r.get(0))
-}
 
 #[tokio::test]
 async fn a_document_lives_through_create_read_update_archive_and_restore() {
@@ -249,7 +232,7 @@ async fn an_idempotency_key_replays_the_first_outcome() {
         (etag, location)
     );
     assert_eq!(json(retry).await, first_body, "and the first body");
-    assert_eq!(event_count(&app).await, 1, "and appends nothing");
+    assert_eq!(app.count("herald.events").await, 1, "and appends nothing");
 
     let reused = send(
         app.request(Method::POST, "/v1/petstore/product", Some(&staff))
@@ -299,7 +282,7 @@ async fn an_idempotency_key_replays_the_first_outcome() {
     .await;
     assert_eq!(again.status(), 409);
     assert_eq!(json(again).await["code"], "unique_violation");
-    assert_eq!(event_count(&app).await, 2);
+    assert_eq!(app.count("herald.events").await, 2);
     app.stop_and_clean().await;
 }
 
@@ -352,7 +335,7 @@ async fn a_retry_while_the_command_is_pending_is_in_flight_until_a_handler_runs_
         201,
         "once handled, the retry gets the outcome"
     );
-    assert_eq!(event_count(&app).await, 1);
+    assert_eq!(app.count("herald.events").await, 1);
     app.stop_and_clean().await;
 }
 

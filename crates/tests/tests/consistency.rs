@@ -15,27 +15,14 @@ use herald_bus::ids::CommandId;
 use herald_bus::nats::Bus;
 use herald_bus::position::LogPosition;
 use herald_bus::schema::Registry;
+use herald_bus::store::EventStore;
 use herald_bus::store::reader::read_batch;
-use herald_bus::store::{EventStore, PgStore};
 use herald_cli::server::Role;
 use herald_projector::{ViewTable, rebuild, try_project_next};
-use herald_tests::{Options, TestApp, eventually, json, send};
+use herald_tests::{Options, TestApp, eventually, header, json, send};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn store(app: &TestApp) -> PgStore {
-    PgStore::connect(&app.settings.database).unwrap_or_else(|e| panic!("{e}"))
-}
 
 async fn stream_versions(app: &TestApp, id: &str) -> Vec<i64> {
     let stream = format!("petstore.product.{id}");
@@ -95,7 +82,7 @@ async fn the_ordered_reader_sees_every_event_once_in_order_under_concurrent_writ
     })
     .await;
     let staff = app.token("sam", &["staff"], "acme");
-    let store = store(&app);
+    let store = app.store();
     let writing = Arc::new(AtomicBool::new(true));
     let reader = {
         let (pool, writing) = (store.pool().clone(), writing.clone());
@@ -213,20 +200,12 @@ fn envelope(action: Action, document_id: Uuid) -> CommandEnvelope {
     }
 }
 
-async fn count_events(app: &TestApp) -> i64 {
-    app.db()
-        .await
-        .query_one("SELECT count(*) FROM herald.events", &[])
-        .await
-        .map_or(-1, |r| r.get(0))
-}
-
 #[tokio::test]
 async fn a_redelivered_command_appends_nothing_and_answers_the_same() {
     let app = TestApp::spawn().await;
     let registry =
         Arc::new(Registry::load(&app.settings.apps.dir).unwrap_or_else(|e| panic!("{e}")));
-    let handler = Handler::new(store(&app), registry, 5);
+    let handler = Handler::new(app.store(), registry, 5);
     let fields = json!({"name": "Twice", "price": 2})
         .as_object()
         .cloned()
@@ -244,7 +223,7 @@ async fn a_redelivered_command_appends_nothing_and_answers_the_same() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(matches!(first, Outcome::Succeeded(_)));
     assert_eq!(first, second);
-    assert_eq!(count_events(&app).await, 1);
+    assert_eq!(app.count("herald.events").await, 1);
 
     // Delivered again through NATS (a publish the dedupe window did not catch): still one event.
     let bus = Bus::connect(&app.settings.nats)
@@ -266,7 +245,7 @@ async fn a_redelivered_command_appends_nothing_and_answers_the_same() {
         (info.info().await.ok()?.state.messages == 0).then_some(())
     })
     .await;
-    assert_eq!(count_events(&app).await, 1);
+    assert_eq!(app.count("herald.events").await, 1);
     app.stop_and_clean().await;
 }
 
@@ -310,7 +289,7 @@ async fn a_command_committed_by_a_handler_that_died_before_its_ack_is_not_applie
         serde_json::from_slice(&message.payload).unwrap_or_else(|e| panic!("{e}"));
     let registry =
         Arc::new(Registry::load(&api_only.settings.apps.dir).unwrap_or_else(|e| panic!("{e}")));
-    Handler::new(store(&api_only), registry, 5)
+    Handler::new(api_only.store(), registry, 5)
         .handle(&command)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -324,7 +303,7 @@ async fn a_command_committed_by_a_handler_that_died_before_its_ack_is_not_applie
         (stream.info().await.ok()?.state.messages == 0).then_some(())
     })
     .await;
-    assert_eq!(count_events(&app).await, 1);
+    assert_eq!(app.count("herald.events").await, 1);
     assert_eq!(
         json(app.get(&status_url, &staff).await).await["status"],
         "succeeded"
@@ -360,7 +339,7 @@ async fn a_graceful_shutdown_loses_no_accepted_command() {
         })
         .await;
     }
-    assert_eq!(count_events(&app).await, 40, "each exactly once");
+    assert_eq!(app.count("herald.events").await, 40, "each exactly once");
     app.stop_and_clean().await;
 }
 
@@ -455,7 +434,7 @@ async fn a_view_equals_the_fold_of_its_events_and_a_rebuild_reproduces_it() {
     assert_eq!(folded.len(), 12);
     assert_eq!(live, folded, "the live view equals the fold of the log");
 
-    let store = store(&app);
+    let store = app.store();
     let mut client = store.pool().get().await.unwrap_or_else(|e| panic!("{e}"));
     let applied = rebuild(&mut client, &view, 5)
         .await
@@ -482,7 +461,7 @@ async fn a_view_equals_the_fold_of_its_events_and_a_rebuild_reproduces_it() {
 #[tokio::test]
 async fn store_outcomes_are_stored_once_per_command() {
     let app = TestApp::spawn().await;
-    let store = store(&app);
+    let store = app.store();
     let fields = json!({"name": "Stored", "price": 1})
         .as_object()
         .cloned()
@@ -508,7 +487,7 @@ async fn store_outcomes_are_stored_once_per_command() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(stored.and_then(|s| s.outcome), Some(outcomes[0].clone()));
-    assert_eq!(count_events(&app).await, 1);
+    assert_eq!(app.count("herald.events").await, 1);
     app.stop_and_clean().await;
 }
 
@@ -546,7 +525,7 @@ async fn two_runners_on_one_view_take_turns_and_apply_each_event_once() {
             .cloned()
             .unwrap_or_else(|| panic!("no product")),
     );
-    let store = store(&app);
+    let store = app.store();
     let runners = join_all((0..2).map(|_| {
         let (pool, view) = (store.pool().clone(), view.clone());
         async move {

@@ -2,32 +2,9 @@
 //! handlers in separate processes writing one stream lose no update.
 
 use futures::future::join_all;
-use herald_tests::{Options, TestApp, eventually, json, send};
+use herald_tests::{Options, TestApp, admin_execute, eventually, header, json, send};
 use reqwest::Method;
 use serde_json::json;
-
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// Runs `sql` on the test server's maintenance database.
-async fn admin(sql: &str) {
-    let url = std::env::var("HERALD_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(connection);
-    client
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
 
 #[tokio::test]
 async fn requests_fail_fast_while_the_database_is_unreachable_and_recover_after() {
@@ -51,7 +28,7 @@ async fn requests_fail_fast_while_the_database_is_unreachable_and_recover_after(
 
     // Cut the database off: refuse new connections and drop the existing ones.
     let db = &app.database;
-    admin(&format!(
+    admin_execute(&format!(
         "ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false;
          SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}';"
     ))
@@ -93,7 +70,7 @@ async fn requests_fail_fast_while_the_database_is_unreachable_and_recover_after(
         503
     );
 
-    admin(&format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true")).await;
+    admin_execute(&format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true")).await;
     let created = eventually("writes to work again", || async {
         let response = app
             .post(

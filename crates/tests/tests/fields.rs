@@ -12,7 +12,7 @@ use std::path::Path;
 use herald_bus::schema::Registry;
 use herald_bus::settings::Settings;
 use herald_cli::server::{Herald, Role};
-use herald_tests::{Options, TestApp, json, send, write_apps};
+use herald_tests::{Options, TestApp, header, json, send, write_apps};
 use herald_workers::TaskRegistry;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
@@ -39,15 +39,6 @@ async fn spawn(sources: &[(&str, &str, &str)]) -> TestApp {
         ..Options::default()
     })
     .await
-}
-
-fn header(response: &Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 fn id_of(document: &Value) -> String {

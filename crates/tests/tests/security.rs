@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use herald_tests::{Options, TestApp, eventually, json, petstore_apps, send, write_apps};
+use herald_tests::{Options, TestApp, eventually, header, json, petstore_apps, send, write_apps};
 use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -17,34 +17,17 @@ use serde_json::{Value, json};
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-async fn count(app: &TestApp, table: &str) -> i64 {
-    app.db()
-        .await
-        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
-        .await
-        .map_or(-1, |r| r.get(0))
-}
-
 /// Events and commands recorded so far: a refused request must change neither.
 async fn footprint(app: &TestApp) -> (i64, i64) {
     (
-        count(app, "herald.events").await,
-        count(app, "herald.commands").await,
+        app.count("herald.events").await,
+        app.count("herald.commands").await,
     )
 }
 
@@ -722,7 +705,7 @@ async fn roles_decide_who_may_create_update_archive_and_restore_products() {
     let list = json(read_at(&app, "/v1/petstore/product", &position, &user).await).await;
     assert_eq!(data_len(&list), 1, "a user lists products: {list}");
 
-    let events = count(&app, "herald.events").await;
+    let events = app.count("herald.events").await;
     let patched = app.patch(&path, &user, &json!({"price": 1})).await;
     problem(
         patched,
@@ -738,7 +721,7 @@ async fn roles_decide_who_may_create_update_archive_and_restore_products() {
     let deleted = app.delete(&path, &staff).await;
     problem(deleted, 403, "forbidden", "staff archiving (delete: admin)").await;
     assert_eq!(
-        count(&app, "herald.events").await,
+        app.count("herald.events").await,
         events,
         "refusals append nothing"
     );
@@ -832,7 +815,7 @@ async fn what_a_caller_may_not_read_is_404_never_403() {
         200,
         "its owner reads it"
     );
-    let events = count(&app, "herald.events").await;
+    let events = app.count("herald.events").await;
     let theirs = read_at(&app, &memo_path, &position, &other_user).await;
     problem(theirs, 404, "not_found", "another user's memo").await;
     let list = json(read_at(&app, "/v1/vault/memo", &position, &other_user).await).await;
@@ -846,7 +829,7 @@ async fn what_a_caller_may_not_read_is_404_never_403() {
     let delete = app.delete(&memo_path, &other_user).await;
     problem(delete, 404, "not_found", "another user archiving the memo").await;
     assert_eq!(
-        count(&app, "herald.events").await,
+        app.count("herald.events").await,
         events,
         "refusals append nothing"
     );
@@ -1191,7 +1174,7 @@ async fn fields_a_caller_may_not_read_are_absent_and_may_not_be_written() {
     );
 
     // shop.item: users create and own items, but `cost` (default 5) is staff-only.
-    let events = count(&app, "herald.events").await;
+    let events = app.count("herald.events").await;
     let refused = app
         .post("/v1/shop/item", &user, &json!({"name": "Ball", "cost": 1}))
         .await;
@@ -1206,11 +1189,7 @@ async fn fields_a_caller_may_not_read_are_absent_and_may_not_be_written() {
         error_list(&body).contains(&("/cost".to_owned(), "forbidden_field".to_owned())),
         "errors name /cost as forbidden_field: {body}"
     );
-    assert_eq!(
-        count(&app, "herald.events").await,
-        events,
-        "nothing appended"
-    );
+    assert_eq!(app.count("herald.events").await, events, "nothing appended");
 
     let created = app
         .post("/v1/shop/item", &user, &json!({"name": "Ball"}))
@@ -1226,7 +1205,7 @@ async fn fields_a_caller_may_not_read_are_absent_and_may_not_be_written() {
     let staff_item = json(read_at(&app, &item_path, &position, &staff).await).await;
     assert_eq!(staff_item["cost"], 5, "the default is stored: {staff_item}");
 
-    let events = count(&app, "herald.events").await;
+    let events = app.count("herald.events").await;
     let refused = app.patch(&item_path, &user, &json!({"cost": 0})).await;
     let body = problem(refused, 422, "validation_failed", "the owner patching cost").await;
     assert_eq!(
@@ -1241,11 +1220,7 @@ async fn fields_a_caller_may_not_read_are_absent_and_may_not_be_written() {
         [("/cost".to_owned(), "forbidden_field".to_owned())],
         "{body}"
     );
-    assert_eq!(
-        count(&app, "herald.events").await,
-        events,
-        "nothing appended"
-    );
+    assert_eq!(app.count("herald.events").await, events, "nothing appended");
 
     let renamed = app
         .patch(&item_path, &user, &json!({"name": "Red ball"}))

@@ -20,18 +20,7 @@ pub fn subject(bus: &Bus, task: &str) -> String {
 }
 
 pub async fn ensure_stream(bus: &Bus) -> Result<stream::Stream, BusError> {
-    let name = stream_name(bus);
-    bus.jetstream
-        .get_or_create_stream(stream::Config {
-            name: name.clone(),
-            subjects: vec![format!("{}.task.>", bus.prefix())],
-            retention: stream::RetentionPolicy::WorkQueue,
-            storage: stream::StorageType::File,
-            duplicate_window: Duration::from_secs(120),
-            ..Default::default()
-        })
-        .await
-        .map_err(|source| BusError::Stream { name, source })
+    bus.ensure_work_queue(stream_name(bus), "task").await
 }
 
 pub async fn consumer(bus: &Bus, ack_wait: Duration) -> Result<consumer::PullConsumer, BusError> {

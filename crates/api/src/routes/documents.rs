@@ -34,9 +34,14 @@ pub fn router() -> Router<AppState> {
         .route("/v1/{app}/{doc}", post(create).get(list))
         .route(
             "/v1/{app}/{doc}/{id}",
-            get(read).patch(update).delete(archive),
+            get(read)
+                .patch(update)
+                .delete(|s, c, p, m, u, h| bodiless(Action::Archive, s, c, p, m, u, h)),
         )
-        .route("/v1/{app}/{doc}/{id}/restore", post(restore))
+        .route(
+            "/v1/{app}/{doc}/{id}/restore",
+            post(|s, c, p, m, u, h| bodiless(Action::Restore, s, c, p, m, u, h)),
+        )
 }
 
 const DEFAULT_LIMIT: i64 = 50;
@@ -215,7 +220,9 @@ async fn update(
     request.send(schema, id, action, &body.raw).await
 }
 
-async fn archive(
+/// Archive (`DELETE`) and restore: commands on one document that carry no body.
+async fn bodiless(
+    action: Action,
     State(state): State<AppState>,
     caller: Caller,
     Path((app, doc, id)): Path<(String, String, String)>,
@@ -232,27 +239,7 @@ async fn archive(
         uri,
         method,
     };
-    request.send(schema, id, Action::Archive, &[]).await
-}
-
-async fn restore(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((app, doc, id)): Path<(String, String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (schema, _) = find(&state, &caller, &app, &doc)?;
-    let id = parse_id(&caller, &id)?;
-    let request = Request {
-        state: &state,
-        caller,
-        headers,
-        uri,
-        method,
-    };
-    request.send(schema, id, Action::Restore, &[]).await
+    request.send(schema, id, action, &[]).await
 }
 
 /// `min_position` from the query, waiting for the view to reach it when given.

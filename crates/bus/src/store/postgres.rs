@@ -62,23 +62,7 @@ impl PgStore {
         command: &CommandEnvelope,
     ) -> Result<Acceptance, StoreError> {
         let client = self.pool.get().await?;
-        let inserted = client
-            .execute(
-                "INSERT INTO herald.commands
-                     (id, tenant, principal, collection, idempotency_key, request_hash, status)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'accepted')
-                 ON CONFLICT (id) DO NOTHING",
-                &[
-                    &command.id.0,
-                    &command.principal.tenant.as_str(),
-                    &command.principal.actor_sub(),
-                    &command.collection(),
-                    &command.idempotency_key,
-                    &command.request_hash,
-                ],
-            )
-            .await?;
-        if inserted == 1 {
+        if insert_accepted(&client, command).await? == 1 {
             return Ok(Acceptance::New);
         }
         match self.load_command(command.id).await? {
@@ -132,42 +116,46 @@ fn parse_tx(text: &str) -> Result<u64, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("transaction id `{text}`")))
 }
 
-/// Locks the command's row for this transaction. Returns its outcome when a handler already
-/// completed it, so a redelivered command appends nothing.
+/// Records a command as accepted; does nothing when its id is already known.
+async fn insert_accepted(
+    client: &impl deadpool_postgres::GenericClient,
+    command: &CommandEnvelope,
+) -> Result<u64, StoreError> {
+    Ok(client
+        .execute(
+            "INSERT INTO herald.commands
+                 (id, tenant, principal, collection, idempotency_key, request_hash, status)
+             VALUES ($1, $2, $3, $4, $5, $6, 'accepted')
+             ON CONFLICT (id) DO NOTHING",
+            &[
+                &command.id.0,
+                &command.principal.tenant.as_str(),
+                &command.principal.actor_sub(),
+                &command.collection(),
+                &command.idempotency_key,
+                &command.request_hash,
+            ],
+        )
+        .await?)
+}
+
+/// Locks the command's row for this transaction (recording it first when it was published
+/// without the api's bookkeeping). Returns its outcome when a handler already completed it,
+/// so a redelivered command appends nothing.
 async fn lock_command(
     tx: &Transaction<'_>,
     command: &CommandEnvelope,
 ) -> Result<Option<Outcome>, StoreError> {
+    insert_accepted(tx, command).await?;
     let row = tx
-        .query_opt(
+        .query_one(
             "SELECT outcome FROM herald.commands WHERE id = $1 FOR UPDATE",
             &[&command.id.0],
         )
         .await?;
-    match row {
-        Some(row) => row
-            .get::<_, Option<Value>>(0)
-            .map(parse_outcome)
-            .transpose(),
-        None => {
-            // Published without going through the api's bookkeeping: record it now.
-            tx.execute(
-                "INSERT INTO herald.commands
-                     (id, tenant, principal, collection, idempotency_key, request_hash, status)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'accepted')",
-                &[
-                    &command.id.0,
-                    &command.principal.tenant.as_str(),
-                    &command.principal.actor_sub(),
-                    &command.collection(),
-                    &command.idempotency_key,
-                    &command.request_hash,
-                ],
-            )
-            .await?;
-            Ok(None)
-        }
-    }
+    row.get::<_, Option<Value>>(0)
+        .map(parse_outcome)
+        .transpose()
 }
 
 async fn complete_command(
