@@ -1462,10 +1462,8 @@ async fn every_refusal_is_a_problem_from_the_error_table() {
         before.0 + 1,
         "only the valid patch appended an event"
     );
-    // Paths that do not percent-decode to UTF-8 are still unknown resources, still problems.
-    // CONTRACT (HTTP.md, Errors): problems are `application/problem+json`, always.
-    // (crates/api/src/routes/documents.rs:146.., commands.rs:23: axum's own `Path`
-    // rejection answers `400 text/plain` "Invalid URL: Invalid UTF-8 in `doc`").
+    // Paths that do not percent-decode to UTF-8 are still unknown resources, still problems
+    // (problems are `application/problem+json`, always).
     for target in [
         "/v1/petstore/%FF",
         "/v1/petstore/product/%FF%FE",
