@@ -264,3 +264,69 @@ impl HttpSettings {
         Duration::from_millis(self.default_read_wait_ms)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn layers_apply_in_order_defaults_file_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "herald.toml",
+                "[http]\naddr = \"0.0.0.0:9000\"\nbody_limit = 2048\n[nats]\nprefix = \"fromfile\"\n",
+            )?;
+            jail.set_env("HERALD_NATS__PREFIX", "fromenv");
+            jail.set_env("HERALD_DATABASE__URL", "postgres://u:secret@db:5432/app");
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                settings.http.addr.port(),
+                9000,
+                "the file overrides the default"
+            );
+            assert_eq!(settings.http.body_limit, 2048);
+            assert_eq!(
+                settings.nats.prefix, "fromenv",
+                "the environment overrides the file"
+            );
+            assert_eq!(
+                settings.database.url.expose_secret(),
+                "postgres://u:secret@db:5432/app"
+            );
+            assert_eq!(
+                settings.http.default_wait_ms, 5_000,
+                "untouched keys keep their default"
+            );
+            assert!(
+                !format!("{settings:?}").contains("secret@"),
+                "secrets never print"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn mistakes_in_settings_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("herald.toml", "[http]\nadress = \"x\"\n")?;
+            assert!(
+                Settings::load(None).is_err(),
+                "unknown keys are errors, not ignored"
+            );
+            jail.create_file("herald.toml", "")?;
+            jail.set_env("HERALD_NATS__PREFIX", "Bad.Prefix");
+            assert!(matches!(
+                Settings::load(None),
+                Err(SettingsError::Prefix(_))
+            ));
+            jail.set_env("HERALD_NATS__PREFIX", "ok");
+            jail.set_env("HERALD_AUTH__HS256_SECRET", "short");
+            assert!(matches!(
+                Settings::load(None),
+                Err(SettingsError::WeakSecret)
+            ));
+            Ok(())
+        });
+    }
+}
