@@ -266,6 +266,8 @@ impl HttpSettings {
 }
 
 #[cfg(test)]
+// `figment::Jail` fixes the closures' error type; its size does not matter in a test.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
