@@ -42,13 +42,15 @@ pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
 
-/// `If-Match: "<version>"` as an expected version. `*` asks for nothing more than existence.
+/// `If-Match: "<version>"` as an expected version (`None` for `*` or an empty header).
 pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(value) = headers.get("if-match") else {
         return Ok(None);
     };
     let text = value.to_str().unwrap_or_default().trim();
-    if text == "*" {
+    // `*` asks only that the document exists, which every action on it checks anyway; an empty
+    // header states no precondition at all.
+    if text == "*" || text.is_empty() {
         return Ok(None);
     }
     text.strip_prefix('"')
@@ -78,7 +80,9 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
         return Ok(None);
     };
     match value.to_str() {
-        Ok(key) if (1..=255).contains(&key.len()) => Ok(Some(key.to_owned())),
+        Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(key.to_owned()))
+        }
         _ => Err(ApiError::Validation {
             detail: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
             errors: Vec::new(),

@@ -15,6 +15,7 @@
 //! - [`submit`]: publishing a command and turning its outcome into a response.
 //! - [`replies`]: routes handler replies (core NATS) to the requests waiting for them.
 //! - [`views`]: reads from document views, and waiting for a view to reach a position.
+//! - [`openapi`]: the OpenAPI 3.1 description generated from the documents.
 //! - [`routes`]: one module per group of routes.
 //!
 //! A write flows: `auth` → `routes::documents` (authorize, validate) → `submit` (record,
@@ -25,6 +26,7 @@ pub mod body;
 pub mod error;
 pub mod extract;
 pub mod headers;
+pub mod openapi;
 pub mod rate_limit;
 pub mod replies;
 pub mod request_id;

@@ -60,6 +60,7 @@ impl ApiServer {
             .documents()
             .map(|schema| (schema.collection(), ViewTable::new(schema.clone())))
             .collect();
+        let openapi = serde_json::to_vec(&crate::openapi::describe(&registry))?.into();
         let listener = TcpListener::bind(settings.http.addr).await?;
         let state = AppState::new(Inner {
             settings,
@@ -71,6 +72,7 @@ impl ApiServer {
             verifier,
             cursors,
             limiter,
+            openapi,
         });
         Ok(Self {
             listener,

@@ -27,6 +27,8 @@ pub struct Inner {
     pub verifier: TokenVerifier,
     pub cursors: CursorKey,
     pub limiter: Option<Limiter>,
+    /// The OpenAPI description, serialized once.
+    pub openapi: bytes::Bytes,
 }
 
 impl std::ops::Deref for AppState {

@@ -498,3 +498,59 @@ async fn statuses_of_gets(app: &TestApp, token: &str, n: usize) -> Vec<u16> {
     }
     statuses
 }
+
+#[tokio::test]
+async fn the_openapi_description_is_public_and_follows_the_documents() {
+    let app = TestApp::spawn().await;
+    let response = send(app.request(Method::GET, "/v1/openapi.json", None)).await;
+    assert_eq!(response.status(), 200, "public: no token needed");
+    let spec = json(response).await;
+    assert_eq!(spec["openapi"], "3.1.0");
+    for path in [
+        "/v1/petstore/product",
+        "/v1/petstore/product/{id}",
+        "/v1/petstore/product/{id}/restore",
+        "/v1/commands/{id}",
+    ] {
+        assert!(spec["paths"][path].is_object(), "{path} is described");
+    }
+    let create = &spec["components"]["schemas"]["PetstoreProductCreate"];
+    assert_eq!(
+        create["required"],
+        json!(["name", "price"]),
+        "required fields without a default"
+    );
+    assert_eq!(
+        create["additionalProperties"], false,
+        "unknown fields are refused"
+    );
+    assert_eq!(create["properties"]["price"]["minimum"], 0.0);
+    assert_eq!(create["properties"]["sku"]["pattern"], "^[A-Z0-9-]{4,20}$");
+    assert_eq!(
+        create["properties"]["status"]["enum"],
+        json!(["draft", "published", "retired"])
+    );
+    let patch = &spec["components"]["schemas"]["PetstoreProductPatch"];
+    assert_eq!(
+        patch["properties"]["description"]["type"],
+        json!(["string", "null"]),
+        "null clears an optional field"
+    );
+    assert!(patch.get("required").is_none());
+    let read = &spec["components"]["schemas"]["PetstoreProduct"];
+    assert_eq!(read["properties"]["id"]["format"], "uuid");
+    assert_eq!(
+        spec["paths"]["/v1/petstore/product"]["post"]["responses"]["422"]["content"]["application/problem+json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/Problem"
+    );
+    let docs = send(app.request(Method::GET, "/docs", None)).await;
+    assert_eq!(docs.status(), 200);
+    assert!(
+        docs.text()
+            .await
+            .unwrap_or_default()
+            .contains("/v1/openapi.json")
+    );
+    app.stop_and_clean().await;
+}

@@ -1,6 +1,7 @@
 //! The routes, one module per group, merged in [`router`].
 
 mod commands;
+mod docs;
 mod documents;
 mod health;
 
@@ -12,5 +13,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(health::router())
         .merge(commands::router())
+        .merge(docs::router())
         .merge(documents::router())
 }

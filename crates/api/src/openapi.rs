@@ -1,0 +1,419 @@
+//! The OpenAPI 3.1 description of the API, generated once at start-up from the loaded
+//! documents: one schema per document for reads, creates and patches, every route with its
+//! headers, and the problem responses.
+
+use herald_bus::schema::{DocumentSchema, Field, FieldKind, Fields, Registry};
+use serde_json::{Map, Value, json};
+
+/// The whole document served at `/v1/openapi.json`.
+pub fn describe(registry: &Registry) -> Value {
+    let mut paths = Map::new();
+    let mut schemas = common_schemas();
+    for doc in registry.documents() {
+        let name = type_name(doc);
+        schemas.insert(name.clone(), document_schema(doc));
+        schemas.insert(
+            format!("{name}Create"),
+            body_schema(&doc.fields, Body::Create),
+        );
+        schemas.insert(
+            format!("{name}Patch"),
+            body_schema(&doc.fields, Body::Patch),
+        );
+        schemas.insert(
+            format!("{name}Page"),
+            json!({
+                "type": "object",
+                "required": ["data", "next_cursor", "has_more"],
+                "properties": {
+                    "data": {"type": "array", "items": reference(&name)},
+                    "next_cursor": {"type": ["string", "null"]},
+                    "has_more": {"type": "boolean"},
+                },
+            }),
+        );
+        let base = format!("/v1/{}/{}", doc.app, doc.name);
+        paths.insert(base.clone(), collection_path(doc, &name));
+        paths.insert(format!("{base}/{{id}}"), document_path(doc, &name));
+        paths.insert(format!("{base}/{{id}}/restore"), restore_path(doc, &name));
+    }
+    paths.insert("/v1/commands/{id}".into(), command_path());
+    for (path, summary) in [
+        ("/healthz", "The process is alive"),
+        ("/readyz", "PostgreSQL and NATS answer"),
+    ] {
+        paths.insert(
+            path.into(),
+            json!({"get": {"summary": summary, "security": [], "tags": ["operations"],
+                "responses": {"200": {"description": "ok"}, "503": problem_response("Not ready")}}}),
+        );
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Herald API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Commands over HTTP and queries over projected views. Every error is an RFC 9457 problem.",
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": schemas,
+        },
+    })
+}
+
+/// `petstore.product` → `PetstoreProduct`.
+fn type_name(doc: &DocumentSchema) -> String {
+    [doc.app.as_str(), doc.name.as_str()]
+        .iter()
+        .flat_map(|part| part.split('_'))
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |c| {
+                c.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
+fn reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn common_schemas() -> Map<String, Value> {
+    let mut schemas = Map::new();
+    schemas.insert(
+        "Problem".into(),
+        json!({
+            "type": "object",
+            "required": ["type", "title", "status", "code"],
+            "properties": {
+                "type": {"type": "string", "format": "uri"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "code": {"type": "string"},
+                "request_id": {"type": "string"},
+                "errors": {"type": "array", "items": {"type": "object", "properties": {
+                    "pointer": {"type": "string"}, "parameter": {"type": "string"},
+                    "code": {"type": "string"}, "detail": {"type": "string"}}}},
+            },
+        }),
+    );
+    schemas.insert(
+        "Accepted".into(),
+        json!({"type": "object", "required": ["id", "status"], "properties": {
+            "id": {"type": "string", "format": "uuid"}, "status": {"const": "accepted"}}}),
+    );
+    schemas.insert(
+        "CommandStatus".into(),
+        json!({"type": "object", "required": ["id", "status", "created_at"], "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "status": {"enum": ["accepted", "succeeded", "rejected"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "completed_at": {"type": ["string", "null"], "format": "date-time"},
+            "position": {"type": ["string", "null"]},
+            "result": {"type": ["object", "null"]},
+            "problem": {"oneOf": [reference("Problem"), {"type": "null"}]}}}),
+    );
+    schemas
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Body {
+    /// What reads return: every field optional (hidden fields are absent), plus the managed ones.
+    Read,
+    Create,
+    Patch,
+}
+
+fn document_schema(doc: &DocumentSchema) -> Value {
+    let mut schema = body_schema(&doc.fields, Body::Read);
+    let managed = json!({
+        "id": {"type": "string", "format": "uuid", "readOnly": true},
+        "version": {"type": "integer", "minimum": 1, "readOnly": true},
+        "created_at": {"type": "string", "format": "date-time", "readOnly": true},
+        "created_by": {"type": "string", "readOnly": true},
+        "updated_at": {"type": "string", "format": "date-time", "readOnly": true},
+        "updated_by": {"type": "string", "readOnly": true},
+    });
+    if let (Some(properties), Some(managed)) =
+        (schema["properties"].as_object_mut(), managed.as_object())
+    {
+        properties.extend(managed.clone());
+    }
+    schema["required"] = json!([
+        "id",
+        "version",
+        "created_at",
+        "created_by",
+        "updated_at",
+        "updated_by"
+    ]);
+    if let Some(description) = &doc.description {
+        schema["description"] = Value::String(description.clone());
+    }
+    schema
+}
+
+fn body_schema(fields: &Fields, body: Body) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for (name, field) in fields {
+        if field.read_only && body != Body::Read {
+            continue;
+        }
+        if field.required && body == Body::Create && field.default.is_none() {
+            required.push(Value::String(name.clone()));
+        }
+        properties.insert(name.clone(), field_schema(field, body));
+    }
+    let mut schema =
+        json!({"type": "object", "properties": properties, "additionalProperties": false});
+    if !required.is_empty() {
+        schema["required"] = Value::Array(required);
+    }
+    schema
+}
+
+fn field_schema(field: &Field, body: Body) -> Value {
+    let mut schema = match &field.kind {
+        FieldKind::Object(nested) => body_schema(
+            nested,
+            if body == Body::Patch {
+                Body::Patch
+            } else {
+                body
+            },
+        ),
+        FieldKind::Array(item) => {
+            let mut array = json!({"type": "array", "items": field_schema(item, Body::Create)});
+            if let Some(min) = field.min_items {
+                array["minItems"] = json!(min);
+            }
+            if let Some(max) = field.max_items {
+                array["maxItems"] = json!(max);
+            }
+            array
+        }
+        kind => scalar_schema(kind, field),
+    };
+    let nullable = field.nullable || (body == Body::Patch && !field.required);
+    if nullable && let Some(kind) = schema.get("type").cloned() {
+        schema["type"] = json!([kind, "null"]);
+    }
+    if let Some(default) = &field.default {
+        schema["default"] = default.clone();
+    }
+    if field.read_only {
+        schema["readOnly"] = json!(true);
+    }
+    let mut notes = field.description.clone().into_iter().collect::<Vec<_>>();
+    if field.immutable {
+        notes.push("Set on create only.".into());
+    }
+    if field.unique {
+        notes.push("Unique per tenant.".into());
+    }
+    if !notes.is_empty() {
+        schema["description"] = Value::String(notes.join(" "));
+    }
+    schema
+}
+
+fn scalar_schema(kind: &FieldKind, field: &Field) -> Value {
+    let mut schema = match kind {
+        FieldKind::Integer => json!({"type": "integer", "format": "int64"}),
+        FieldKind::Number => json!({"type": "number"}),
+        FieldKind::Boolean => json!({"type": "boolean"}),
+        FieldKind::Datetime => json!({"type": "string", "format": "date-time"}),
+        FieldKind::Date => json!({"type": "string", "format": "date"}),
+        FieldKind::Uuid => json!({"type": "string", "format": "uuid"}),
+        FieldKind::Email => json!({"type": "string", "format": "email"}),
+        FieldKind::Url => json!({"type": "string", "format": "uri"}),
+        FieldKind::Ref { app, doc } => json!({"type": "string", "format": "uuid",
+            "description": format!("The id of a {app}.{doc} document.")}),
+        _ => json!({"type": "string"}),
+    };
+    let (low, high) = if matches!(kind, FieldKind::Integer | FieldKind::Number) {
+        ("minimum", "maximum")
+    } else {
+        ("minLength", "maxLength")
+    };
+    if let Some(min) = field.min {
+        schema[low] = json!(min);
+    }
+    if let Some(max) = field.max {
+        schema[high] = json!(max);
+    }
+    if let Some(pattern) = &field.pattern {
+        schema["pattern"] = Value::String(pattern.as_str().to_owned());
+    }
+    if let Some(values) = &field.enum_values {
+        schema["enum"] = Value::Array(values.clone());
+    }
+    schema
+}
+
+fn problem_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/problem+json": {"schema": reference("Problem")}}})
+}
+
+fn header(name: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "header", "required": false, "description": description, "schema": schema})
+}
+
+/// Position tokens and cursors: opaque, made by this server, base64url.
+fn token_schema() -> Value {
+    json!({"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$"})
+}
+
+fn write_headers() -> Vec<Value> {
+    vec![
+        header(
+            "Idempotency-Key",
+            "Retrying with the same key returns the first outcome and appends nothing; the same key with another body is 422.",
+            json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}),
+        ),
+        header(
+            "Prefer",
+            "`wait=N` waits up to N seconds for the outcome; `respond-async` answers 202 at once.",
+            json!({"type": "string"}),
+        ),
+    ]
+}
+
+fn if_match() -> Value {
+    header(
+        "If-Match",
+        "The version the change is based on, e.g. \"3\"; a stale version is 412.",
+        json!({"type": "string", "pattern": "^(\\*|\"[0-9]+\")$"}),
+    )
+}
+
+fn errors(codes: &[(&str, &str)]) -> Map<String, Value> {
+    codes
+        .iter()
+        .map(|(status, what)| ((*status).to_owned(), problem_response(what)))
+        .collect()
+}
+
+fn document_response(name: &str, description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": reference(name)}},
+        "headers": {"ETag": {"schema": {"type": "string"}}, "Herald-Position": {"schema": {"type": "string"}}}})
+}
+
+fn accepted() -> Value {
+    json!({"description": "Accepted: durable, not yet handled; the status is at Location.",
+        "content": {"application/json": {"schema": reference("Accepted")}}})
+}
+
+const COMMON: [(&str, &str); 4] = [
+    ("401", "Missing or invalid token"),
+    ("404", "Not found, or not visible to the caller"),
+    ("429", "Rate limited"),
+    ("503", "Unavailable"),
+];
+
+fn with_common(mut responses: Map<String, Value>, extra: &[(&str, &str)]) -> Value {
+    responses.extend(errors(&COMMON));
+    responses.extend(errors(extra));
+    Value::Object(responses)
+}
+
+fn id_parameter() -> Value {
+    json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}})
+}
+
+fn min_position() -> Value {
+    json!({"name": "min_position", "in": "query", "required": false, "schema": token_schema(),
+        "description": "Wait until the view covers this Herald-Position."})
+}
+
+fn collection_path(doc: &DocumentSchema, name: &str) -> Value {
+    let tag = doc.collection();
+    let mut create_responses = Map::new();
+    create_responses.insert("201".into(), document_response(name, "Created"));
+    create_responses.insert("202".into(), accepted());
+    let mut list_responses = Map::new();
+    list_responses.insert(
+        "200".into(),
+        json!({"description": "A page", "content": {"application/json": {"schema": reference(&format!("{name}Page"))}}}),
+    );
+    json!({
+        "post": {
+            "summary": format!("Create a {tag}"), "tags": [tag], "parameters": write_headers(),
+            "requestBody": {"required": true, "content": {"application/json": {"schema": reference(&format!("{name}Create"))}}},
+            "responses": with_common(create_responses, &[("400", "Malformed JSON"), ("403", "Forbidden"),
+                ("409", "Conflict or unique value taken"), ("413", "Body too large"), ("415", "Not JSON"),
+                ("422", "Invalid body")]),
+        },
+        "get": {
+            "summary": format!("List {tag} documents"), "tags": [tag],
+            "parameters": [
+                {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+                {"name": "cursor", "in": "query", "required": false, "schema": token_schema()},
+                min_position(),
+            ],
+            "responses": with_common(list_responses, &[("400", "Invalid query")]),
+        },
+    })
+}
+
+fn document_path(doc: &DocumentSchema, name: &str) -> Value {
+    let tag = doc.collection();
+    let mut if_match_headers = write_headers();
+    if_match_headers.push(if_match());
+    let mut read_responses = Map::new();
+    read_responses.insert("200".into(), document_response(name, "The document"));
+    read_responses.insert("304".into(), json!({"description": "Not modified"}));
+    let mut update_responses = Map::new();
+    update_responses.insert("200".into(), document_response(name, "Updated"));
+    update_responses.insert("202".into(), accepted());
+    let mut archive_responses = Map::new();
+    archive_responses.insert("204".into(), json!({"description": "Archived"}));
+    archive_responses.insert("202".into(), accepted());
+    let patch = reference(&format!("{name}Patch"));
+    json!({
+        "parameters": [id_parameter()],
+        "get": {"summary": format!("Read a {tag}"), "tags": [tag],
+            "parameters": [min_position(), header("If-None-Match", "Entity tags of versions the client has.", json!({"type": "string"}))],
+            "responses": with_common(read_responses, &[("400", "Invalid query")])},
+        "patch": {"summary": format!("Update a {tag} (JSON Merge Patch)"), "tags": [tag], "parameters": if_match_headers,
+            "requestBody": {"required": true, "content": {
+                "application/merge-patch+json": {"schema": patch}, "application/json": {"schema": patch}}},
+            "responses": with_common(update_responses, &[("400", "Malformed JSON"), ("403", "Forbidden"),
+                ("409", "Unique value taken"), ("412", "Version mismatch"), ("413", "Body too large"),
+                ("415", "Not JSON"), ("422", "Invalid patch"), ("428", "If-Match required")])},
+        "delete": {"summary": format!("Archive a {tag}"), "tags": [tag], "parameters": if_match_headers,
+            "responses": with_common(archive_responses, &[("403", "Forbidden"), ("412", "Version mismatch"),
+                ("422", "Idempotency-Key reused or invalid"), ("428", "If-Match required")])},
+    })
+}
+
+fn restore_path(doc: &DocumentSchema, name: &str) -> Value {
+    let tag = doc.collection();
+    let mut responses = Map::new();
+    responses.insert("200".into(), document_response(name, "Restored"));
+    responses.insert("202".into(), accepted());
+    json!({
+        "parameters": [id_parameter()],
+        "post": {"summary": format!("Restore an archived {tag}"), "tags": [tag], "parameters": write_headers(),
+            "responses": with_common(responses, &[("403", "Forbidden"), ("409", "Not archived"),
+                ("412", "Version mismatch"), ("422", "Idempotency-Key reused or invalid"), ("428", "If-Match required")])},
+    })
+}
+
+fn command_path() -> Value {
+    let mut responses = Map::new();
+    responses.insert(
+        "200".into(),
+        json!({"description": "The command's status", "content": {"application/json": {"schema": reference("CommandStatus")}}}),
+    );
+    json!({
+        "parameters": [id_parameter()],
+        "get": {"summary": "A command's status", "tags": ["commands"], "responses": with_common(responses, &[])},
+    })
+}

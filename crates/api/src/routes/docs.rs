@@ -1,0 +1,42 @@
+//! `GET /v1/openapi.json` (the generated OpenAPI 3.1 description) and `GET /docs` (an
+//! interactive page that renders it). Both are public: they describe, they hold no data.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/openapi.json", get(openapi))
+        .route("/docs", get(docs))
+}
+
+async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi.clone(),
+    )
+}
+
+/// The page loads the renderer in the reader's browser; the server ships no third-party code.
+async fn docs() -> Html<&'static str> {
+    Html(
+        r#"<!doctype html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <title>Herald API</title>
+  </head>
+  <body>
+    <script id="api-reference" data-url="/v1/openapi.json"></script>
+    <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
+  </body>
+</html>
+"#,
+    )
+}
