@@ -25,6 +25,16 @@ pub enum Action {
 }
 
 impl Action {
+    /// The field values it sets (a create's fields, an update's patch; none otherwise).
+    pub fn values(&self) -> &Map<String, Value> {
+        static NONE: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+        match self {
+            Action::Create { fields } => fields,
+            Action::Update { patch } => patch,
+            Action::Archive | Action::Restore => &NONE,
+        }
+    }
+
     /// The ACL action that guards it.
     pub fn acl_action(&self) -> &'static str {
         match self {

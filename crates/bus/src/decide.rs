@@ -4,11 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
 use crate::access::Ownership;
 use crate::command::{Action, CommandEnvelope, Rejection, RejectionCode};
 use crate::document::{Change, DocumentState, Stamp, apply};
+use crate::references::{RefCheck, references};
 use crate::schema::{DocumentSchema, ErrorCode, FieldError, FieldKind, Fields, Mode, merge_patch};
 
 /// A value of a `unique` field, reserved per tenant and collection.
@@ -16,15 +16,6 @@ use crate::schema::{DocumentSchema, ErrorCode, FieldError, FieldKind, Fields, Mo
 pub struct UniqueValue {
     pub field: String,
     pub value: String,
-}
-
-/// A `ref` the command sets: the target must exist and be readable by the caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefCheck {
-    pub pointer: String,
-    pub app: String,
-    pub doc: String,
-    pub id: Uuid,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -89,7 +80,7 @@ fn decide_create(
     Ok(Decision {
         reserve: unique_values(&schema.fields, &created),
         release: Vec::new(),
-        refs: ref_checks(&schema.fields, &created, ""),
+        refs: references(&schema.fields, &created),
         changes: vec![change],
         state,
         http_status: 201,
@@ -164,7 +155,7 @@ fn decide_change(
             (
                 unique_values(&schema.fields, &set),
                 unique_values(&schema.fields, &before),
-                ref_checks(&schema.fields, &set, ""),
+                references(&schema.fields, &set),
             )
         }
         _ => (Vec::new(), Vec::new(), Vec::new()),
@@ -210,17 +201,22 @@ fn update_change(
     let caller = &command.principal;
     let owner = Ownership::CreatedBy(&current.created_by);
     let may_write = |roles: &_| caller.may(Some(roles), owner);
-    let patch = match schema.validate(&Value::Object(patch.clone()), Mode::Patch, &may_write) {
-        Ok(Value::Object(normalized)) => normalized,
-        Ok(_) => return Err(Rejection::validation(Vec::new())),
-        Err(errors) => return Err(Rejection::validation(errors)),
-    };
+    // Every problem at once: the patch's own, and the immutable fields it would change.
+    let (patch, mut errors) =
+        match schema.validate(&Value::Object(patch.clone()), Mode::Patch, &may_write) {
+            Ok(Value::Object(normalized)) => (normalized, Vec::new()),
+            Ok(_) => (patch.clone(), Vec::new()),
+            Err(errors) => (patch.clone(), errors),
+        };
     let before = Value::Object(current.fields.clone());
     let mut merged = before.clone();
     merge_patch(&mut merged, &Value::Object(patch.clone()));
-    let mut errors = Vec::new();
     immutable_changes(&schema.fields, &before, &merged, "", &mut errors);
-    if let Err(invalid) = schema.validate(&merged, Mode::Stored, &|_| true) {
+    // The merged document is checked only for a valid patch: an invalid value would be
+    // reported twice.
+    if errors.is_empty()
+        && let Err(invalid) = schema.validate(&merged, Mode::Stored, &|_| true)
+    {
         errors.extend(invalid);
     }
     if !errors.is_empty() {
@@ -275,39 +271,4 @@ fn unique_values(fields: &Fields, values: &Map<String, Value>) -> Vec<UniqueValu
             })
         })
         .collect()
-}
-
-/// Every `ref` value in `values`, including inside nested objects and arrays.
-fn ref_checks(fields: &Fields, values: &Map<String, Value>, prefix: &str) -> Vec<RefCheck> {
-    let mut out = Vec::new();
-    for (name, field) in fields {
-        if let Some(value) = values.get(name) {
-            collect_refs(&field.kind, value, &format!("{prefix}/{name}"), &mut out);
-        }
-    }
-    out
-}
-
-fn collect_refs(kind: &FieldKind, value: &Value, pointer: &str, out: &mut Vec<RefCheck>) {
-    match (kind, value) {
-        (FieldKind::Ref { app, doc }, Value::String(raw)) => {
-            if let Ok(id) = Uuid::parse_str(raw) {
-                out.push(RefCheck {
-                    pointer: pointer.to_owned(),
-                    app: app.clone(),
-                    doc: doc.clone(),
-                    id,
-                });
-            }
-        }
-        (FieldKind::Object(nested), Value::Object(map)) => {
-            out.extend(ref_checks(nested, map, pointer));
-        }
-        (FieldKind::Array(item), Value::Array(items)) => {
-            for (i, item_value) in items.iter().enumerate() {
-                collect_refs(&item.kind, item_value, &format!("{pointer}/{i}"), out);
-            }
-        }
-        _ => {}
-    }
 }

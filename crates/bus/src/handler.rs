@@ -17,12 +17,12 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::access::Ownership;
 use crate::command::{CommandEnvelope, Outcome, Rejection, RejectionCode};
-use crate::decide::{Decision, decide};
+use crate::decide::decide;
 use crate::ids::stream_id;
 use crate::nats::{Bus, BusError, REPLY_TO_HEADER, consume};
-use crate::schema::{ErrorCode, FieldError, Registry};
+use crate::references::{unresolved, with_unresolved};
+use crate::schema::Registry;
 use crate::store::{Commit, EventStore, StoreError};
 
 /// Commands on one stream are handled one at a time per process (striped locks); across
@@ -77,10 +77,35 @@ impl<S: EventStore> Handler<S> {
             let current = loaded.as_ref().map(|l| &l.state);
             let decision = match decide(schema, current, command, Utc::now()) {
                 Ok(decision) => decision,
-                Err(rejection) => return self.store.reject(command, rejection).await,
+                Err(mut rejection) => {
+                    if rejection.code == RejectionCode::ValidationFailed {
+                        let values = command.action.values();
+                        let errors = std::mem::take(&mut rejection.errors);
+                        rejection.errors = with_unresolved(
+                            &self.store,
+                            &self.registry,
+                            &command.principal,
+                            &schema.fields,
+                            values,
+                            errors,
+                        )
+                        .await?;
+                    }
+                    return self.store.reject(command, rejection).await;
+                }
             };
-            if let Some(rejection) = self.check_refs(command, &decision).await? {
-                return self.store.reject(command, rejection).await;
+            let missing = unresolved(
+                &self.store,
+                &self.registry,
+                &command.principal,
+                &decision.refs,
+            )
+            .await?;
+            if !missing.is_empty() {
+                return self
+                    .store
+                    .reject(command, Rejection::validation(missing))
+                    .await;
             }
             let commit = Commit {
                 command,
@@ -118,41 +143,6 @@ impl<S: EventStore> Handler<S> {
         stream.hash(&mut hasher);
         let index = usize::try_from(hasher.finish() % STREAM_LOCK_STRIPES as u64).unwrap_or(0);
         &self.stripes[index]
-    }
-
-    /// A reference must name a document that exists, is not archived and that the caller may read.
-    async fn check_refs(
-        &self,
-        command: &CommandEnvelope,
-        decision: &Decision,
-    ) -> Result<Option<Rejection>, StoreError> {
-        let mut errors = Vec::new();
-        for check in &decision.refs {
-            let readable = match self.registry.get(&check.app, &check.doc) {
-                None => false,
-                Some(target) => {
-                    let target_stream = stream_id(&target.collection(), check.id);
-                    self.store
-                        .load_stream(&command.principal.tenant, &target_stream)
-                        .await?
-                        .is_some_and(|loaded| {
-                            !loaded.state.archived
-                                && command.principal.may(
-                                    target.acl.roles("read"),
-                                    Ownership::CreatedBy(&loaded.state.created_by),
-                                )
-                        })
-                }
-            };
-            if !readable {
-                errors.push(FieldError {
-                    pointer: check.pointer.clone(),
-                    code: ErrorCode::RefNotFound,
-                    detail: format!("no {}.{} with this id", check.app, check.doc),
-                });
-            }
-        }
-        Ok((!errors.is_empty()).then(|| Rejection::validation(errors)))
     }
 }
 

@@ -554,3 +554,87 @@ async fn the_openapi_description_is_public_and_follows_the_documents() {
     );
     app.stop_and_clean().await;
 }
+
+#[tokio::test]
+async fn every_problem_of_a_bad_request_is_reported_at_once() {
+    let app = TestApp::spawn().await;
+    let staff = app.token("sam", &["staff"], "acme");
+    let missing = "01a200ac-0000-7000-8000-000000000000";
+    let problems = |body: Value| async move {
+        let errors = body["errors"].as_array().cloned().unwrap_or_default();
+        let mut pairs: Vec<(String, String)> = errors
+            .iter()
+            .map(|e| {
+                (
+                    e["pointer"].as_str().unwrap_or_default().to_owned(),
+                    e["code"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        pairs.sort();
+        pairs
+    };
+    let response = app
+        .post(
+            "/v1/petstore/product",
+            &staff,
+            &json!({"name": "Bad", "price": -1, "bogus": 1, "supplier": missing}),
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    let expected = [
+        ("/bogus", "unknown_field"),
+        ("/price", "minimum"),
+        ("/supplier", "ref_not_found"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(p, c)| ((*p).to_owned(), (*c).to_owned()))
+        .collect();
+    assert_eq!(
+        problems(json(response).await).await,
+        expected,
+        "stateless and stored-data problems together"
+    );
+
+    let product = app
+        .create(
+            "petstore/product",
+            &staff,
+            &json!({"name": "Good", "price": 1, "sku": "GOOD-1"}),
+        )
+        .await;
+    let path = format!(
+        "/v1/petstore/product/{}",
+        product["id"].as_str().unwrap_or_default()
+    );
+    let response = app
+        .patch(
+            &path,
+            &staff,
+            &json!({"stock": -1, "sku": "OTHER-2", "supplier": missing}),
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    let expected = [
+        ("/sku", "immutable"),
+        ("/stock", "minimum"),
+        ("/supplier", "ref_not_found"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(p, c)| ((*p).to_owned(), (*c).to_owned()))
+        .collect();
+    assert_eq!(problems(json(response).await).await, expected);
+
+    let nowhere = format!("/v1/petstore/product/{missing}");
+    assert_eq!(
+        app.patch(&nowhere, &staff, &json!({"stock": -1}))
+            .await
+            .status(),
+        404,
+        "existence comes first"
+    );
+    assert_eq!(app.count("herald.events").await, 1);
+    app.stop_and_clean().await;
+}

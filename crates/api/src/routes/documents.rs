@@ -10,10 +10,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use herald_bus::access::{Ownership, Principal};
-use herald_bus::command::{Action, CommandEnvelope, request_hash};
+use herald_bus::command::{Action, CommandEnvelope, RejectionCode, request_hash};
+use herald_bus::decide::decide;
 use herald_bus::ids::CommandId;
+use herald_bus::ids::stream_id;
 use herald_bus::position::LogPosition;
+use herald_bus::references::with_unresolved;
 use herald_bus::schema::{DocumentSchema, Mode};
+use herald_bus::store::EventStore;
 use herald_projector::ViewTable;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -26,7 +30,7 @@ use crate::headers::{
     Wait, etag, idempotency_key, if_match, if_none_match, prefer_wait, traceparent,
 };
 use crate::state::AppState;
-use crate::submit::submit;
+use crate::submit::{submit, unavailable};
 use crate::views::{ListScope, fetch_document, list_documents, wait_for_position};
 
 pub fn router() -> Router<AppState> {
@@ -79,6 +83,58 @@ fn authorize(caller: &Caller, schema: &DocumentSchema, action: &str) -> Result<(
 
 fn parse_id(caller: &Caller, raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| caller.hidden())
+}
+
+/// The stateless checks (body shape, types, constraints, field write rights), so a bad request
+/// costs no trip over the bus. When they fail, the checks that need stored data run too (the
+/// decision on the current document, the references), so one answer names every problem.
+async fn precheck(
+    state: &AppState,
+    schema: &DocumentSchema,
+    command: &CommandEnvelope,
+) -> Result<(), ApiError> {
+    let principal = &command.principal;
+    let (mode, owner) = match &command.action {
+        Action::Create { .. } => (Mode::Create, Ownership::Creating),
+        Action::Update { .. } => (Mode::Patch, Ownership::Unknown),
+        Action::Archive | Action::Restore => return Ok(()),
+    };
+    let values = command.action.values();
+    let may_write = |roles: &_| principal.may(Some(roles), owner);
+    let Err(mut errors) = schema.validate(&Value::Object(values.clone()), mode, &may_write) else {
+        return Ok(());
+    };
+    let current = match mode {
+        Mode::Patch => {
+            let stream = stream_id(&schema.collection(), command.document_id);
+            let loaded = state
+                .store
+                .load_stream(&principal.tenant, &stream)
+                .await
+                .map_err(unavailable)?;
+            loaded.map(|l| l.state)
+        }
+        _ => None,
+    };
+    match decide(schema, current.as_ref(), command, Utc::now()) {
+        Err(rejection) if rejection.code == RejectionCode::ValidationFailed => {
+            errors.extend(rejection.errors)
+        }
+        // Existence and rights come before the body, as in the handler.
+        Err(rejection) => return Err(rejection.into()),
+        Ok(_) => {}
+    }
+    let errors = with_unresolved(
+        &state.store,
+        &state.registry,
+        principal,
+        &schema.fields,
+        values,
+        errors,
+    )
+    .await
+    .map_err(unavailable)?;
+    Err(validation_failed(errors))
 }
 
 fn validation_failed(errors: Vec<herald_bus::schema::FieldError>) -> ApiError {
@@ -156,6 +212,7 @@ impl Request<'_> {
             traceparent: traceparent(&self.headers),
             submitted_at: Utc::now(),
         };
+        precheck(self.state, schema, &command).await?;
         submit(self.state, schema, command, wait).await
     }
 }
@@ -171,14 +228,6 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let (schema, _) = find(&state, &caller, &app, &doc)?;
     authorize(&caller, schema, "create")?;
-    let may_write = |roles: &_| caller.0.may(Some(roles), Ownership::Creating);
-    schema
-        .validate(
-            &Value::Object(body.object.clone()),
-            Mode::Create,
-            &may_write,
-        )
-        .map_err(validation_failed)?;
     let action = Action::Create {
         fields: body.object,
     };
@@ -205,10 +254,6 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let (schema, _) = find(&state, &caller, &app, &doc)?;
     let id = parse_id(&caller, &id)?;
-    let may_write = |roles: &_| caller.0.may(Some(roles), Ownership::Unknown);
-    schema
-        .validate(&Value::Object(body.object.clone()), Mode::Patch, &may_write)
-        .map_err(validation_failed)?;
     let action = Action::Update { patch: body.object };
     let request = Request {
         state: &state,

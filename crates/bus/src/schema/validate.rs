@@ -20,7 +20,7 @@ pub struct FieldError {
 /// The `errors[].code` vocabulary of the HTTP contract. `Immutable` and `RefNotFound` need the
 /// stored document or other collections, so the command handler reports them, not
 /// [`DocumentSchema::validate`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     Required,

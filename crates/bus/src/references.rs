@@ -1,0 +1,116 @@
+//! References: a `ref` value must name a document that exists, is not archived and that the
+//! caller may read. Checking that needs the store, so it runs beside the pure decision, in the
+//! handler (authoritative) and in the api (to report every problem of a bad request at once).
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::access::{Ownership, Principal};
+use crate::ids::stream_id;
+use crate::schema::{ErrorCode, FieldError, FieldKind, Fields, Registry};
+use crate::store::{EventStore, StoreError};
+
+/// A `ref` the command sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefCheck {
+    pub pointer: String,
+    pub app: String,
+    pub doc: String,
+    pub id: Uuid,
+}
+
+/// Every `ref` value in `values`, including inside nested objects and arrays.
+pub fn references(fields: &Fields, values: &Map<String, Value>) -> Vec<RefCheck> {
+    let mut out = Vec::new();
+    collect_fields(fields, values, "", &mut out);
+    out
+}
+
+fn collect_fields(
+    fields: &Fields,
+    values: &Map<String, Value>,
+    prefix: &str,
+    out: &mut Vec<RefCheck>,
+) {
+    for (name, field) in fields {
+        if let Some(value) = values.get(name) {
+            collect(&field.kind, value, &format!("{prefix}/{name}"), out);
+        }
+    }
+}
+
+fn collect(kind: &FieldKind, value: &Value, pointer: &str, out: &mut Vec<RefCheck>) {
+    match (kind, value) {
+        (FieldKind::Ref { app, doc }, Value::String(raw)) => {
+            // A malformed id is a `format` error of the validator, not a missing reference.
+            if let Ok(id) = Uuid::parse_str(raw) {
+                out.push(RefCheck {
+                    pointer: pointer.to_owned(),
+                    app: app.clone(),
+                    doc: doc.clone(),
+                    id,
+                });
+            }
+        }
+        (FieldKind::Object(nested), Value::Object(map)) => {
+            collect_fields(nested, map, pointer, out)
+        }
+        (FieldKind::Array(item), Value::Array(items)) => {
+            for (i, item_value) in items.iter().enumerate() {
+                collect(&item.kind, item_value, &format!("{pointer}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The references of `refs` that do not resolve for `principal`, as `ref_not_found` errors.
+pub async fn unresolved<S: EventStore>(
+    store: &S,
+    registry: &Registry,
+    principal: &Principal,
+    refs: &[RefCheck],
+) -> Result<Vec<FieldError>, StoreError> {
+    let mut errors = Vec::new();
+    for check in refs {
+        let readable = match registry.get(&check.app, &check.doc) {
+            None => false,
+            Some(target) => store
+                .load_stream(
+                    &principal.tenant,
+                    &stream_id(&target.collection(), check.id),
+                )
+                .await?
+                .is_some_and(|loaded| {
+                    !loaded.state.archived
+                        && principal.may(
+                            target.acl.roles("read"),
+                            Ownership::CreatedBy(&loaded.state.created_by),
+                        )
+                }),
+        };
+        if !readable {
+            errors.push(FieldError {
+                pointer: check.pointer.clone(),
+                code: ErrorCode::RefNotFound,
+                detail: format!("no {}.{} with this id", check.app, check.doc),
+            });
+        }
+    }
+    Ok(errors)
+}
+
+/// `errors` plus the unresolved references among `values`, each problem once.
+pub async fn with_unresolved<S: EventStore>(
+    store: &S,
+    registry: &Registry,
+    principal: &Principal,
+    fields: &Fields,
+    values: &Map<String, Value>,
+    mut errors: Vec<FieldError>,
+) -> Result<Vec<FieldError>, StoreError> {
+    errors.extend(unresolved(store, registry, principal, &references(fields, values)).await?);
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| seen.insert((e.pointer.clone(), e.code)));
+    Ok(errors)
+}
