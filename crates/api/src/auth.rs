@@ -157,6 +157,17 @@ impl TokenVerifier {
                 "the bearer token has an empty `sub`",
             ));
         }
+        // Subjects and roles are stored and compared as text: no control characters (NUL
+        // cannot even be stored).
+        let mut text = claims
+            .sub
+            .chars()
+            .chain(claims.roles.iter().flat_map(|r| r.chars()));
+        if text.any(char::is_control) {
+            return Err(ApiError::Unauthenticated(
+                "the bearer token has control characters in `sub` or `roles`",
+            ));
+        }
         let roles: HashSet<String> = claims.roles.into_iter().collect();
         Ok(Principal {
             sub: Some(claims.sub),
@@ -166,6 +177,16 @@ impl TokenVerifier {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("no HS256 key is configured to sign with")]
+    NoKey,
+    #[error("the token lifetime is too long")]
+    Lifetime,
+    #[error("the token cannot be signed")]
+    Sign(#[from] jsonwebtoken::errors::Error),
+}
+
 /// Signs a token with the HS256 key: `herald token` and the tests use it.
 pub fn issue_token(
     settings: &AuthSettings,
@@ -173,12 +194,12 @@ pub fn issue_token(
     tenant: &str,
     roles: &[String],
     ttl_secs: u64,
-) -> Result<String, jsonwebtoken::errors::Error> {
+) -> Result<String, IssueError> {
     let secret = settings
         .hs256_secret
         .as_ref()
         .map(|s| s.expose_secret().to_owned())
-        .unwrap_or_default();
+        .ok_or(IssueError::NoKey)?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -186,17 +207,14 @@ pub fn issue_token(
         sub: sub.to_owned(),
         tid: Some(tenant.to_owned()),
         roles: roles.to_vec(),
-        exp: now + ttl_secs,
+        exp: now.checked_add(ttl_secs).ok_or(IssueError::Lifetime)?,
         nbf: Some(now),
         iat: Some(now),
         iss: settings.issuer.clone(),
         aud: settings.audience.clone(),
     };
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
+    let key = EncodingKey::from_secret(secret.as_bytes());
+    Ok(encode(&Header::new(Algorithm::HS256), &claims, &key)?)
 }
 
 /// The token of a `Bearer` credential; the scheme name is case-insensitive (RFC 9110 §11.1).

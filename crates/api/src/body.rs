@@ -24,6 +24,19 @@ fn is_json(content_type: &str) -> bool {
     essence == "application/json" || essence == "application/merge-patch+json"
 }
 
+/// `413` when the body is over the limit; any other failure to read it is a bad request.
+fn read_error(error: axum::Error, limit: usize) -> ApiError {
+    let cause = error.into_inner();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(cause.as_ref());
+    while let Some(error) = source {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return ApiError::PayloadTooLarge(limit);
+        }
+        source = error.source();
+    }
+    ApiError::MalformedJson("the request body could not be read".into())
+}
+
 impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
@@ -39,7 +52,7 @@ impl FromRequest<AppState> for JsonBody {
         let limit = state.settings.http.body_limit;
         let raw = axum::body::to_bytes(request.into_body(), limit)
             .await
-            .map_err(|_| ApiError::PayloadTooLarge(limit))?;
+            .map_err(|error| read_error(error, limit))?;
         if raw.is_empty() {
             return Err(ApiError::MalformedJson("the request body is empty".into()));
         }

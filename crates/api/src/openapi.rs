@@ -13,15 +13,15 @@ pub fn describe(registry: &Registry) -> Value {
         let name = type_name(doc);
         schemas.insert(name.clone(), document_schema(doc));
         schemas.insert(
-            format!("{name}Create"),
+            format!("{name}.create"),
             body_schema(&doc.fields, Body::Create),
         );
         schemas.insert(
-            format!("{name}Patch"),
+            format!("{name}.patch"),
             body_schema(&doc.fields, Body::Patch),
         );
         schemas.insert(
-            format!("{name}Page"),
+            format!("{name}.page"),
             json!({
                 "type": "object",
                 "required": ["data", "next_cursor", "has_more"],
@@ -64,18 +64,9 @@ pub fn describe(registry: &Registry) -> Value {
     })
 }
 
-/// `petstore.product` → `PetstoreProduct`.
+/// Schemas are named by collection (`petstore.product`), which no two documents share.
 fn type_name(doc: &DocumentSchema) -> String {
-    [doc.app.as_str(), doc.name.as_str()]
-        .iter()
-        .flat_map(|part| part.split('_'))
-        .map(|word| {
-            let mut chars = word.chars();
-            chars.next().map_or_else(String::new, |c| {
-                c.to_ascii_uppercase().to_string() + chars.as_str()
-            })
-        })
-        .collect()
+    doc.collection()
 }
 
 fn reference(name: &str) -> Value {
@@ -340,12 +331,12 @@ fn collection_path(doc: &DocumentSchema, name: &str) -> Value {
     let mut list_responses = Map::new();
     list_responses.insert(
         "200".into(),
-        json!({"description": "A page", "content": {"application/json": {"schema": reference(&format!("{name}Page"))}}}),
+        json!({"description": "A page", "content": {"application/json": {"schema": reference(&format!("{name}.page"))}}}),
     );
     json!({
         "post": {
             "summary": format!("Create a {tag}"), "tags": [tag], "parameters": write_headers(),
-            "requestBody": {"required": true, "content": {"application/json": {"schema": reference(&format!("{name}Create"))}}},
+            "requestBody": {"required": true, "content": {"application/json": {"schema": reference(&format!("{name}.create"))}}},
             "responses": with_common(create_responses, &[("400", "Malformed JSON"), ("403", "Forbidden"),
                 ("409", "Conflict or unique value taken"), ("413", "Body too large"), ("415", "Not JSON"),
                 ("422", "Invalid body")]),
@@ -375,7 +366,7 @@ fn document_path(doc: &DocumentSchema, name: &str) -> Value {
     let mut archive_responses = Map::new();
     archive_responses.insert("204".into(), json!({"description": "Archived"}));
     archive_responses.insert("202".into(), accepted());
-    let patch = reference(&format!("{name}Patch"));
+    let patch = reference(&format!("{name}.patch"));
     json!({
         "parameters": [id_parameter()],
         "get": {"summary": format!("Read a {tag}"), "tags": [tag],

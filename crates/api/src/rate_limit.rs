@@ -1,5 +1,5 @@
-//! Per-caller rate limiting (a token bucket per tenant and subject, or per tenant and address
-//! for anonymous callers). Over the limit: `429 rate_limited` with `Retry-After` and the IETF
+//! Per-caller rate limiting (a token bucket per tenant and subject, or per address for
+//! anonymous callers, whose `Herald-Tenant` header is theirs to vary). Over the limit: `429 rate_limited` with `Retry-After` and the IETF
 //! `RateLimit`/`RateLimit-Policy` headers.
 
 use std::net::SocketAddr;
@@ -75,11 +75,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
                 .extensions()
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip().to_string());
-            format!(
-                "{}\u{0}\u{0}{}",
-                principal.tenant,
-                address.unwrap_or_default()
-            )
+            format!("\u{0}{}", address.unwrap_or_default())
         }
     };
     match limiter.buckets.check_key(&key) {

@@ -193,6 +193,20 @@ pub async fn wait_for_position(
     target: LogPosition,
     wait: Duration,
 ) -> Result<(), ApiError> {
+    // A token no write has produced yet would be waited for in vain: refuse it at once.
+    let client = state.store.pool().get().await.map_err(database)?;
+    let head: String = client
+        .query_one("SELECT pg_snapshot_xmax(pg_current_snapshot())::text", &[])
+        .await
+        .map_err(database)?
+        .get(0);
+    drop(client);
+    if target.tx_id >= parse_tx(&head)? {
+        return Err(ApiError::invalid_query(
+            "min_position",
+            "is beyond the end of the log",
+        ));
+    }
     let deadline = Instant::now() + wait;
     let mut delay = Duration::from_millis(2);
     loop {

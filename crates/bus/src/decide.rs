@@ -204,8 +204,11 @@ fn update_change(
     // Every problem at once: the patch's own, and the immutable fields it would change.
     let (patch, mut errors) =
         match schema.validate(&Value::Object(patch.clone()), Mode::Patch, &may_write) {
-            Ok(Value::Object(normalized)) => (normalized, Vec::new()),
-            Ok(_) => (patch.clone(), Vec::new()),
+            // A validated object is returned as an object, normalized.
+            Ok(normalized) => (
+                normalized.as_object().cloned().unwrap_or_default(),
+                Vec::new(),
+            ),
             Err(errors) => (patch.clone(), errors),
         };
     let before = Value::Object(current.fields.clone());

@@ -186,6 +186,11 @@ async fn process<S: EventStore>(handler: &Handler<S>, bus: &Bus, message: Messag
                     warn!(%error, "ack failed; the command will be redelivered and answered from its stored outcome");
                 }
             }
+            Err(error) if error.is_permanent() => {
+                // Retrying would fail the same way, forever; park it for an operator instead.
+                error!(error = format!("{error:#}"), "command cannot be handled; it stays accepted and is not retried");
+                drop(message.ack_with(AckKind::Term).await);
+            }
             Err(error) => {
                 warn!(%error, "command not handled; it will be retried");
                 drop(message.ack_with(AckKind::Nak(Some(Duration::from_millis(500)))).await);

@@ -100,12 +100,12 @@ impl Bus {
         format!("_HERALD.{}.reply.{process}", self.prefix)
     }
 
-    /// Creates or updates the commands stream.
+    /// Creates the commands stream, or finds it (its settings are those of its creation).
     pub async fn ensure_commands_stream(&self) -> Result<stream::Stream, BusError> {
         self.ensure_work_queue(self.commands_stream(), "cmd").await
     }
 
-    /// Creates or updates the stream `name` over `<prefix>.<kind>.>` as a work queue: each
+    /// Creates (or finds) the stream `name` over `<prefix>.<kind>.>` as a work queue: each
     /// message is handled once and removed when acknowledged; `Nats-Msg-Id` dedupes publishes.
     pub async fn ensure_work_queue(
         &self,

@@ -65,42 +65,61 @@ fn collect(kind: &FieldKind, value: &Value, pointer: &str, out: &mut Vec<RefChec
 }
 
 /// The references of `refs` that do not resolve for `principal`, as `ref_not_found` errors.
+/// All targets are loaded in one query per tenant, so a body full of ids costs one round trip.
 pub async fn unresolved<S: EventStore>(
     store: &S,
     registry: &Registry,
     principal: &Principal,
     refs: &[RefCheck],
 ) -> Result<Vec<FieldError>, StoreError> {
-    let mut errors = Vec::new();
-    for check in refs {
-        let readable = match registry.get(&check.app, &check.doc) {
-            None => false,
-            Some(target) => store
-                .load_stream(
-                    &principal.tenant,
-                    &stream_id(&target.collection(), check.id),
-                )
-                .await?
-                .is_some_and(|loaded| {
+    let targets: Vec<(
+        Option<&std::sync::Arc<crate::schema::DocumentSchema>>,
+        String,
+    )> = refs
+        .iter()
+        .map(|check| {
+            let target = registry.get(&check.app, &check.doc);
+            let stream = target.map_or_else(String::new, |t| stream_id(&t.collection(), check.id));
+            (target, stream)
+        })
+        .collect();
+    let mut wanted: Vec<String> = targets
+        .iter()
+        .map(|(_, s)| s.clone())
+        .filter(|s| !s.is_empty())
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    let found = if wanted.is_empty() {
+        std::collections::HashMap::new()
+    } else {
+        store.load_streams(&principal.tenant, &wanted).await?
+    };
+    let errors = refs
+        .iter()
+        .zip(&targets)
+        .filter(|(_, (target, stream))| {
+            let readable = target.is_some_and(|target| {
+                found.get(stream).is_some_and(|loaded| {
                     !loaded.state.archived
                         && principal.may(
                             target.acl.roles("read"),
                             Ownership::CreatedBy(&loaded.state.created_by),
                         )
-                }),
-        };
-        if !readable {
-            errors.push(FieldError {
-                pointer: check.pointer.clone(),
-                code: ErrorCode::RefNotFound,
-                detail: format!("no {}.{} with this id", check.app, check.doc),
+                })
             });
-        }
-    }
+            !readable
+        })
+        .map(|(check, _)| FieldError {
+            pointer: check.pointer.clone(),
+            code: ErrorCode::RefNotFound,
+            detail: format!("no {}.{} with this id", check.app, check.doc),
+        })
+        .collect();
     Ok(errors)
 }
 
-/// `errors` plus the unresolved references among `values`, each problem once.
+/// `errors` plus the unresolved references among `values`.
 pub async fn with_unresolved<S: EventStore>(
     store: &S,
     registry: &Registry,
@@ -110,7 +129,5 @@ pub async fn with_unresolved<S: EventStore>(
     mut errors: Vec<FieldError>,
 ) -> Result<Vec<FieldError>, StoreError> {
     errors.extend(unresolved(store, registry, principal, &references(fields, values)).await?);
-    let mut seen = std::collections::HashSet::new();
-    errors.retain(|e| seen.insert((e.pointer.clone(), e.code)));
     Ok(errors)
 }

@@ -45,6 +45,7 @@ pub struct HttpSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// A libpq-style URL. It may hold a password, so it is never logged.
+    #[serde(deserialize_with = "secret")]
     pub url: SecretString,
     pub pool_size: usize,
     /// How long a request may wait for a connection (or to open one), in milliseconds.
@@ -65,6 +66,7 @@ pub struct NatsSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// The HS256 signing key. Required to serve; `herald dev` makes one for local use.
+    #[serde(deserialize_with = "optional_secret")]
     pub hs256_secret: Option<SecretString>,
     /// A PEM public key for RS256/ES256/EdDSA tokens, when those are allowed.
     pub public_key_pem: Option<PathBuf>,
@@ -240,6 +242,10 @@ impl DatabaseSettings {
         use secrecy::ExposeSecret;
         let mut config = tokio_postgres::Config::from_str(self.url.expose_secret())?;
         config.application_name("herald");
+        config.connect_timeout(Duration::from_millis(self.connect_timeout_ms));
+        // Notice a half-open connection (the LISTEN one above all) instead of waiting forever.
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(30));
         // An idle transaction would hold the snapshot's xmin back and stall every log reader.
         config.options(format!(
             "-c idle_in_transaction_session_timeout={}s",
@@ -248,7 +254,7 @@ impl DatabaseSettings {
         Ok(config)
     }
 
-    /// The same server's maintenance database, used to create the configured one.
+    /// The name of the configured database (`herald dev` creates it when missing).
     pub fn database_name(&self) -> Result<String, tokio_postgres::Error> {
         let config = self.pg_config()?;
         Ok(config.get_dbname().unwrap_or("postgres").to_owned())
@@ -263,6 +269,40 @@ impl HttpSettings {
     pub fn default_read_wait(&self) -> Duration {
         Duration::from_millis(self.default_read_wait_ms)
     }
+}
+
+/// A secret from any scalar (an all-digit key arrives from the environment as a number):
+/// a type error would otherwise print the value in the settings error.
+fn secret<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SecretString, D::Error> {
+    struct Scalar;
+    impl serde::de::Visitor<'_> for Scalar {
+        type Value = SecretString;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E>(self, value: &str) -> Result<SecretString, E> {
+            Ok(SecretString::from(value))
+        }
+        fn visit_u64<E>(self, value: u64) -> Result<SecretString, E> {
+            Ok(SecretString::from(value.to_string()))
+        }
+        fn visit_i64<E>(self, value: i64) -> Result<SecretString, E> {
+            Ok(SecretString::from(value.to_string()))
+        }
+        fn visit_f64<E>(self, value: f64) -> Result<SecretString, E> {
+            Ok(SecretString::from(value.to_string()))
+        }
+        fn visit_bool<E>(self, value: bool) -> Result<SecretString, E> {
+            Ok(SecretString::from(value.to_string()))
+        }
+    }
+    deserializer.deserialize_any(Scalar)
+}
+
+fn optional_secret<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SecretString>, D::Error> {
+    secret(deserializer).map(Some)
 }
 
 #[cfg(test)]

@@ -41,6 +41,12 @@ pub fn with_dev_secret(mut settings: Settings) -> anyhow::Result<Settings> {
             secret
         }
     };
+    if secret.len() < herald_bus::settings::MIN_HS256_SECRET {
+        anyhow::bail!(
+            "{DEV_SECRET_FILE} holds a key shorter than {} bytes; delete it to make a new one",
+            herald_bus::settings::MIN_HS256_SECRET
+        );
+    }
     settings.auth.hs256_secret = Some(SecretString::from(secret));
     Ok(settings)
 }

@@ -21,6 +21,8 @@ pub enum ProjectError {
     Store(#[from] StoreError),
     #[error("database error")]
     Database(#[from] tokio_postgres::Error),
+    #[error("event {event_id} has a type no view knows: {event_type}")]
+    UnknownEventType { event_id: Uuid, event_type: String },
     #[error("event {event_id} ({event_type}) cannot be applied to its view")]
     Unapplicable {
         event_id: Uuid,
@@ -76,13 +78,11 @@ pub async fn try_project_next(
     let mut touched = Vec::new();
     for event in &batch.events {
         let key = (event.tenant.clone(), event.document_id);
-        let current = rows.remove(&key);
-        if current.as_ref().is_some_and(|s| s.version >= event.version) {
+        if rows.get(&key).is_some_and(|s| s.version >= event.version) {
             // Already reflected (the view was written by a newer step); keep it.
-            rows.insert(key, current.unwrap_or_else(|| unreachable!()));
             continue;
         }
-        let next = fold_event(current, event)?;
+        let next = fold_event(rows.remove(&key), event)?;
         rows.insert(key.clone(), next);
         if !touched.contains(&key) {
             touched.push(key);
@@ -123,8 +123,12 @@ fn fold_event(
         event_type: event.event_type.clone(),
         source,
     };
-    let change = Change::from_stored(&event.event_type, &event.data)
-        .ok_or_else(|| unapplicable(FoldError::NotCreatedFirst("unknown")))?;
+    let change = Change::from_stored(&event.event_type, &event.data).ok_or_else(|| {
+        ProjectError::UnknownEventType {
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+        }
+    })?;
     let actor = event.metadata["actor"]["sub"].as_str().unwrap_or("unknown");
     let stamp = Stamp {
         version: event.version,
@@ -209,6 +213,7 @@ pub async fn rebuild(
 ) -> Result<u64, ProjectError> {
     ensure_view(&*client, view).await?;
     let tx = client.transaction().await?;
+    lock_view(&tx, view).await?;
     tx.batch_execute(&format!("TRUNCATE {}", view.table))
         .await?;
     tx.execute(

@@ -76,7 +76,12 @@ async fn project(pool: Pool, view: ViewTable, waker: Arc<Notify>, shutdown: Canc
                 .map_err(anyhow::Error::from)
         };
         let wait = match step.await {
-            Ok(progress) if !progress.caught_up => continue,
+            Ok(progress) if !progress.caught_up => {
+                if shutdown.is_cancelled() {
+                    break;
+                }
+                continue;
+            }
             Ok(progress) if progress.held_back => {
                 held_back_delay = (held_back_delay * 2).min(Duration::from_millis(50));
                 held_back_delay
@@ -90,7 +95,11 @@ async fn project(pool: Pool, view: ViewTable, waker: Arc<Notify>, shutdown: Canc
                     error = format!("{error:#}"),
                     "projection step failed; retrying"
                 );
-                ERROR_BACKOFF
+                // Back off for real: new appends must not turn a failing step into a busy loop.
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(ERROR_BACKOFF) => continue,
+                }
             }
         };
         tokio::select! {

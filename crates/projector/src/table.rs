@@ -107,8 +107,9 @@ impl ViewTable {
             let _ = write!(sql, ",\n \"{}\" {}", column.name, column.sql_type);
         }
         sql.push_str(",\n PRIMARY KEY (tenant, id));\n");
-        for column in &self.columns {
-            let index = format!("{}.{}", self.projection, column.field);
+        for (ordinal, column) in self.columns.iter().enumerate() {
+            // Short and unique in the schema: Postgres cuts identifiers at 63 bytes.
+            let index = format!("ix_{:016x}_{ordinal}", self.lock_key);
             let _ = if column.sql_type == "jsonb" {
                 writeln!(
                     sql,

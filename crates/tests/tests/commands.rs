@@ -514,7 +514,7 @@ async fn the_openapi_description_is_public_and_follows_the_documents() {
     ] {
         assert!(spec["paths"][path].is_object(), "{path} is described");
     }
-    let create = &spec["components"]["schemas"]["PetstoreProductCreate"];
+    let create = &spec["components"]["schemas"]["petstore.product.create"];
     assert_eq!(
         create["required"],
         json!(["name", "price"]),
@@ -530,14 +530,14 @@ async fn the_openapi_description_is_public_and_follows_the_documents() {
         create["properties"]["status"]["enum"],
         json!(["draft", "published", "retired"])
     );
-    let patch = &spec["components"]["schemas"]["PetstoreProductPatch"];
+    let patch = &spec["components"]["schemas"]["petstore.product.patch"];
     assert_eq!(
         patch["properties"]["description"]["type"],
         json!(["string", "null"]),
         "null clears an optional field"
     );
     assert!(patch.get("required").is_none());
-    let read = &spec["components"]["schemas"]["PetstoreProduct"];
+    let read = &spec["components"]["schemas"]["petstore.product"];
     assert_eq!(read["properties"]["id"]["format"], "uuid");
     assert_eq!(
         spec["paths"]["/v1/petstore/product"]["post"]["responses"]["422"]["content"]["application/problem+json"]

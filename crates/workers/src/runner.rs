@@ -7,9 +7,9 @@ use std::time::Duration;
 use async_nats::jetstream::{AckKind, Message};
 use herald_bus::nats::{Bus, BusError, consume};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::queue::consumer;
+use crate::queue::{MAX_DELIVER, consumer};
 use crate::task::{TaskContext, TaskEnvelope, TaskError, TaskRegistry};
 
 /// How long a run may go without acknowledging before JetStream redelivers it.
@@ -60,15 +60,30 @@ async fn run_one(registry: &TaskRegistry, message: Message, cancel: Cancellation
     };
     let task_id = envelope.id;
     let name = envelope.name.clone();
-    let result = task
-        .run(TaskContext {
-            task: envelope,
-            attempt,
-            cancel,
-        })
-        .await;
+    let run = task.run(TaskContext {
+        task: envelope,
+        attempt,
+        cancel,
+    });
+    tokio::pin!(run);
+    // A long run tells JetStream it is still alive, so the task is not handed to a second
+    // worker while this one works on it.
+    let mut alive = tokio::time::interval(ACK_WAIT / 3);
+    alive.tick().await;
+    let result = loop {
+        tokio::select! {
+            result = &mut run => break result,
+            _ = alive.tick() => drop(message.ack_with(AckKind::Progress).await),
+        }
+    };
+    let last_attempt = attempt >= MAX_DELIVER.unsigned_abs();
     let ack = match result {
         Ok(()) => AckKind::Ack,
+        Err(TaskError::Retry(reason)) if last_attempt => {
+            // JetStream would neither redeliver nor remove it: end it, visibly.
+            error!(%task_id, task = %name, attempt, %reason, "task failed on its last attempt; giving up");
+            AckKind::Term
+        }
         Err(TaskError::Retry(reason)) => {
             warn!(%task_id, task = %name, attempt, %reason, "task failed; will retry");
             AckKind::Nak(Some(backoff(attempt)))

@@ -104,6 +104,8 @@ async fn precheck(
     let Err(mut errors) = schema.validate(&Value::Object(values.clone()), mode, &may_write) else {
         return Ok(());
     };
+    // The decision validates the body too, with the stored document: its errors are the
+    // complete list (the body's own, `immutable`, the merged document).
     let current = match mode {
         Mode::Patch => {
             let stream = stream_id(&schema.collection(), command.document_id);
@@ -118,7 +120,7 @@ async fn precheck(
     };
     match decide(schema, current.as_ref(), command, Utc::now()) {
         Err(rejection) if rejection.code == RejectionCode::ValidationFailed => {
-            errors.extend(rejection.errors)
+            errors = rejection.errors
         }
         // Existence and rights come before the body, as in the handler.
         Err(rejection) => return Err(rejection.into()),

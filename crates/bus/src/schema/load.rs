@@ -133,6 +133,12 @@ fn build(
         } else if !is_collection_name(&source.doc) {
             let message = format!("document name `{}` {}", source.doc, NAME_RULE);
             errors.push(LoadError::file(&source.file, message));
+        } else if source.app.len() + source.doc.len() > MAX_COLLECTION_LEN {
+            let message = format!(
+                "`{}.{}` is too long: app and document names together may have at most {MAX_COLLECTION_LEN} characters",
+                source.app, source.doc
+            );
+            errors.push(LoadError::file(&source.file, message));
         } else if let Some(first) = declared.get(&(source.app.clone(), source.doc.clone())) {
             let message = format!(
                 "`{}.{}` is already declared in {}",
@@ -189,6 +195,9 @@ fn build(
 
 /// Names of Herald's own `/v1` route groups, which an app would shadow or be shadowed by.
 pub const RESERVED_APPS: [&str; 5] = ["admin", "commands", "events", "openapi", "tasks"];
+
+/// View tables are named `<app>.<doc>.<8 hex>`, and Postgres identifiers hold 63 bytes.
+const MAX_COLLECTION_LEN: usize = 52;
 
 const NAME_RULE: &str = "must match ^[a-z][a-z0-9_]*$ and be at most 30 characters";
 

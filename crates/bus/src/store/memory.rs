@@ -72,6 +72,21 @@ impl EventStore for MemoryStore {
         Ok(self.lock().streams.get(&key).cloned())
     }
 
+    async fn load_streams(
+        &self,
+        tenant: &TenantId,
+        stream_ids: &[String],
+    ) -> Result<HashMap<String, LoadedStream>, StoreError> {
+        let inner = self.lock();
+        Ok(stream_ids
+            .iter()
+            .filter_map(|id| {
+                let stream = inner.streams.get(&(tenant.clone(), id.clone()))?;
+                Some((id.clone(), stream.clone()))
+            })
+            .collect())
+    }
+
     async fn commit(&self, commit: Commit<'_>) -> Result<Outcome, StoreError> {
         let mut inner = self.lock();
         let command = commit.command;

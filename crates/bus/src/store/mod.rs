@@ -7,6 +7,7 @@ mod migrate;
 mod postgres;
 pub mod reader;
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use serde_json::{Value, json};
@@ -64,6 +65,20 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether trying again can never help: unreadable stored data, or data the database
+    /// refuses (SQLSTATE class 22, data exceptions). Everything else may be transient.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            StoreError::Corrupt(_) => true,
+            StoreError::Database(error) => error
+                .code()
+                .is_some_and(|code| code.code().starts_with("22")),
+            _ => false,
+        }
+    }
+}
+
 /// The store operations the command handler needs.
 ///
 /// ```no_run
@@ -84,6 +99,13 @@ pub trait EventStore: Send + Sync + 'static {
         tenant: &TenantId,
         stream_id: &str,
     ) -> impl Future<Output = Result<Option<LoadedStream>, StoreError>> + Send;
+
+    /// Several streams of one tenant at once, by stream id (missing ones are absent).
+    fn load_streams(
+        &self,
+        tenant: &TenantId,
+        stream_ids: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, LoadedStream>, StoreError>> + Send;
 
     /// Appends the events, the snapshot, the unique reservations and the command's outcome
     /// atomically. When the command was already completed (a redelivery), appends nothing and

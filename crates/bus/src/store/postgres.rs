@@ -2,6 +2,7 @@
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
 use serde_json::Value;
+use std::collections::HashMap;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
@@ -65,6 +66,8 @@ impl PgStore {
         if insert_accepted(&client, command).await? == 1 {
             return Ok(Acceptance::New);
         }
+        // Give the connection back before taking another: a pool of N must serve N retries.
+        drop(client);
         match self.load_command(command.id).await? {
             Some(stored) => Ok(Acceptance::Existing(Box::new(stored))),
             None => Err(StoreError::Corrupt("command vanished".into())),
@@ -211,29 +214,43 @@ impl EventStore for PgStore {
         tenant: &TenantId,
         stream_id: &str,
     ) -> Result<Option<LoadedStream>, StoreError> {
+        let mut found = self.load_streams(tenant, &[stream_id.to_owned()]).await?;
+        Ok(found.remove(stream_id))
+    }
+
+    async fn load_streams(
+        &self,
+        tenant: &TenantId,
+        stream_ids: &[String],
+    ) -> Result<HashMap<String, LoadedStream>, StoreError> {
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(
-                "SELECT snapshot, last_tx::text, last_position FROM herald.streams
-                 WHERE tenant = $1 AND stream_id = $2",
+                "SELECT stream_id, snapshot, last_tx::text, last_position FROM herald.streams
+                 WHERE tenant = $1 AND stream_id = ANY($2)",
             )
             .await?;
-        let Some(row) = client
-            .query_opt(&statement, &[&tenant.as_str(), &stream_id])
-            .await?
-        else {
-            return Ok(None);
-        };
-        let state: DocumentState = serde_json::from_value(row.get(0))
-            .map_err(|e| StoreError::Corrupt(format!("snapshot of {stream_id}: {e}")))?;
-        let last_position = LogPosition {
-            tx_id: parse_tx(row.get(1))?,
-            position: row.get(2),
-        };
-        Ok(Some(LoadedStream {
-            state,
-            last_position,
-        }))
+        let rows = client
+            .query(&statement, &[&tenant.as_str(), &stream_ids])
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let stream_id: String = row.get(0);
+                let state: DocumentState = serde_json::from_value(row.get(1))
+                    .map_err(|e| StoreError::Corrupt(format!("snapshot of {stream_id}: {e}")))?;
+                let last_position = LogPosition {
+                    tx_id: parse_tx(row.get(2))?,
+                    position: row.get(3),
+                };
+                Ok((
+                    stream_id,
+                    LoadedStream {
+                        state,
+                        last_position,
+                    },
+                ))
+            })
+            .collect()
     }
 
     async fn commit(&self, commit: Commit<'_>) -> Result<Outcome, StoreError> {
