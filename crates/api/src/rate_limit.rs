@@ -15,6 +15,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use herald_bus::access::Principal;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -31,14 +32,19 @@ pub struct Limiter {
 
 impl Limiter {
     /// `None` when limiting is off (`per_second` is 0).
-    pub fn new(per_second: u32, burst: u32, shutdown: CancellationToken) -> Option<Self> {
+    pub fn new(
+        per_second: u32,
+        burst: u32,
+        tracker: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Option<Self> {
         let rate = NonZeroU32::new(per_second)?;
         let burst_size = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
         let buckets = Arc::new(RateLimiter::keyed(
             Quota::per_second(rate).allow_burst(burst_size),
         ));
         let forgetting = buckets.clone();
-        tokio::spawn(async move {
+        tracker.spawn(async move {
             let mut tick = tokio::time::interval(FORGET_EVERY);
             loop {
                 tokio::select! {

@@ -11,6 +11,7 @@ use herald_bus::ids::CommandId;
 use herald_bus::nats::Bus;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 type Waiters = Arc<Mutex<HashMap<CommandId, oneshot::Sender<Outcome>>>>;
@@ -42,13 +43,14 @@ impl ReplyRouter {
     /// Subscribes to this process's reply subjects and routes replies until `shutdown`.
     pub async fn start(
         bus: &Bus,
+        tracker: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<Self, async_nats::SubscribeError> {
         let prefix = bus.reply_prefix(&Uuid::new_v4().simple().to_string());
         let mut subscription = bus.client.subscribe(format!("{prefix}.*")).await?;
         let waiters: Waiters = Arc::default();
         let routed = waiters.clone();
-        tokio::spawn(async move {
+        tracker.spawn(async move {
             loop {
                 let message = tokio::select! {
                     () = shutdown.cancelled() => break,

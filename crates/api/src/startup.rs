@@ -17,6 +17,7 @@ use herald_bus::store::PgStore;
 use herald_projector::ViewTable;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -34,6 +35,8 @@ use crate::views::CursorKey;
 pub struct ApiServer {
     listener: TcpListener,
     router: Router,
+    /// Work beside the requests (reply routing, limiter upkeep); it ends with `shutdown`.
+    background: TaskTracker,
 }
 
 /// A request that takes longer than this is answered `503` rather than left hanging.
@@ -50,12 +53,14 @@ impl ApiServer {
     ) -> anyhow::Result<Self> {
         let verifier = TokenVerifier::from_settings(&settings.auth)?;
         let cursors = CursorKey::from_settings(&settings.auth);
+        let background = TaskTracker::new();
+        let replies = ReplyRouter::start(&bus, &background, shutdown.clone()).await?;
         let limiter = Limiter::new(
             settings.http.rate_limit_per_second,
             settings.http.rate_limit_burst,
-            shutdown.clone(),
+            &background,
+            shutdown,
         );
-        let replies = ReplyRouter::start(&bus, shutdown).await?;
         let views = registry
             .documents()
             .map(|schema| (schema.collection(), ViewTable::new(schema.clone())))
@@ -74,10 +79,17 @@ impl ApiServer {
             limiter,
             openapi,
         });
+        background.close();
         Ok(Self {
             listener,
             router: router(state),
+            background,
         })
+    }
+
+    /// The background work, to await once its shutdown token is cancelled.
+    pub fn background(&self) -> TaskTracker {
+        self.background.clone()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -76,6 +76,7 @@ pub async fn submit(
     Ok(accepted_response(&command))
 }
 
+#[tracing::instrument(skip_all, fields(command.id = %command.id), err(level = "warn"))]
 async fn publish(
     state: &AppState,
     command: &CommandEnvelope,
@@ -87,6 +88,10 @@ async fn publish(
     let payload = serde_json::to_vec(command).map_err(ApiError::internal)?;
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", command.id.to_string().as_str());
+    // Trace context travels in the headers too, for consumers that never decode the payload.
+    if let Some(traceparent) = &command.traceparent {
+        headers.insert("traceparent", traceparent.as_str());
+    }
     if let Some(reply_to) = reply_to {
         headers.insert(REPLY_TO_HEADER, reply_to.as_str());
     }

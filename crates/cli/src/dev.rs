@@ -68,13 +68,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         &["admin".to_owned()],
         30 * 24 * 3600,
     )?;
-    let apps: Vec<String> = herald_bus::schema::Registry::load(&settings.apps.dir)
-        .map(|r| {
-            r.documents()
-                .map(|d| format!("/v1/{}/{}", d.app, d.name))
-                .collect()
-        })
-        .unwrap_or_default();
+    let apps = herald.collections();
     println!(
         "\nHerald is running on http://{addr}\n\n\
          Collections: {}\n\n\

@@ -106,6 +106,14 @@ impl Herald {
         })
     }
 
+    /// The collections this process serves, as paths (`/v1/petstore/product`).
+    pub fn collections(&self) -> Vec<String> {
+        self.registry
+            .documents()
+            .map(|d| format!("/v1/{}/{}", d.app, d.name))
+            .collect()
+    }
+
     /// The api's bound address, when this process serves HTTP.
     pub fn api_addr(&self) -> Option<SocketAddr> {
         self.api.as_ref().and_then(|api| api.local_addr().ok())
@@ -118,6 +126,7 @@ impl Herald {
         let internal = self.internal.clone();
         let api_stop = CancellationToken::new();
         let mut api_task = JoinSet::new();
+        let api_background = self.api.as_ref().map(ApiServer::background);
         if let Some(api) = self.api {
             let stop = api_stop.clone();
             api_task
@@ -176,6 +185,9 @@ impl Herald {
             outcome = outcome.and(result.map_err(anyhow::Error::from).and_then(|r| r));
         }
         internal.cancel();
+        if let Some(background) = api_background {
+            background.wait().await;
+        }
         while let Some(result) = roles.join_next().await {
             outcome = outcome.and(result.map_err(anyhow::Error::from).and_then(|r| r));
         }

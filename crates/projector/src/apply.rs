@@ -44,6 +44,7 @@ pub struct Progress {
 }
 
 /// Reads and applies the next batch of the view's events.
+#[tracing::instrument(skip_all, fields(projection = %view.projection), err(level = "warn"))]
 pub async fn try_project_next(
     client: &mut Client,
     view: &ViewTable,

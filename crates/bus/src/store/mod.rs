@@ -63,6 +63,14 @@ pub enum StoreError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    #[error("stored {what} cannot be read or written as JSON")]
+    Decode {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the connection pool cannot be built")]
+    PoolConfig(#[source] deadpool_postgres::BuildError),
 }
 
 impl StoreError {
@@ -70,7 +78,7 @@ impl StoreError {
     /// refuses (SQLSTATE class 22, data exceptions). Everything else may be transient.
     pub fn is_permanent(&self) -> bool {
         match self {
-            StoreError::Corrupt(_) => true,
+            StoreError::Corrupt(_) | StoreError::Decode { .. } => true,
             StoreError::Database(error) => error
                 .code()
                 .is_some_and(|code| code.code().starts_with("22")),

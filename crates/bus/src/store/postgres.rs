@@ -49,7 +49,7 @@ impl PgStore {
             .create_timeout(timeout)
             .recycle_timeout(timeout)
             .build()
-            .map_err(|e| StoreError::Corrupt(format!("pool configuration: {e}")))?;
+            .map_err(StoreError::PoolConfig)?;
         Ok(Self { pool })
     }
 
@@ -58,6 +58,7 @@ impl PgStore {
     }
 
     /// Records a command as accepted, unless its id is already known.
+    #[tracing::instrument(skip_all, fields(command.id = %command.id), err(level = "warn"))]
     pub async fn accept_command(
         &self,
         command: &CommandEnvelope,
@@ -107,11 +108,17 @@ fn stored_command(row: &tokio_postgres::Row) -> Result<StoredCommand, StoreError
 }
 
 fn parse_outcome(value: Value) -> Result<Outcome, StoreError> {
-    serde_json::from_value(value).map_err(|e| StoreError::Corrupt(format!("command outcome: {e}")))
+    serde_json::from_value(value).map_err(|source| StoreError::Decode {
+        what: "command outcome".into(),
+        source,
+    })
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, StoreError> {
-    serde_json::to_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::to_value(value).map_err(|source| StoreError::Decode {
+        what: "value".into(),
+        source,
+    })
 }
 
 fn parse_tx(text: &str) -> Result<u64, StoreError> {
@@ -236,8 +243,11 @@ impl EventStore for PgStore {
         rows.iter()
             .map(|row| {
                 let stream_id: String = row.get(0);
-                let state: DocumentState = serde_json::from_value(row.get(1))
-                    .map_err(|e| StoreError::Corrupt(format!("snapshot of {stream_id}: {e}")))?;
+                let state: DocumentState =
+                    serde_json::from_value(row.get(1)).map_err(|source| StoreError::Decode {
+                        what: format!("snapshot of {stream_id}"),
+                        source,
+                    })?;
                 let last_position = LogPosition {
                     tx_id: parse_tx(row.get(2))?,
                     position: row.get(3),
@@ -253,6 +263,12 @@ impl EventStore for PgStore {
             .collect()
     }
 
+    // A version conflict is routine (the handler decides again), so failures log at debug.
+    #[tracing::instrument(
+        skip_all,
+        fields(command.id = %commit.command.id, stream.id = commit.stream_id, expected_version = commit.expected_version),
+        err(level = "debug")
+    )]
     async fn commit(&self, commit: Commit<'_>) -> Result<Outcome, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;

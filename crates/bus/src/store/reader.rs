@@ -47,6 +47,7 @@ pub struct Batch {
 }
 
 /// Reads up to `limit` events after `after`, optionally of one collection only.
+#[tracing::instrument(skip(client), err(level = "warn"))]
 pub async fn read_batch(
     client: &mut Client,
     after: LogPosition,
