@@ -23,6 +23,8 @@ async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// The page loads the renderer in the reader's browser; the server ships no third-party code.
+/// The renderer is pinned to one version and checked by its hash (subresource integrity), so
+/// a change on the CDN cannot run on this origin.
 async fn docs() -> Html<&'static str> {
     Html(
         r#"<!doctype html>
@@ -34,7 +36,10 @@ async fn docs() -> Html<&'static str> {
   </head>
   <body>
     <script id="api-reference" data-url="/v1/openapi.json"></script>
-    <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
+    <script
+      src="https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.72.1/dist/browser/standalone.js"
+      integrity="sha384-U11tb2XnKvmwt8RlTvnwUnYgrN+ur4Xyh9htLhjajWNR/Oyl5AX5DEz00qRmlrmK"
+      crossorigin="anonymous"></script>
   </body>
 </html>
 "#,
