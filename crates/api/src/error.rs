@@ -192,14 +192,29 @@ impl From<Rejection> for ApiError {
     }
 }
 
+/// The cause of a `500`, kept out of the body and logged by [`log_causes`].
+#[derive(Clone, Debug)]
+pub struct InternalCause(pub String);
+
+/// Logs the cause of every `500` inside the request's span (which carries its request id).
+pub async fn log_causes(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
+        tracing::error!(error = %cause, "request failed");
+    }
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _, _) = self.parts();
-        if let ApiError::Internal(error) = &self {
-            // The client gets an opaque problem; the cause goes to the log, in the request span.
-            tracing::error!(error = format!("{error:#}"), "request failed");
-        }
         let mut response = (status, Json(self.problem())).into_response();
+        if let ApiError::Internal(error) = &self {
+            // The client gets an opaque problem; the cause rides along for `log_causes`.
+            response
+                .extensions_mut()
+                .insert(InternalCause(format!("{error:#}")));
+        }
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

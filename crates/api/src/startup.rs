@@ -24,7 +24,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{TokenVerifier, authenticate};
-use crate::error::ApiError;
+use crate::error::{ApiError, log_causes};
 use crate::rate_limit::{Limiter, limit};
 use crate::replies::ReplyRouter;
 use crate::request_id;
@@ -136,6 +136,7 @@ pub fn router(state: AppState) -> Router {
             axum::response::IntoResponse::into_response(ApiError::internal(anyhow::anyhow!("handler panicked")))
         }))
         .layer(from_fn(request_id::scope))
+        .layer(from_fn(log_causes))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let id = request
                 .headers()
