@@ -198,7 +198,9 @@ pub async fn consume<F, Fut>(
                 }
             }
         };
-        while let Some(next) = batch.next().await {
+        // The server ends a pull at its expiry; if that end never arrives, stop waiting for it
+        // and pull afresh rather than stall.
+        while let Ok(Some(next)) = tokio::time::timeout(PULL_EXPIRY * 3, batch.next()).await {
             let message = match next {
                 Ok(message) => message,
                 Err(error) => {
