@@ -113,6 +113,7 @@ async fn template() -> anyhow::Result<&'static str> {
                 drop(client);
                 drop(driver.await);
                 drop_stale_databases(&admin).await?;
+                drop_stale_streams().await;
                 anyhow::Ok(name)
             }
             .await;
@@ -150,6 +151,37 @@ async fn drop_stale_databases(admin: &tokio_postgres::Client) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+/// Test streams (prefix `t…`, so `T…_COMMANDS`) older than an hour are leftovers of tests
+/// that failed before cleaning up.
+async fn drop_stale_streams() {
+    use futures::TryStreamExt;
+    let Ok(client) = async_nats::connect(nats_url()).await else {
+        return;
+    };
+    let jetstream = async_nats::jetstream::new(client);
+    let names: Vec<String> = jetstream
+        .stream_names()
+        .try_collect()
+        .await
+        .unwrap_or_default();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for name in names
+        .iter()
+        .filter(|n| n.starts_with('T') && (n.ends_with("_COMMANDS") || n.ends_with("_TASKS")))
+    {
+        let Ok(mut stream) = jetstream.get_stream(name).await else {
+            continue;
+        };
+        let old = stream
+            .info()
+            .await
+            .is_ok_and(|info| SystemTime::from(info.created) < hour_ago);
+        if old {
+            drop(jetstream.delete_stream(name).await);
+        }
+    }
 }
 
 /// A fresh, migrated database for one test.
