@@ -189,11 +189,11 @@ async fn process<S: EventStore>(handler: &Handler<S>, bus: &Bus, message: Messag
             Err(error) if error.is_permanent() => {
                 // Retrying would fail the same way, forever; park it for an operator instead.
                 error!(error = format!("{error:#}"), "command cannot be handled; it stays accepted and is not retried");
-                drop(message.ack_with(AckKind::Term).await);
+                drop(message.double_ack_with(AckKind::Term).await);
             }
             Err(error) => {
                 warn!(%error, "command not handled; it will be retried");
-                drop(message.ack_with(AckKind::Nak(Some(Duration::from_millis(500)))).await);
+                drop(message.double_ack_with(AckKind::Nak(Some(Duration::from_millis(500)))).await);
             }
         }
     }

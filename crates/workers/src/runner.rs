@@ -93,7 +93,9 @@ async fn run_one(registry: &TaskRegistry, message: Message, cancel: Cancellation
             AckKind::Term
         }
     };
-    if let Err(error) = message.ack_with(ack).await {
+    // Confirmed by the server: a lost nak would otherwise leave the task waiting out the ack
+    // deadline instead of its back-off.
+    if let Err(error) = message.double_ack_with(ack).await {
         warn!(%task_id, %error, "task acknowledgement failed; it may run again");
     }
 }
