@@ -174,6 +174,15 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The database or event store failed: logged here, opaque to the client.
+    pub fn store_unavailable(error: impl Into<anyhow::Error>) -> Self {
+        let error = error.into();
+        tracing::warn!(error = format!("{error:#}"), "database unavailable");
+        ApiError::Unavailable("the database is unavailable".into())
+    }
+}
+
 impl From<Rejection> for ApiError {
     fn from(rejection: Rejection) -> Self {
         let detail = rejection.detail;

@@ -34,7 +34,7 @@ pub async fn submit(
         .store
         .accept_command(&command)
         .await
-        .map_err(unavailable)?;
+        .map_err(ApiError::store_unavailable)?;
     if let Acceptance::Existing(stored) = accepted {
         if stored.request_hash != command.request_hash {
             return Err(ApiError::IdempotencyKeyReused);
@@ -68,7 +68,7 @@ pub async fn submit(
             .store
             .load_command(command.id)
             .await
-            .map_err(unavailable)?;
+            .map_err(ApiError::store_unavailable)?;
         if let Some(outcome) = stored.and_then(|s| s.outcome) {
             return respond(schema, &command.principal, outcome);
         }
@@ -116,12 +116,6 @@ async fn publish(
             "the command bus did not confirm in time; retry with the same Idempotency-Key".into(),
         )),
     }
-}
-
-/// The store failed: logged here, opaque to the client.
-pub fn unavailable(error: herald_bus::store::StoreError) -> ApiError {
-    tracing::warn!(error = %error, "event store unavailable");
-    ApiError::Unavailable("the event store is unavailable".into())
 }
 
 fn accepted_response(command: &CommandEnvelope) -> Response {

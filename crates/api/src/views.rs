@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use deadpool_postgres::GenericClient;
 use herald_bus::document::DocumentState;
 use herald_bus::position::LogPosition;
+use herald_bus::store::parse_tx_id;
 use herald_projector::apply::row_state;
 use herald_projector::{ViewTable, view_checkpoint};
 use tokio::time::Instant;
@@ -16,17 +17,6 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-fn database(error: impl Into<anyhow::Error>) -> ApiError {
-    let error = error.into();
-    tracing::warn!(error = format!("{error:#}"), "view read failed");
-    ApiError::Unavailable("the database is unavailable".into())
-}
-
-fn parse_tx(text: &str) -> Result<u64, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("bad tx id `{text}`")))
-}
-
 /// One document (not archived) and the view's checkpoint, in one round trip.
 pub async fn fetch_document(
     state: &AppState,
@@ -34,7 +24,12 @@ pub async fn fetch_document(
     tenant: &str,
     id: Uuid,
 ) -> Result<(Option<DocumentState>, LogPosition), ApiError> {
-    let client = state.store.pool().get().await.map_err(database)?;
+    let client = state
+        .store
+        .pool()
+        .get()
+        .await
+        .map_err(ApiError::store_unavailable)?;
     let sql = format!(
         "SELECT c.tx_id::text, c.position, {cols}
          FROM (SELECT 1) AS one
@@ -43,14 +38,17 @@ pub async fn fetch_document(
         cols = prefixed_columns("v"),
         table = view.table
     );
-    let statement = client.prepare_cached(&sql).await.map_err(database)?;
+    let statement = client
+        .prepare_cached(&sql)
+        .await
+        .map_err(ApiError::store_unavailable)?;
     let row = client
         .query_one(&statement, &[&tenant, &id, &view.projection])
         .await
-        .map_err(database)?;
+        .map_err(ApiError::store_unavailable)?;
     let checkpoint = match row.get::<_, Option<&str>>(0) {
         Some(tx) => LogPosition {
-            tx_id: parse_tx(tx)?,
+            tx_id: parse_tx_id(tx).map_err(ApiError::internal)?,
             position: row.get(1),
         },
         None => LogPosition::START,
@@ -89,7 +87,12 @@ pub async fn list_documents(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Page, ApiError> {
-    let client = state.store.pool().get().await.map_err(database)?;
+    let client = state
+        .store
+        .pool()
+        .get()
+        .await
+        .map_err(ApiError::store_unavailable)?;
     let owner = match scope {
         ListScope::All => None,
         ListScope::CreatedBy(sub) => Some(sub),
@@ -103,11 +106,14 @@ pub async fn list_documents(
         cols = ViewTable::ROW_COLUMNS,
         table = view.table
     );
-    let statement = client.prepare_cached(&sql).await.map_err(database)?;
+    let statement = client
+        .prepare_cached(&sql)
+        .await
+        .map_err(ApiError::store_unavailable)?;
     let rows = client
         .query(&statement, &[&tenant, &after, &owner, &(limit + 1)])
         .await
-        .map_err(database)?;
+        .map_err(ApiError::store_unavailable)?;
     let has_more = rows.len() as i64 > limit;
     let documents = rows
         .iter()
@@ -116,7 +122,7 @@ pub async fn list_documents(
         .collect();
     let checkpoint = view_checkpoint(&client, &view.projection)
         .await
-        .map_err(database)?;
+        .map_err(ApiError::store_unavailable)?;
     Ok(Page {
         documents,
         has_more,
@@ -194,14 +200,19 @@ pub async fn wait_for_position(
     wait: Duration,
 ) -> Result<(), ApiError> {
     // A token no write has produced yet would be waited for in vain: refuse it at once.
-    let client = state.store.pool().get().await.map_err(database)?;
+    let client = state
+        .store
+        .pool()
+        .get()
+        .await
+        .map_err(ApiError::store_unavailable)?;
     let head: String = client
         .query_one("SELECT pg_snapshot_xmax(pg_current_snapshot())::text", &[])
         .await
-        .map_err(database)?
+        .map_err(ApiError::store_unavailable)?
         .get(0);
     drop(client);
-    if target.tx_id >= parse_tx(&head)? {
+    if target.tx_id >= parse_tx_id(&head).map_err(ApiError::internal)? {
         return Err(ApiError::invalid_query(
             "min_position",
             "is beyond the end of the log",
@@ -210,10 +221,15 @@ pub async fn wait_for_position(
     let deadline = Instant::now() + wait;
     let mut delay = Duration::from_millis(2);
     loop {
-        let client = state.store.pool().get().await.map_err(database)?;
+        let client = state
+            .store
+            .pool()
+            .get()
+            .await
+            .map_err(ApiError::store_unavailable)?;
         let checkpoint = view_checkpoint(&client, &view.projection)
             .await
-            .map_err(database)?;
+            .map_err(ApiError::store_unavailable)?;
         drop(client);
         if checkpoint >= target {
             return Ok(());

@@ -54,14 +54,8 @@ impl<S: EventStore> Handler<S> {
     /// command is then retried); every business refusal is an `Outcome::Rejected`.
     #[tracing::instrument(skip_all, fields(command.id = %command.id, stream.id), err)]
     pub async fn handle(&self, command: &CommandEnvelope) -> Result<Outcome, StoreError> {
-        if let Some(outcome) = self
-            .store
-            .load_command(command.id)
-            .await?
-            .and_then(|stored| stored.outcome)
-        {
-            return Ok(outcome);
-        }
+        // No look-up of the command first: `commit` and `reject` lock its row and return the
+        // stored outcome of a redelivered command, so the common case costs no extra query.
         let Some(schema) = self.registry.get(&command.app, &command.doc) else {
             return self.store.reject(command, Rejection::not_found()).await;
         };

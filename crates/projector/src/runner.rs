@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::apply::try_project_next;
-use crate::table::{ViewTable, ensure_view};
+use crate::table::ViewTable;
 
 /// Events applied per transaction.
 const BATCH_SIZE: i64 = 500;
@@ -27,7 +27,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Back-off while the database is unreachable or an event cannot be applied.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Creates every view table, then projects until `shutdown`.
+/// Projects every view until `shutdown`; the tables exist already ([`crate::ensure_view`],
+/// run by the process set-up before any role starts).
 pub async fn run(
     pool: Pool,
     database: DatabaseSettings,
@@ -38,12 +39,6 @@ pub async fn run(
         .documents()
         .map(|schema| ViewTable::new(schema.clone()))
         .collect();
-    {
-        let client = pool.get().await?;
-        for view in &views {
-            ensure_view(&client, view).await?;
-        }
-    }
     let wakers: Arc<HashMap<String, Arc<Notify>>> = Arc::new(
         views
             .iter()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use deadpool_postgres::GenericClient;
 use herald_bus::position::LogPosition;
 use herald_bus::schema::{DocumentSchema, FieldKind};
-use herald_bus::store::StoreError;
+use herald_bus::store::{StoreError, parse_tx_id};
 use sha2::{Digest, Sha256};
 
 /// The schema holding every view table.
@@ -185,9 +185,7 @@ pub async fn view_checkpoint(
     };
     let tx: &str = row.get(0);
     Ok(LogPosition {
-        tx_id: tx
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("checkpoint tx_id `{tx}`")))?,
+        tx_id: parse_tx_id(tx)?,
         position: row.get(1),
     })
 }

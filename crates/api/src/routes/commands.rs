@@ -33,7 +33,7 @@ async fn command_status(
         .store
         .load_tenant_command(&principal.tenant, id)
         .await
-        .map_err(crate::submit::unavailable)?
+        .map_err(ApiError::store_unavailable)?
         .filter(|c| principal.is_admin() || c.principal_sub == principal.actor_sub())
         .ok_or_else(|| caller.hidden())?;
     let (status, position, result, problem) = match &stored.outcome {

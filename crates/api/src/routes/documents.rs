@@ -30,7 +30,7 @@ use crate::headers::{
     Wait, etag, idempotency_key, if_match, if_none_match, prefer_wait, traceparent,
 };
 use crate::state::AppState;
-use crate::submit::{submit, unavailable};
+use crate::submit::submit;
 use crate::views::{ListScope, fetch_document, list_documents, wait_for_position};
 
 pub fn router() -> Router<AppState> {
@@ -113,7 +113,7 @@ async fn precheck(
                 .store
                 .load_stream(&principal.tenant, &stream)
                 .await
-                .map_err(unavailable)?;
+                .map_err(ApiError::store_unavailable)?;
             loaded.map(|l| l.state)
         }
         _ => None,
@@ -135,7 +135,7 @@ async fn precheck(
         errors,
     )
     .await
-    .map_err(unavailable)?;
+    .map_err(ApiError::store_unavailable)?;
     Err(validation_failed(errors))
 }
 

@@ -131,6 +131,12 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
 }
 
+/// A transaction id (`xid8`, read as text: the driver has no type for it).
+pub fn parse_tx_id(text: &str) -> Result<u64, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Corrupt(format!("transaction id `{text}`")))
+}
+
 /// The metadata every event of a command carries.
 pub fn event_metadata(command: &CommandEnvelope) -> Value {
     json!({

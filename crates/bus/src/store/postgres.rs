@@ -7,7 +7,9 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use super::{Commit, EventStore, LoadedStream, StoreError, event_metadata, event_type};
+use super::{
+    Commit, EventStore, LoadedStream, StoreError, event_metadata, event_type, parse_tx_id,
+};
 use crate::command::{CommandEnvelope, Outcome, Rejection, StoredCommand, Success};
 use crate::document::DocumentState;
 use crate::ids::{CommandId, TenantId};
@@ -121,11 +123,6 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, StoreError> {
     })
 }
 
-fn parse_tx(text: &str) -> Result<u64, StoreError> {
-    text.parse()
-        .map_err(|_| StoreError::Corrupt(format!("transaction id `{text}`")))
-}
-
 /// Records a command as accepted; does nothing when its id is already known.
 async fn insert_accepted(
     client: &impl deadpool_postgres::GenericClient,
@@ -156,13 +153,14 @@ async fn lock_command(
     tx: &Transaction<'_>,
     command: &CommandEnvelope,
 ) -> Result<Option<Outcome>, StoreError> {
-    insert_accepted(tx, command).await?;
-    let row = tx
-        .query_one(
-            "SELECT outcome FROM herald.commands WHERE id = $1 FOR UPDATE",
-            &[&command.id.0],
-        )
-        .await?;
+    const LOCK: &str = "SELECT outcome FROM herald.commands WHERE id = $1 FOR UPDATE";
+    let row = match tx.query_opt(LOCK, &[&command.id.0]).await? {
+        Some(row) => row,
+        // Our own insert is locked by this transaction until it ends.
+        None if insert_accepted(tx, command).await? == 1 => return Ok(None),
+        // Inserted concurrently since the first look: lock that row.
+        None => tx.query_one(LOCK, &[&command.id.0]).await?,
+    };
     row.get::<_, Option<Value>>(0)
         .map(parse_outcome)
         .transpose()
@@ -249,7 +247,7 @@ impl EventStore for PgStore {
                         source,
                     })?;
                 let last_position = LogPosition {
-                    tx_id: parse_tx(row.get(2))?,
+                    tx_id: parse_tx_id(row.get(2))?,
                     position: row.get(3),
                 };
                 Ok((
@@ -396,7 +394,7 @@ async fn append(tx: &Transaction<'_>, commit: &Commit<'_>) -> Result<Outcome, St
             )
             .await?;
         position = Some(LogPosition {
-            tx_id: parse_tx(row.get(1))?,
+            tx_id: parse_tx_id(row.get(1))?,
             position: row.get(0),
         });
     }

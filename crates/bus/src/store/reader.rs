@@ -11,7 +11,7 @@ use deadpool_postgres::Client;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{StoreError, parse_tx_id};
 use crate::position::LogPosition;
 
 /// The notification channel appends signal on (payload: the collection).
@@ -85,9 +85,7 @@ pub async fn read_batch(
             let tx_text: &str = row.get(1);
             Ok(RecordedEvent {
                 position: LogPosition {
-                    tx_id: tx_text
-                        .parse()
-                        .map_err(|_| StoreError::Corrupt(format!("tx_id `{tx_text}`")))?,
+                    tx_id: parse_tx_id(tx_text)?,
                     position: row.get(0),
                 },
                 event_id: row.get(2),
@@ -116,9 +114,7 @@ pub async fn read_batch(
     let last = events.last().map_or(after, |e| e.position);
     let checkpoint = if events.len() < usize::try_from(limit).unwrap_or(usize::MAX) {
         let frontier = LogPosition {
-            tx_id: frontier
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("frontier `{frontier}`")))?,
+            tx_id: parse_tx_id(&frontier)?,
             position: 0,
         };
         last.max(frontier)
