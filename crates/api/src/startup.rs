@@ -14,7 +14,6 @@ use herald_bus::nats::Bus;
 use herald_bus::schema::Registry;
 use herald_bus::settings::Settings;
 use herald_bus::store::PgStore;
-use herald_projector::ViewTable;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -30,7 +29,7 @@ use crate::replies::ReplyRouter;
 use crate::request_id;
 use crate::routes;
 use crate::state::{AppState, Inner};
-use crate::views::CursorKey;
+use crate::views::{CursorKey, DocumentView};
 
 pub struct ApiServer {
     listener: TcpListener,
@@ -63,7 +62,7 @@ impl ApiServer {
         );
         let views = registry
             .documents()
-            .map(|schema| (schema.collection(), ViewTable::new(schema.clone())))
+            .map(|schema| (schema.collection(), DocumentView::new(schema.collection())))
             .collect();
         let openapi = serde_json::to_vec(&crate::openapi::describe(&registry))?.into();
         let listener = TcpListener::bind(settings.http.addr).await?;

@@ -7,12 +7,11 @@ use herald_bus::nats::Bus;
 use herald_bus::schema::{DocumentSchema, Registry};
 use herald_bus::settings::Settings;
 use herald_bus::store::PgStore;
-use herald_projector::ViewTable;
 
 use crate::auth::TokenVerifier;
 use crate::rate_limit::Limiter;
 use crate::replies::ReplyRouter;
-use crate::views::CursorKey;
+use crate::views::{CursorKey, DocumentView};
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -20,7 +19,7 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub settings: Settings,
     pub registry: Arc<Registry>,
-    pub views: HashMap<String, ViewTable>,
+    pub views: HashMap<String, DocumentView>,
     pub store: PgStore,
     pub bus: Bus,
     pub replies: ReplyRouter,
@@ -45,7 +44,11 @@ impl AppState {
     }
 
     /// The document named by a route, with its view.
-    pub fn collection(&self, app: &str, doc: &str) -> Option<(&Arc<DocumentSchema>, &ViewTable)> {
+    pub fn collection(
+        &self,
+        app: &str,
+        doc: &str,
+    ) -> Option<(&Arc<DocumentSchema>, &DocumentView)> {
         let schema = self.registry.get(app, doc)?;
         let view = self.views.get(&schema.collection())?;
         Some((schema, view))

@@ -10,17 +10,36 @@ use herald_bus::document::DocumentState;
 use herald_bus::position::LogPosition;
 use herald_bus::store::parse_tx_id;
 use herald_projector::apply::row_state;
-use herald_projector::{ViewTable, view_checkpoint};
+use herald_projector::catalog::active_checkpoint;
+use herald_projector::{ROW_COLUMNS, read_relation};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Where a document's reads go: the SQL view of its active projection version.
+#[derive(Debug, Clone)]
+pub struct DocumentView {
+    /// The projection (and collection) name, `petstore.product`.
+    pub projection: String,
+    /// `herald_views."petstore.product"`, ready to splice into SQL.
+    pub relation: String,
+}
+
+impl DocumentView {
+    pub fn new(collection: String) -> Self {
+        Self {
+            relation: read_relation(&collection),
+            projection: collection,
+        }
+    }
+}
+
 /// One document (not archived) and the view's checkpoint, in one round trip.
 pub async fn fetch_document(
     state: &AppState,
-    view: &ViewTable,
+    view: &DocumentView,
     tenant: &str,
     id: Uuid,
 ) -> Result<(Option<DocumentState>, LogPosition), ApiError> {
@@ -33,10 +52,11 @@ pub async fn fetch_document(
     let sql = format!(
         "SELECT c.tx_id::text, c.position, {cols}
          FROM (SELECT 1) AS one
-         LEFT JOIN herald.checkpoints c ON c.name = $3
+         LEFT JOIN herald.projections p ON p.name = $3 AND p.state = 'active'
+         LEFT JOIN herald.checkpoints c ON c.name = p.checkpoint
          LEFT JOIN {table} v ON v.tenant = $1 AND v.id = $2 AND NOT v.archived",
         cols = prefixed_columns("v"),
-        table = view.table
+        table = view.relation
     );
     let statement = client
         .prepare_cached(&sql)
@@ -58,7 +78,7 @@ pub async fn fetch_document(
 }
 
 fn prefixed_columns(alias: &str) -> String {
-    ViewTable::ROW_COLUMNS
+    ROW_COLUMNS
         .split(", ")
         .map(|c| format!("{alias}.{c}"))
         .collect::<Vec<_>>()
@@ -81,7 +101,7 @@ pub struct Page {
 /// A keyset page ordered by id (UUID v7, so creation order).
 pub async fn list_documents(
     state: &AppState,
-    view: &ViewTable,
+    view: &DocumentView,
     tenant: &str,
     scope: ListScope<'_>,
     after: Option<Uuid>,
@@ -103,8 +123,8 @@ pub async fn list_documents(
            AND ($2::uuid IS NULL OR id > $2)
            AND ($3::text IS NULL OR created_by = $3)
          ORDER BY id LIMIT $4",
-        cols = ViewTable::ROW_COLUMNS,
-        table = view.table
+        cols = ROW_COLUMNS,
+        table = view.relation
     );
     let statement = client
         .prepare_cached(&sql)
@@ -120,7 +140,7 @@ pub async fn list_documents(
         .take(usize::try_from(limit).unwrap_or(0))
         .map(|r| row_state(r, 0))
         .collect();
-    let checkpoint = view_checkpoint(&client, &view.projection)
+    let checkpoint = active_checkpoint(&**client, &view.projection)
         .await
         .map_err(ApiError::store_unavailable)?;
     Ok(Page {
@@ -195,7 +215,7 @@ impl CursorKey {
 /// the caller's own write.
 pub async fn wait_for_position(
     state: &AppState,
-    view: &ViewTable,
+    view: &DocumentView,
     target: LogPosition,
     wait: Duration,
 ) -> Result<(), ApiError> {
@@ -227,7 +247,7 @@ pub async fn wait_for_position(
             .get()
             .await
             .map_err(ApiError::store_unavailable)?;
-        let checkpoint = view_checkpoint(&client, &view.projection)
+        let checkpoint = active_checkpoint(&**client, &view.projection)
             .await
             .map_err(ApiError::store_unavailable)?;
         drop(client);

@@ -18,6 +18,7 @@
 //! - [`nats`]: JetStream streams and consumers, named under a configurable prefix.
 //! - [`handler`]: the command-handler runtime that pulls commands from JetStream, decides,
 //!   appends and replies.
+//! - [`relay`]: publishes every committed event to `HERALD_EVENTS`, in log order, exactly once.
 //!
 //! A command flows: api → `nats` (HERALD_COMMANDS) → `handler` → `decide` → `store` → reply.
 
@@ -30,6 +31,7 @@ pub mod ids;
 pub mod nats;
 pub mod position;
 pub mod references;
+pub mod relay;
 pub mod schema;
 pub mod settings;
 pub mod store;

@@ -95,6 +95,37 @@ impl Bus {
         format!("{}.cmd.{}.{app}.{doc}", self.prefix, tenant.as_str())
     }
 
+    /// `HERALD_EVENTS` for the default prefix: every committed event, in log order.
+    pub fn events_stream(&self) -> String {
+        format!("{}_EVENTS", self.prefix.to_uppercase())
+    }
+
+    /// `<prefix>.evt.<tenant>.<app>.<doc>.<verb>` for an event of type `<app>.<doc>.<verb>`.
+    pub fn event_subject(&self, tenant: &str, event_type: &str) -> String {
+        format!("{}.evt.{tenant}.{event_type}", self.prefix)
+    }
+
+    /// Creates (or finds) the events stream: limits retention, so any number of consumers
+    /// read it, and events older than `max_age` are dropped.
+    pub async fn ensure_events_stream(
+        &self,
+        max_age: Duration,
+    ) -> Result<stream::Stream, BusError> {
+        let name = self.events_stream();
+        self.jetstream
+            .get_or_create_stream(stream::Config {
+                name: name.clone(),
+                subjects: vec![format!("{}.evt.>", self.prefix)],
+                retention: stream::RetentionPolicy::Limits,
+                storage: stream::StorageType::File,
+                max_age,
+                duplicate_window: DUPLICATE_WINDOW,
+                ..Default::default()
+            })
+            .await
+            .map_err(|source| BusError::Stream { name, source })
+    }
+
     /// The subject prefix an api process receives its replies under.
     pub fn reply_prefix(&self, process: &str) -> String {
         format!("_HERALD.{}.reply.{process}", self.prefix)

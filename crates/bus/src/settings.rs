@@ -21,6 +21,10 @@ pub struct Settings {
     pub log: LogSettings,
     pub apps: AppsSettings,
     pub handler: HandlerSettings,
+    pub projector: ProjectorSettings,
+    pub streams: StreamSettings,
+    pub relay: RelaySettings,
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -108,6 +112,78 @@ pub struct HandlerSettings {
     pub max_conflict_retries: u32,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectorSettings {
+    /// Events applied per transaction while a view follows the log.
+    pub batch_size: i64,
+    /// Events applied per transaction while a new version is built from the start.
+    pub rebuild_batch_size: i64,
+    /// How often a standby asks for a projection's lease, in milliseconds.
+    pub lease_retry_ms: u64,
+    /// `/readyz` fails when an active view's oldest unapplied event is older than this.
+    pub max_lag_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamSettings {
+    /// Seconds between heartbeat comments on an idle event stream.
+    pub heartbeat_secs: u64,
+    /// Events buffered for each live subscriber; one that falls further behind is dropped
+    /// with a final `event: lagged` (it resumes with `Last-Event-ID`).
+    pub buffer: usize,
+    /// Open event streams one api process accepts; more get `503`.
+    pub max_subscribers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelaySettings {
+    /// How long `<PREFIX>_EVENTS` keeps an event, in seconds.
+    pub max_age_secs: u64,
+    /// Events published per batch (acks are awaited once per batch).
+    pub batch_size: i64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// A bearer token Prometheus may scrape `/metrics` with, besides admin tokens.
+    #[serde(deserialize_with = "optional_secret")]
+    pub scrape_token: Option<SecretString>,
+}
+
+impl Default for ProjectorSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 1_000,
+            rebuild_batch_size: 5_000,
+            lease_retry_ms: 1_000,
+            max_lag_secs: 60,
+        }
+    }
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_secs: 15,
+            buffer: 1_024,
+            max_subscribers: 10_000,
+        }
+    }
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            max_age_secs: 7 * 24 * 3600,
+            batch_size: 1_000,
+        }
+    }
+}
+
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
@@ -192,6 +268,8 @@ pub enum SettingsError {
         "auth.hs256_secret (HERALD_AUTH__HS256_SECRET) must be at least {MIN_HS256_SECRET} bytes (RFC 7518 §3.2): an empty or short key lets tokens be forged"
     )]
     WeakSecret,
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
 }
 
 /// The shortest HS256 key accepted: as long as the hash output.
@@ -222,6 +300,25 @@ impl Settings {
             .is_some_and(|s| s.expose_secret().len() < MIN_HS256_SECRET)
         {
             return Err(SettingsError::WeakSecret);
+        }
+        let counts = [
+            ("projector.batch_size", self.projector.batch_size),
+            (
+                "projector.rebuild_batch_size",
+                self.projector.rebuild_batch_size,
+            ),
+            ("relay.batch_size", self.relay.batch_size),
+            (
+                "streams.buffer",
+                i64::try_from(self.streams.buffer).unwrap_or(i64::MAX),
+            ),
+            (
+                "streams.heartbeat_secs",
+                i64::try_from(self.streams.heartbeat_secs).unwrap_or(i64::MAX),
+            ),
+        ];
+        if let Some((name, _)) = counts.iter().find(|(_, n)| *n < 1) {
+            return Err(SettingsError::Zero(name));
         }
         let prefix = &self.nats.prefix;
         let valid = prefix.starts_with(|c: char| c.is_ascii_lowercase())

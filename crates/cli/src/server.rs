@@ -11,7 +11,7 @@ use herald_bus::nats::Bus;
 use herald_bus::schema::Registry;
 use herald_bus::settings::Settings;
 use herald_bus::store::PgStore;
-use herald_projector::{ViewTable, ensure_view};
+use herald_projector::catalog::ensure_projection;
 use herald_workers::TaskRegistry;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -26,10 +26,17 @@ pub enum Role {
     Handler,
     Projector,
     Worker,
+    Relay,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Api, Role::Handler, Role::Projector, Role::Worker];
+    pub const ALL: [Role; 5] = [
+        Role::Api,
+        Role::Handler,
+        Role::Projector,
+        Role::Worker,
+        Role::Relay,
+    ];
 }
 
 pub struct Herald {
@@ -67,14 +74,15 @@ impl Herald {
             .iter()
             .any(|r| matches!(r, Role::Api | Role::Projector))
         {
-            // Reads must find their tables from the first request, before the projector runs.
-            let client = store
+            // Reads must find their tables from the first request, before the projector runs;
+            // a YAML change that alters a view's columns starts building its next version.
+            let mut client = store
                 .pool()
                 .get()
                 .await
                 .context("cannot connect to the event store")?;
             for schema in registry.documents() {
-                ensure_view(&client, &ViewTable::new(schema.clone())).await?;
+                ensure_projection(&mut client, schema).await?;
             }
         }
         let bus = Bus::connect(&settings.nats).await?;
@@ -148,16 +156,29 @@ impl Herald {
             });
         }
         if self.roles.contains(&Role::Projector) {
-            let (pool, database, registry, stop) = (
-                self.store.pool().clone(),
+            let runtime = herald_projector::Runtime {
+                database: self.settings.database.clone(),
+                settings: self.settings.projector.clone(),
+                shutdown: internal.clone(),
+            };
+            let (pool, registry) = (self.store.pool().clone(), self.registry.clone());
+            roles.spawn(async move {
+                herald_projector::run(pool, runtime, registry)
+                    .await
+                    .context("the projector failed")
+            });
+        }
+        if self.roles.contains(&Role::Relay) {
+            let (bus, database, settings, stop) = (
+                self.bus.clone(),
                 self.settings.database.clone(),
-                self.registry.clone(),
+                self.settings.relay.clone(),
                 internal.clone(),
             );
             roles.spawn(async move {
-                herald_projector::run(pool, database, registry, stop)
+                herald_bus::relay::run(bus, database, settings, stop)
                     .await
-                    .context("the projector failed")
+                    .context("the event relay failed")
             });
         }
         if self.roles.contains(&Role::Worker) {

@@ -1,19 +1,24 @@
-//! Applying the log to a view, one batch per transaction: the rows the batch touches are loaded
-//! once, folded in memory with [`herald_bus::document::apply`], written back, and the checkpoint
-//! moves in the same transaction.
+//! Applying the log to one version of a view, one batch per transaction: the rows the batch
+//! touches are loaded once, folded in memory with [`herald_bus::document::apply`], written back
+//! in one statement, and the checkpoint and progress move in the same transaction.
+//!
+//! Only the holder of the version's lease calls this (see [`crate::runner`]), on the lease's
+//! own connection, so no two writers ever interleave.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Client, GenericClient};
+use deadpool_postgres::{ClientWrapper, Transaction};
 use herald_bus::document::{Change, DocumentState, FoldError, Stamp, apply};
 use herald_bus::position::LogPosition;
 use herald_bus::store::StoreError;
-use herald_bus::store::reader::{RecordedEvent, read_batch};
+use herald_bus::store::reader::{
+    LogFilter, RecordedEvent, load_checkpoint, read_batch, save_checkpoint,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::table::{ViewTable, ensure_view, view_checkpoint};
+use crate::table::{ROW_COLUMNS, VersionTable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
@@ -41,76 +46,61 @@ pub struct Progress {
     /// Committed events wait behind an older open transaction; look again soon.
     pub held_back: bool,
     pub checkpoint: LogPosition,
+    /// The version was retired meanwhile: nothing was written, and its runner should stop.
+    pub retired: bool,
 }
 
-/// Reads and applies the next batch of the view's events.
-#[tracing::instrument(skip_all, fields(projection = %view.projection), err(level = "warn"))]
-pub async fn try_project_next(
-    client: &mut Client,
-    view: &ViewTable,
+/// Reads and applies the next batch of the version's events.
+#[tracing::instrument(skip_all, fields(projection = %table.checkpoint), err(level = "warn"))]
+pub async fn project_next(
+    client: &mut ClientWrapper,
+    table: &VersionTable,
     batch_size: i64,
 ) -> Result<Progress, ProjectError> {
-    let after = view_checkpoint(&*client, &view.projection).await?;
-    let collection = view.schema.collection();
-    let batch = read_batch(client, after, Some(&collection), batch_size).await?;
-    let caught_up = batch.events.len() < usize::try_from(batch_size).unwrap_or(usize::MAX);
-    let progress = Progress {
+    let after = load_checkpoint(&**client, &table.checkpoint).await?;
+    let filter = LogFilter::collection(table.projection.clone());
+    let batch = read_batch(client, after, &filter, batch_size).await?;
+    let mut progress = Progress {
         applied: batch.events.len(),
-        caught_up,
+        caught_up: batch.caught_up,
         held_back: batch.held_back,
         checkpoint: batch.checkpoint,
+        retired: false,
     };
     if batch.checkpoint == after {
         return Ok(progress);
     }
     let tx = client.transaction().await?;
-    // Writers of one view take turns, and a step only applies what it read if nobody moved the
-    // checkpoint meanwhile (another runner, or a rebuild): otherwise it reads again.
-    lock_view(&tx, view).await?;
-    if view_checkpoint(&tx, &view.projection).await? != after {
-        return Ok(Progress {
-            applied: 0,
-            caught_up: false,
-            held_back: false,
-            checkpoint: after,
-        });
-    }
-    let mut rows = load_rows(&tx, view, &batch.events).await?;
+    let mut rows = load_rows(&tx, table, &batch.events).await?;
     let mut touched = Vec::new();
     for event in &batch.events {
         let key = (event.tenant.clone(), event.document_id);
-        if rows.get(&key).is_some_and(|s| s.version >= event.version) {
-            // Already reflected (the view was written by a newer step); keep it.
-            continue;
-        }
         let next = fold_event(rows.remove(&key), event)?;
         rows.insert(key.clone(), next);
         if !touched.contains(&key) {
             touched.push(key);
         }
     }
-    let upsert = tx.prepare_cached(&view.upsert_sql()).await?;
-    for key in &touched {
-        if let Some(state) = rows.get(key) {
-            let doc = Value::Object(state.fields.clone());
-            tx.execute(
-                &upsert,
-                &[
-                    &key.0,
-                    &state.id,
-                    &state.version,
-                    &state.archived,
-                    &state.created_at,
-                    &state.created_by,
-                    &state.updated_at,
-                    &state.updated_by,
-                    &doc,
-                ],
-            )
-            .await?;
-        }
+    write_rows(&tx, table, &touched, &rows).await?;
+    let live = tx
+        .execute(
+            "UPDATE herald.projections
+             SET events_done = events_done + $3, heartbeat_at = now(), runner = $4
+             WHERE name = $1 AND version = $2 AND state <> 'retired'",
+            &[
+                &table.projection,
+                &table.version,
+                &i64::try_from(batch.events.len()).unwrap_or(i64::MAX),
+                &herald_bus::store::lease::runner_name(),
+            ],
+        )
+        .await?;
+    if live == 0 {
+        tx.rollback().await?;
+        progress.retired = true;
+        return Ok(progress);
     }
-    save_checkpoint(&tx, &view.projection, batch.checkpoint).await?;
+    save_checkpoint(&*tx, &table.checkpoint, batch.checkpoint).await?;
     tx.commit().await?;
     Ok(progress)
 }
@@ -142,25 +132,69 @@ fn fold_event(
 type RowKey = (String, Uuid);
 
 async fn load_rows(
-    client: &impl GenericClient,
-    view: &ViewTable,
+    client: &Transaction<'_>,
+    table: &VersionTable,
     events: &[RecordedEvent],
 ) -> Result<HashMap<RowKey, DocumentState>, ProjectError> {
     let tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
     let ids: Vec<Uuid> = events.iter().map(|e| e.document_id).collect();
     let sql = format!(
-        "SELECT tenant, {} FROM {} WHERE (tenant, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))",
-        ViewTable::ROW_COLUMNS,
-        view.table
+        "SELECT tenant, {ROW_COLUMNS} FROM {}
+         WHERE (tenant, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))",
+        table.table
     );
-    let rows = client.query(&sql, &[&tenants, &ids]).await?;
+    let statement = client.prepare_cached(&sql).await?;
+    let rows = client.query(&statement, &[&tenants, &ids]).await?;
     Ok(rows
         .iter()
         .map(|row| ((row.get(0), row.get(1)), row_state(row, 1)))
         .collect())
 }
 
-/// Reads a view row (columns [`ViewTable::ROW_COLUMNS`] starting at `offset`) as a state.
+/// Writes the touched rows in one statement.
+async fn write_rows(
+    client: &Transaction<'_>,
+    table: &VersionTable,
+    touched: &[RowKey],
+    rows: &HashMap<RowKey, DocumentState>,
+) -> Result<(), ProjectError> {
+    let states: Vec<(&str, &DocumentState)> = touched
+        .iter()
+        .filter_map(|key| Some((key.0.as_str(), rows.get(key)?)))
+        .collect();
+    let tenants: Vec<&str> = states.iter().map(|(t, _)| *t).collect();
+    let ids: Vec<Uuid> = states.iter().map(|(_, s)| s.id).collect();
+    let versions: Vec<i64> = states.iter().map(|(_, s)| s.version).collect();
+    let archived: Vec<bool> = states.iter().map(|(_, s)| s.archived).collect();
+    let created_at: Vec<DateTime<Utc>> = states.iter().map(|(_, s)| s.created_at).collect();
+    let created_by: Vec<&str> = states.iter().map(|(_, s)| s.created_by.as_str()).collect();
+    let updated_at: Vec<DateTime<Utc>> = states.iter().map(|(_, s)| s.updated_at).collect();
+    let updated_by: Vec<&str> = states.iter().map(|(_, s)| s.updated_by.as_str()).collect();
+    let docs: Vec<Value> = states
+        .iter()
+        .map(|(_, s)| Value::Object(s.fields.clone()))
+        .collect();
+    let statement = client.prepare_cached(&table.upsert_sql()).await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &tenants,
+                &ids,
+                &versions,
+                &archived,
+                &created_at,
+                &created_by,
+                &updated_at,
+                &updated_by,
+                &docs,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Reads a view row (columns [`ROW_COLUMNS`] starting at `offset`) as a state.
 pub fn row_state(row: &tokio_postgres::Row, offset: usize) -> DocumentState {
     let doc: Value = row.get(offset + 7);
     DocumentState {
@@ -175,60 +209,5 @@ pub fn row_state(row: &tokio_postgres::Row, offset: usize) -> DocumentState {
             Value::Object(map) => map,
             _ => serde_json::Map::new(),
         },
-    }
-}
-
-/// Held until the transaction ends.
-async fn lock_view(
-    client: &impl GenericClient,
-    view: &ViewTable,
-) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&view.lock_key])
-        .await?;
-    Ok(())
-}
-
-async fn save_checkpoint(
-    client: &impl GenericClient,
-    projection: &str,
-    at: LogPosition,
-) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute(
-            "INSERT INTO herald.checkpoints (name, tx_id, position) VALUES ($1, $2::text::xid8, $3)
-             ON CONFLICT (name) DO UPDATE
-             SET tx_id = EXCLUDED.tx_id, position = EXCLUDED.position, updated_at = now()",
-            &[&projection, &at.tx_text(), &at.position],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Rebuilds a view from the start of the log: the table is emptied and the checkpoint reset in
-/// one transaction, then the log is applied again until the view has caught up.
-pub async fn rebuild(
-    client: &mut Client,
-    view: &ViewTable,
-    batch_size: i64,
-) -> Result<u64, ProjectError> {
-    ensure_view(&*client, view).await?;
-    let tx = client.transaction().await?;
-    lock_view(&tx, view).await?;
-    tx.batch_execute(&format!("TRUNCATE {}", view.table))
-        .await?;
-    tx.execute(
-        "DELETE FROM herald.checkpoints WHERE name = $1",
-        &[&view.projection],
-    )
-    .await?;
-    tx.commit().await?;
-    let mut applied = 0u64;
-    loop {
-        let progress = try_project_next(client, view, batch_size).await?;
-        applied += progress.applied as u64;
-        if progress.caught_up {
-            return Ok(applied);
-        }
     }
 }

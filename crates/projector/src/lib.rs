@@ -1,20 +1,25 @@
-//! Document views: one table per document, kept equal to the fold of its events.
+//! Document views: one table per document and projection version, kept equal to the fold of
+//! its events.
 //!
 //! # Layout
 //!
-//! - [`table`]: the *view* table of a document, derived from its YAML: typed columns and
-//!   indexes for `filter`/`sort` fields, and the SQL to read and write it.
-//! - [`apply`]: [`apply::try_project_next`] reads the next batch of the ordered log, folds it
-//!   into the rows it touches and writes them with the *checkpoint* (how far the view has read)
+//! - [`table`]: the tables of a view, derived from its YAML: typed columns and indexes for
+//!   `filter`/`sort` fields, the batched upsert, and the SQL view reads go through.
+//! - [`catalog`]: `herald.projections`, the versions of each view — one `active` serving reads,
+//!   at most one `building` from position zero — and the atomic switch between them.
+//! - [`apply`]: [`apply::project_next`] reads the next batch of the ordered log, folds it into
+//!   the rows it touches and writes them with the *checkpoint* (how far the version has read)
 //!   in the same transaction, so a crash never applies an event twice or skips one.
-//! - [`runner`]: one loop per view, woken by `pg_notify` from appends, with a polling fallback.
+//! - [`runner`]: the projector role: one leased runner per live version, standbys elsewhere,
+//!   woken by `pg_notify` from appends, with a polling fallback.
 //!
-//! Events flow: `herald.events` → ordered reader → `try_project_next` → view row + checkpoint.
+//! Events flow: `herald.events` → ordered reader → `project_next` → version table + checkpoint.
 
 pub mod apply;
+pub mod catalog;
 pub mod runner;
 pub mod table;
 
-pub use apply::{Progress, ProjectError, rebuild, try_project_next};
-pub use runner::run;
-pub use table::{ViewTable, ensure_view, view_checkpoint};
+pub use apply::{Progress, ProjectError, project_next};
+pub use runner::{Runtime, Stop, contend, run};
+pub use table::{ROW_COLUMNS, VersionTable, read_relation};

@@ -1,170 +1,243 @@
-//! The projector role: one loop per view, woken by `pg_notify` from appends, with a polling
-//! fallback for lost notifications and a quick re-read while events are held back behind an
-//! older open transaction.
+//! The projector role. A supervisor keeps one contender task per live projection version
+//! (building or active); each contender waits for the version's lease, and the holder applies the
+//! log to the version's table, woken by `pg_notify` from appends with a polling fallback. A
+//! building version that has caught up becomes the active one (see [`crate::catalog::activate`]).
+//! When the holder dies, a contender in another process takes the lease over.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use futures::StreamExt;
 use herald_bus::schema::Registry;
-use herald_bus::settings::DatabaseSettings;
-use herald_bus::store::reader::EVENTS_CHANNEL;
-use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, NoTls};
+use herald_bus::settings::{DatabaseSettings, ProjectorSettings};
+use herald_bus::store::lease::{LeaseConnection, runner_name};
+use herald_bus::store::notify;
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::apply::try_project_next;
-use crate::table::ViewTable;
+use crate::apply::project_next;
+use crate::catalog::{self, VersionState};
+use crate::table::VersionTable;
 
-/// Events applied per transaction.
-const BATCH_SIZE: i64 = 500;
 /// Re-read at least this often even without a notification.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the supervisor looks for new versions (a rebuild requested elsewhere).
+const SUPERVISE_INTERVAL: Duration = Duration::from_secs(1);
+/// An idle holder still reports that it is alive this often.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// Back-off while the database is unreachable or an event cannot be applied.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Projects every view until `shutdown`; the tables exist already ([`crate::ensure_view`],
-/// run by the process set-up before any role starts).
-pub async fn run(
-    pool: Pool,
-    database: DatabaseSettings,
-    registry: Arc<Registry>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let views: Vec<ViewTable> = registry
-        .documents()
-        .map(|schema| ViewTable::new(schema.clone()))
-        .collect();
-    let wakers: Arc<HashMap<String, Arc<Notify>>> = Arc::new(
-        views
-            .iter()
-            .map(|v| (v.schema.collection(), Arc::new(Notify::new())))
+/// What a projection runner needs, shared by all of them.
+#[derive(Clone)]
+pub struct Runtime {
+    pub database: DatabaseSettings,
+    pub settings: ProjectorSettings,
+    pub shutdown: CancellationToken,
+}
+
+/// Why a contender stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Shutdown,
+    /// The version was replaced (or removed); its table is gone or going.
+    Retired,
+    /// The version became the active one (only when asked to stop there).
+    Activated,
+}
+
+/// Runs every live version of the registry's projections until `shutdown`. The tables and
+/// catalog rows exist already ([`crate::catalog::ensure_projection`], run at process start).
+pub async fn run(pool: Pool, runtime: Runtime, registry: Arc<Registry>) -> anyhow::Result<()> {
+    let wakers: Arc<HashMap<String, watch::Sender<u64>>> = Arc::new(
+        registry
+            .documents()
+            .map(|schema| (schema.collection(), watch::Sender::new(0)))
             .collect(),
     );
     let tracker = TaskTracker::new();
-    tracker.spawn(listen(database, wakers.clone(), shutdown.clone()));
-    for view in views {
-        let waker = wakers
-            .get(&view.schema.collection())
-            .cloned()
-            .unwrap_or_default();
-        let span = info_span!("projection", projection = %view.projection);
-        tracker.spawn(project(pool.clone(), view, waker, shutdown.clone()).instrument(span));
+    let listener_wakers = wakers.clone();
+    tracker.spawn(notify::listen(
+        runtime.database.clone(),
+        move |collection| match collection {
+            Some(collection) => {
+                if let Some(waker) = listener_wakers.get(collection) {
+                    waker.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            }
+            None => listener_wakers
+                .values()
+                .for_each(|w| w.send_modify(|n| *n = n.wrapping_add(1))),
+        },
+        runtime.shutdown.clone(),
+    ));
+    let mut running: HashMap<(String, i32), tokio::task::JoinHandle<Stop>> = HashMap::new();
+    while !runtime.shutdown.is_cancelled() {
+        running.retain(|_, task| !task.is_finished());
+        match live_versions(&pool).await {
+            Ok(versions) => {
+                for version in versions {
+                    let key = (version.projection.clone(), version.version);
+                    let Some(waker) = wakers.get(&version.projection) else {
+                        continue;
+                    };
+                    if running.contains_key(&key) {
+                        continue;
+                    }
+                    let span = info_span!("projection", projection = %version.checkpoint);
+                    let task = contend(runtime.clone(), version, waker.subscribe(), false);
+                    running.insert(key, tracker.spawn(task.instrument(span)));
+                }
+            }
+            Err(error) => warn!(
+                error = format!("{error:#}"),
+                "cannot read the projection catalog"
+            ),
+        }
+        tokio::select! {
+            () = runtime.shutdown.cancelled() => {}
+            () = tokio::time::sleep(SUPERVISE_INTERVAL) => {}
+        }
     }
     tracker.close();
     tracker.wait().await;
     Ok(())
 }
 
-async fn project(pool: Pool, view: ViewTable, waker: Arc<Notify>, shutdown: CancellationToken) {
-    info!("projection started");
-    let mut held_back_delay = Duration::from_millis(1);
+async fn live_versions(pool: &Pool) -> anyhow::Result<Vec<VersionTable>> {
+    let client = pool.get().await?;
+    Ok(catalog::live_versions(&**client)
+        .await?
+        .into_iter()
+        .map(|v| v.table)
+        .collect())
+}
+
+/// Waits for the version's lease, then runs it, until it is retired, shutdown comes, or
+/// (with `until_active`) it has become the active version.
+pub async fn contend(
+    runtime: Runtime,
+    table: VersionTable,
+    mut wake: watch::Receiver<u64>,
+    until_active: bool,
+) -> Stop {
     loop {
-        let step = async {
-            let mut client = pool.get().await.map_err(anyhow::Error::from)?;
-            try_project_next(&mut client, &view, BATCH_SIZE)
-                .await
-                .map_err(anyhow::Error::from)
-        };
-        let wait = match step.await {
-            Ok(progress) if !progress.caught_up => {
-                if shutdown.is_cancelled() {
-                    break;
-                }
-                continue;
-            }
-            Ok(progress) if progress.held_back => {
-                held_back_delay = (held_back_delay * 2).min(Duration::from_millis(50));
-                held_back_delay
-            }
-            Ok(_) => {
-                held_back_delay = Duration::from_millis(1);
-                POLL_INTERVAL
+        match hold(&runtime, &table, &mut wake, until_active).await {
+            Ok(stop) => {
+                info!(?stop, "projection runner stopped");
+                return stop;
             }
             Err(error) => {
                 warn!(
                     error = format!("{error:#}"),
-                    "projection step failed; retrying"
+                    "projection runner failed; retrying"
                 );
                 // Back off for real: new appends must not turn a failing step into a busy loop.
                 tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(ERROR_BACKOFF) => continue,
+                    () = runtime.shutdown.cancelled() => return Stop::Shutdown,
+                    () = tokio::time::sleep(ERROR_BACKOFF) => {}
                 }
             }
+        }
+    }
+}
+
+async fn hold(
+    runtime: &Runtime,
+    table: &VersionTable,
+    wake: &mut watch::Receiver<u64>,
+    until_active: bool,
+) -> anyhow::Result<Stop> {
+    let mut lease = LeaseConnection::open(&runtime.database).await?;
+    let mut building = loop {
+        let Some(current) =
+            catalog::version(&**lease.client(), &table.projection, table.version).await?
+        else {
+            return Ok(Stop::Retired);
+        };
+        match current.state {
+            VersionState::Retired => return Ok(Stop::Retired),
+            VersionState::Active if until_active => return Ok(Stop::Activated),
+            state => {
+                if lease.try_take(table.lease_key).await? {
+                    break state == VersionState::Building;
+                }
+            }
+        }
+        tokio::select! {
+            () = runtime.shutdown.cancelled() => return Ok(Stop::Shutdown),
+            () = tokio::time::sleep(Duration::from_millis(runtime.settings.lease_retry_ms)) => {}
+        }
+    };
+    info!(runner = runner_name(), building, "projection lease taken");
+    let mut held_back_delay = Duration::from_millis(1);
+    let mut last_heartbeat = Instant::now();
+    loop {
+        let batch_size = if building {
+            runtime.settings.rebuild_batch_size
+        } else {
+            runtime.settings.batch_size
+        };
+        let progress = project_next(lease.client(), table, batch_size).await?;
+        if progress.retired {
+            return Ok(Stop::Retired);
+        }
+        if progress.applied > 0 {
+            last_heartbeat = Instant::now();
+        }
+        if building
+            && progress.caught_up
+            && !progress.held_back
+            && catalog::activate(lease.client(), table).await?
+        {
+            info!("projection version now serves reads");
+            building = false;
+            if until_active {
+                return Ok(Stop::Activated);
+            }
+        }
+        if !progress.caught_up {
+            if runtime.shutdown.is_cancelled() {
+                return Ok(Stop::Shutdown);
+            }
+            continue;
+        }
+        if last_heartbeat.elapsed() >= HEARTBEAT_INTERVAL {
+            if !heartbeat(lease.client(), table).await? {
+                return Ok(Stop::Retired);
+            }
+            last_heartbeat = Instant::now();
+        }
+        let wait = if progress.held_back {
+            held_back_delay = (held_back_delay * 2).min(Duration::from_millis(50));
+            held_back_delay
+        } else {
+            held_back_delay = Duration::from_millis(1);
+            POLL_INTERVAL
         };
         tokio::select! {
-            () = shutdown.cancelled() => break,
-            () = waker.notified() => {}
+            () = runtime.shutdown.cancelled() => return Ok(Stop::Shutdown),
+            _ = wake.changed() => {}
             () = tokio::time::sleep(wait) => {}
         }
     }
-    info!("projection stopped");
 }
 
-/// Holds one connection that LISTENs for appends and wakes the view of the collection named in
-/// each notification. Reconnects after failures; polling covers the gap.
-async fn listen(
-    database: DatabaseSettings,
-    wakers: Arc<HashMap<String, Arc<Notify>>>,
-    shutdown: CancellationToken,
-) {
-    while !shutdown.is_cancelled() {
-        if let Err(error) = listen_once(&database, &wakers, &shutdown).await {
-            warn!(
-                error = format!("{error:#}"),
-                "event notifications lost; reconnecting"
-            );
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(ERROR_BACKOFF) => {}
-        }
-    }
-}
-
-async fn listen_once(
-    database: &DatabaseSettings,
-    wakers: &HashMap<String, Arc<Notify>>,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
-    let (client, mut connection) = database.pg_config()?.connect(NoTls).await?;
-    let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let statement = format!("LISTEN {EVENTS_CHANNEL}");
-    let listen = client.batch_execute(&statement);
-    // The connection must be polled for the LISTEN to complete.
-    tokio::pin!(listen);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            result = &mut listen => { result?; break; }
-            message = messages.next() => match message {
-                Some(Ok(_)) => {}
-                Some(Err(error)) => return Err(error.into()),
-                None => anyhow::bail!("connection closed"),
-            },
-        }
-    }
-    // Wake everyone once: events may have been appended while we were not listening.
-    wakers.values().for_each(|w| w.notify_one());
-    loop {
-        let message = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            message = messages.next() => message,
-        };
-        match message {
-            Some(Ok(AsyncMessage::Notification(note))) => {
-                if let Some(waker) = wakers.get(note.payload()) {
-                    waker.notify_one();
-                }
-            }
-            Some(Ok(_)) => {}
-            Some(Err(error)) => return Err(error.into()),
-            None => anyhow::bail!("connection closed"),
-        }
-    }
+/// Records that the holder is alive; `false` when the version was retired.
+async fn heartbeat(
+    client: &deadpool_postgres::ClientWrapper,
+    table: &VersionTable,
+) -> Result<bool, tokio_postgres::Error> {
+    let updated = client
+        .execute(
+            "UPDATE herald.projections SET heartbeat_at = now(), runner = $3
+             WHERE name = $1 AND version = $2 AND state <> 'retired'",
+            &[&table.projection, &table.version, &runner_name()],
+        )
+        .await?;
+    Ok(updated > 0)
 }

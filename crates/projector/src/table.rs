@@ -1,37 +1,25 @@
-//! The view table of one document. Its name carries a hash of its shape, so a YAML change that
-//! alters the columns builds a fresh table (and checkpoint) from the start of the log.
+//! The tables of a projection. Each version of a document's view has its own table,
+//! `herald_views."<app>.<doc>.v<N>"`, with typed, indexed copies of the fields the YAML declares
+//! `filter` or `sort`. Reads go through `herald_views."<app>.<doc>"`, a SQL view of the active
+//! version's table, so switching versions is one transaction.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
-use deadpool_postgres::GenericClient;
-use herald_bus::position::LogPosition;
 use herald_bus::schema::{DocumentSchema, FieldKind};
-use herald_bus::store::{StoreError, parse_tx_id};
+use herald_bus::store::lease::lease_key;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The schema holding every view table.
 pub const VIEWS_SCHEMA: &str = "herald_views";
 
 /// A typed copy of a top-level field, indexed for filters and sorting.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
     pub field: String,
     /// The column name: `f_<field>`.
     pub name: String,
-    pub sql_type: &'static str,
-}
-
-#[derive(Debug, Clone)]
-pub struct ViewTable {
-    pub schema: Arc<DocumentSchema>,
-    /// `herald_views."petstore.product.1a2b3c4d"`, ready to splice into SQL.
-    pub table: String,
-    /// The checkpoint name, also the projection's name for operators.
-    pub projection: String,
-    /// The advisory-lock key every writer of this view takes, so runners never interleave.
-    pub lock_key: i64,
-    pub columns: Vec<Column>,
+    pub sql_type: String,
 }
 
 /// The SQL type a field is stored as in its typed column, or `None` if it has none.
@@ -49,40 +37,71 @@ fn column_type(kind: &FieldKind) -> Option<&'static str> {
     })
 }
 
-impl ViewTable {
-    pub fn new(schema: Arc<DocumentSchema>) -> Self {
-        let columns: Vec<Column> = schema
-            .fields
-            .iter()
-            .filter(|(_, f)| f.filter || f.sort)
-            .filter_map(|(name, f)| {
-                Some(Column {
-                    field: name.clone(),
-                    name: format!("f_{name}"),
-                    sql_type: column_type(&f.kind)?,
-                })
+/// The typed columns a document's YAML asks for.
+pub fn columns_of(schema: &DocumentSchema) -> Vec<Column> {
+    schema
+        .fields
+        .iter()
+        .filter(|(_, f)| f.filter || f.sort)
+        .filter_map(|(name, f)| {
+            Some(Column {
+                field: name.clone(),
+                name: format!("f_{name}"),
+                sql_type: column_type(&f.kind)?.to_owned(),
             })
-            .collect();
-        // A stable digest (not std's hasher, which may change between Rust releases).
-        let mut digest = Sha256::new();
-        for column in &columns {
-            digest.update(column.name.as_bytes());
-            digest.update([0]);
-            digest.update(column.sql_type.as_bytes());
-            digest.update([0]);
-        }
-        let shape: String = digest.finalize()[..4]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let projection = format!("{}.{shape}", schema.collection());
-        let mut key = [0u8; 8];
-        key.copy_from_slice(&Sha256::digest(projection.as_bytes())[..8]);
+        })
+        .collect()
+}
+
+/// A stable digest of the columns (not std's hasher, which may change between Rust releases):
+/// a YAML change that alters it builds a new version.
+pub fn shape_of(columns: &[Column]) -> String {
+    let mut digest = Sha256::new();
+    for column in columns {
+        digest.update(column.name.as_bytes());
+        digest.update([0]);
+        digest.update(column.sql_type.as_bytes());
+        digest.update([0]);
+    }
+    digest.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Where the reads of a document go: the SQL view of its active version, ready for SQL.
+pub fn read_relation(projection: &str) -> String {
+    format!("{VIEWS_SCHEMA}.\"{projection}\"")
+}
+
+/// The columns a row is read back with, in [`crate::apply::row_state`] order.
+pub const ROW_COLUMNS: &str =
+    "id, version, archived, created_at, created_by, updated_at, updated_by, doc";
+
+/// One version of a projection: its table, checkpoint and lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionTable {
+    /// The projection's name: the document's collection (`petstore.product`).
+    pub projection: String,
+    pub version: i32,
+    /// `herald_views."petstore.product.v2"`, ready to splice into SQL.
+    pub table: String,
+    /// The checkpoint's name: `petstore.product.v2`.
+    pub checkpoint: String,
+    /// The advisory lock its one active runner holds.
+    pub lease_key: i64,
+    pub columns: Vec<Column>,
+}
+
+impl VersionTable {
+    pub fn new(projection: &str, version: i32, columns: Vec<Column>) -> Self {
+        let checkpoint = format!("{projection}.v{version}");
         Self {
-            table: format!("{VIEWS_SCHEMA}.\"{projection}\""),
-            projection,
-            lock_key: i64::from_be_bytes(key),
-            schema,
+            projection: projection.to_owned(),
+            version,
+            table: read_relation(&checkpoint),
+            lease_key: lease_key(&checkpoint),
+            checkpoint,
             columns,
         }
     }
@@ -109,7 +128,7 @@ impl ViewTable {
         sql.push_str(",\n PRIMARY KEY (tenant, id));\n");
         for (ordinal, column) in self.columns.iter().enumerate() {
             // Short and unique in the schema: Postgres cuts identifiers at 63 bytes.
-            let index = format!("ix_{:016x}_{ordinal}", self.lock_key);
+            let index = format!("ix_{:016x}_{ordinal}", self.lease_key);
             let _ = if column.sql_type == "jsonb" {
                 writeln!(
                     sql,
@@ -128,64 +147,39 @@ impl ViewTable {
         sql
     }
 
-    /// Inserts or replaces one row; `$9` is the document's fields, the typed columns derive from it.
+    /// Inserts or replaces a batch of rows in one statement. The parameters are arrays, one per
+    /// column of [`ROW_COLUMNS`] after `$1` (tenants); the typed columns derive from `doc`.
     pub fn upsert_sql(&self) -> String {
         let mut names = String::from(
             "tenant, id, version, archived, created_at, created_by, updated_at, updated_by, doc",
         );
-        let mut values = String::from("$1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb");
+        let mut values = String::from(
+            "r.tenant, r.id, r.version, r.archived, r.created_at, r.created_by, r.updated_at, \
+             r.updated_by, r.doc",
+        );
         let mut updates = String::from(
             "version = EXCLUDED.version, archived = EXCLUDED.archived, \
              updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by, doc = EXCLUDED.doc",
         );
         for column in &self.columns {
             let _ = write!(names, ", \"{}\"", column.name);
+            let field = column.field.replace('\'', "''");
             let _ = if column.sql_type == "jsonb" {
-                write!(values, ", $9::jsonb -> '{}'", column.field)
+                write!(values, ", r.doc -> '{field}'")
             } else {
-                write!(
-                    values,
-                    ", ($9::jsonb ->> '{}')::{}",
-                    column.field, column.sql_type
-                )
+                write!(values, ", (r.doc ->> '{field}')::{}", column.sql_type)
             };
             let _ = write!(updates, ", \"{0}\" = EXCLUDED.\"{0}\"", column.name);
         }
         format!(
-            "INSERT INTO {} ({names}) SELECT {values}
+            "INSERT INTO {} ({names})
+             SELECT {values}
+             FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::boolean[], $5::timestamptz[],
+                         $6::text[], $7::timestamptz[], $8::text[], $9::jsonb[])
+                  AS r(tenant, id, version, archived, created_at, created_by, updated_at,
+                       updated_by, doc)
              ON CONFLICT (tenant, id) DO UPDATE SET {updates}",
             self.table
         )
     }
-
-    /// The columns a row is read back with, in [`crate::apply::row_state`] order.
-    pub const ROW_COLUMNS: &'static str =
-        "id, version, archived, created_at, created_by, updated_at, updated_by, doc";
-}
-
-/// Creates the view's table and indexes if they don't exist yet.
-pub async fn ensure_view(client: &impl GenericClient, view: &ViewTable) -> Result<(), StoreError> {
-    client.batch_execute(&view.create_sql()).await?;
-    Ok(())
-}
-
-/// How far the view has read the log (the start when it has not read anything yet).
-pub async fn view_checkpoint(
-    client: &impl GenericClient,
-    projection: &str,
-) -> Result<LogPosition, StoreError> {
-    let row = client
-        .query_opt(
-            "SELECT tx_id::text, position FROM herald.checkpoints WHERE name = $1",
-            &[&projection],
-        )
-        .await?;
-    let Some(row) = row else {
-        return Ok(LogPosition::START);
-    };
-    let tx: &str = row.get(0);
-    Ok(LogPosition {
-        tx_id: parse_tx_id(tx)?,
-        position: row.get(1),
-    })
 }

@@ -167,10 +167,10 @@ async fn drop_stale_streams() {
         .await
         .unwrap_or_default();
     let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
-    for name in names
-        .iter()
-        .filter(|n| n.starts_with('T') && (n.ends_with("_COMMANDS") || n.ends_with("_TASKS")))
-    {
+    for name in names.iter().filter(|n| {
+        n.starts_with('T')
+            && (n.ends_with("_COMMANDS") || n.ends_with("_TASKS") || n.ends_with("_EVENTS"))
+    }) {
         let Ok(mut stream) = jetstream.get_stream(name).await else {
             continue;
         };
@@ -330,6 +330,7 @@ impl TestApp {
         if let Ok(bus) = herald_bus::nats::Bus::connect(&settings.nats).await {
             for stream in [
                 bus.commands_stream(),
+                bus.events_stream(),
                 herald_workers::queue::stream_name(&bus),
             ] {
                 drop(bus.jetstream.delete_stream(&stream).await);

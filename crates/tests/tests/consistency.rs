@@ -2,7 +2,7 @@
 //! every reader sees once and in order, exactly-once appends across redelivery and restarts,
 //! and views that equal the fold of their events.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -16,9 +16,10 @@ use herald_bus::nats::Bus;
 use herald_bus::position::LogPosition;
 use herald_bus::schema::Registry;
 use herald_bus::store::EventStore;
-use herald_bus::store::reader::read_batch;
+use herald_bus::store::reader::{LogFilter, read_batch};
 use herald_cli::server::Role;
-use herald_projector::{ViewTable, rebuild, try_project_next};
+use herald_projector::catalog::{self, VersionState};
+use herald_projector::{ROW_COLUMNS, Stop, read_relation};
 use herald_tests::{Options, TestApp, eventually, header, json, send};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -92,7 +93,7 @@ async fn the_ordered_reader_sees_every_event_once_in_order_under_concurrent_writ
             let mut seen: Vec<(LogPosition, Uuid)> = Vec::new();
             loop {
                 let done = !writing.load(Ordering::SeqCst);
-                let batch = read_batch(&mut client, after, None, 7)
+                let batch = read_batch(&mut client, after, &LogFilter::default(), 7)
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
                 seen.extend(batch.events.iter().map(|e| (e.position, e.event_id)));
@@ -368,11 +369,11 @@ async fn fold_log(app: &TestApp) -> BTreeMap<Uuid, DocumentState> {
     docs
 }
 
-async fn view_rows(app: &TestApp, view: &ViewTable) -> BTreeMap<Uuid, DocumentState> {
+/// The rows reads see: the active version of the product view.
+async fn view_rows(app: &TestApp) -> BTreeMap<Uuid, DocumentState> {
     let sql = format!(
-        "SELECT {} FROM {} ORDER BY id",
-        ViewTable::ROW_COLUMNS,
-        view.table
+        "SELECT {ROW_COLUMNS} FROM {} ORDER BY id",
+        read_relation("petstore.product")
     );
     let rows = app
         .db()
@@ -384,6 +385,31 @@ async fn view_rows(app: &TestApp, view: &ViewTable) -> BTreeMap<Uuid, DocumentSt
         .map(|r| herald_projector::apply::row_state(r, 0))
         .map(|s| (s.id, s))
         .collect()
+}
+
+/// Builds a new version of the product view to the end and makes it the active one.
+async fn rebuild_products(app: &TestApp, runners: usize) -> Vec<Stop> {
+    let registry = Registry::load(&app.settings.apps.dir).unwrap_or_else(|e| panic!("{e}"));
+    let schema = registry
+        .get("petstore", "product")
+        .cloned()
+        .unwrap_or_else(|| panic!("no product"));
+    let store = app.store();
+    let mut client = store.pool().get().await.unwrap_or_else(|e| panic!("{e}"));
+    let version = catalog::request_rebuild(&mut client, &schema)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(version.state, VersionState::Building);
+    let runtime = herald_projector::Runtime {
+        database: app.settings.database.clone(),
+        settings: app.settings.projector.clone(),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+    };
+    join_all((0..runners).map(|_| {
+        let wake = tokio::sync::watch::Sender::new(0u64).subscribe();
+        herald_projector::contend(runtime.clone(), version.table.clone(), wake, true)
+    }))
+    .await
 }
 
 #[tokio::test]
@@ -422,39 +448,45 @@ async fn a_view_equals_the_fold_of_its_events_and_a_rebuild_reproduces_it() {
             .status(),
         200
     );
-    let registry = Registry::load(&app.settings.apps.dir).unwrap_or_else(|e| panic!("{e}"));
-    let schema = registry
-        .get("petstore", "product")
-        .cloned()
-        .unwrap_or_else(|| panic!("no product"));
-    let view = ViewTable::new(schema);
-
     let folded = fold_log(&app).await;
-    let live = view_rows(&app, &view).await;
     assert_eq!(folded.len(), 12);
-    assert_eq!(live, folded, "the live view equals the fold of the log");
-
-    let store = app.store();
-    let mut client = store.pool().get().await.unwrap_or_else(|e| panic!("{e}"));
-    let applied = rebuild(&mut client, &view, 5)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        applied,
-        12 * 2 + 4 + 2,
-        "created + updated + archived + restored"
+        view_rows(&app).await,
+        folded,
+        "the live view equals the fold of the log"
     );
+
+    assert_eq!(rebuild_products(&app, 1).await, vec![Stop::Activated]);
     assert_eq!(
-        view_rows(&app, &view).await,
+        view_rows(&app).await,
         folded,
         "a rebuild from scratch yields identical rows"
     );
-    let step = try_project_next(&mut client, &view, 5)
+    let db = app.db().await;
+    let versions: Vec<(i32, String, i64)> = db
+        .query(
+            "SELECT version, state, events_done FROM herald.projections WHERE name = 'petstore.product'",
+            &[],
+        )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(step.applied, 0, "nothing is applied twice");
-    let ids: HashSet<Uuid> = folded.keys().copied().collect();
-    assert_eq!(ids.len(), 12);
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        versions,
+        vec![(2, "active".to_owned(), 12 * 2 + 4 + 2)],
+        "created + updated + archived + restored, applied once; the old version is gone"
+    );
+    let old_table: Option<String> = db
+        .query_one(
+            "SELECT to_regclass('herald_views.\"petstore.product.v1\"')::text",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(0);
+    assert_eq!(old_table, None, "the replaced version's table is dropped");
     app.stop_and_clean().await;
 }
 
@@ -492,7 +524,7 @@ async fn store_outcomes_are_stored_once_per_command() {
 }
 
 #[tokio::test]
-async fn two_runners_on_one_view_take_turns_and_apply_each_event_once() {
+async fn two_runners_of_one_version_share_its_lease_and_apply_each_event_once() {
     let app = TestApp::spawn_with(Options {
         roles: vec![Role::Api, Role::Handler],
         ..Options::default()
@@ -518,34 +550,23 @@ async fn two_runners_on_one_view_take_turns_and_apply_each_event_once() {
             200
         );
     }
-    let registry = Registry::load(&app.settings.apps.dir).unwrap_or_else(|e| panic!("{e}"));
-    let view = ViewTable::new(
-        registry
-            .get("petstore", "product")
-            .cloned()
-            .unwrap_or_else(|| panic!("no product")),
-    );
-    let store = app.store();
-    let runners = join_all((0..2).map(|_| {
-        let (pool, view) = (store.pool().clone(), view.clone());
-        async move {
-            let mut client = pool.get().await.unwrap_or_else(|e| panic!("{e}"));
-            let mut applied = 0;
-            loop {
-                let step = try_project_next(&mut client, &view, 4)
-                    .await
-                    .unwrap_or_else(|e| panic!("{e}"));
-                applied += step.applied;
-                if step.caught_up {
-                    return applied;
-                }
-            }
-        }
-    }))
-    .await;
-    assert!(runners.iter().all(|n| *n <= 60));
     assert_eq!(
-        view_rows(&app, &view).await,
+        rebuild_products(&app, 2).await,
+        vec![Stop::Activated, Stop::Activated]
+    );
+    let done: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT events_done FROM herald.projections WHERE name = 'petstore.product' AND state = 'active'",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(0);
+    assert_eq!(done, 60, "each event applied once");
+    assert_eq!(
+        view_rows(&app).await,
         fold_log(&app).await,
         "the view equals the fold"
     );

@@ -18,7 +18,6 @@ use herald_bus::position::LogPosition;
 use herald_bus::references::with_unresolved;
 use herald_bus::schema::{DocumentSchema, Mode};
 use herald_bus::store::EventStore;
-use herald_projector::ViewTable;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -31,7 +30,7 @@ use crate::headers::{
 };
 use crate::state::AppState;
 use crate::submit::submit;
-use crate::views::{ListScope, fetch_document, list_documents, wait_for_position};
+use crate::views::{DocumentView, ListScope, fetch_document, list_documents, wait_for_position};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -58,7 +57,7 @@ fn find<'s>(
     caller: &Caller,
     app: &str,
     doc: &str,
-) -> Result<(&'s DocumentSchema, &'s ViewTable), ApiError> {
+) -> Result<(&'s DocumentSchema, &'s DocumentView), ApiError> {
     let (schema, view) = state.collection(app, doc).ok_or_else(|| caller.hidden())?;
     if !caller.0.may_some_document(schema.acl.roles("read")) {
         return Err(caller.hidden());
@@ -292,7 +291,7 @@ async fn bodiless(
 /// `min_position` from the query, waiting for the view to reach it when given.
 async fn await_min_position(
     state: &AppState,
-    view: &ViewTable,
+    view: &DocumentView,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {

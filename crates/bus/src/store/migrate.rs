@@ -5,7 +5,13 @@ use tokio_postgres::Client;
 
 use super::StoreError;
 
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_event_store.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/0001_event_store.sql")),
+    (
+        2,
+        include_str!("../../migrations/0002_projections_and_streams.sql"),
+    ),
+];
 
 /// Any constant works; it only has to be the same for every Herald process.
 const MIGRATION_LOCK: i64 = 0x6865_7261_6c64;

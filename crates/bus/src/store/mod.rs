@@ -2,8 +2,10 @@
 //! on PostgreSQL (the source of truth) and [`MemoryStore`] in memory for given/when/then tests
 //! of decisions. The [`reader`] walks the global log in commit order without skipping.
 
+pub mod lease;
 mod memory;
 mod migrate;
+pub mod notify;
 mod postgres;
 pub mod reader;
 

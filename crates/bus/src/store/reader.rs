@@ -7,8 +7,9 @@
 //! checkpoint later. (The technique Emmett uses.)
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Client;
+use deadpool_postgres::ClientWrapper;
 use serde_json::Value;
+use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::{StoreError, parse_tx_id};
@@ -32,6 +33,49 @@ pub struct RecordedEvent {
     pub data: Value,
     pub metadata: Value,
     pub recorded_at: DateTime<Utc>,
+    /// Who created the document, when the read asked for it ([`LogFilter::creators`]): what
+    /// `owner` access checks need.
+    pub created_by: Option<String>,
+}
+
+impl RecordedEvent {
+    /// The event as clients see it (SSE, event pages, `HERALD_EVENTS`), with `data` given
+    /// (redacted for the reader, where it must be).
+    pub fn wire(&self, data: Value) -> Value {
+        let actor = &self.metadata["actor"];
+        serde_json::json!({
+            "id": self.event_id,
+            "type": self.event_type,
+            "stream": self.stream_id,
+            "document_id": self.document_id,
+            "version": self.version,
+            "position": self.position,
+            "time": self.recorded_at,
+            "actor": {"sub": actor["sub"], "roles": actor["roles"]},
+            "data": data,
+        })
+    }
+}
+
+/// Which events a read returns. Every condition is a bind parameter.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub tenant: Option<String>,
+    pub collection: Option<String>,
+    pub stream_id: Option<String>,
+    /// Full type names (`petstore.product.updated`); `None` means every type.
+    pub types: Option<Vec<String>>,
+    /// Also read each document's creator.
+    pub creators: bool,
+}
+
+impl LogFilter {
+    pub fn collection(collection: impl Into<String>) -> Self {
+        Self {
+            collection: Some(collection.into()),
+            ..Self::default()
+        }
+    }
 }
 
 /// A batch of the log after some position.
@@ -41,17 +85,30 @@ pub struct Batch {
     /// Where the next read starts: the last event read, or, when the batch reached the safe
     /// frontier, the frontier itself (so a filtered reader moves on even without matches).
     pub checkpoint: LogPosition,
+    /// The read reached the safe frontier: there is nothing more to read for now.
+    pub caught_up: bool,
     /// Committed events exist beyond the frontier, held back by an older open transaction:
     /// read again soon rather than waiting for the next notification.
     pub held_back: bool,
 }
 
-/// Reads up to `limit` events after `after`, optionally of one collection only.
+/// The filter's conditions, with its four parameters numbered from `first`.
+fn filter_sql(first: usize) -> String {
+    let [tenant, collection, stream, types] = [first, first + 1, first + 2, first + 3];
+    format!(
+        "(${tenant}::text IS NULL OR e.tenant = ${tenant})
+         AND (${collection}::text IS NULL OR e.collection = ${collection})
+         AND (${stream}::text IS NULL OR e.stream_id = ${stream})
+         AND (${types}::text[] IS NULL OR e.type = ANY(${types}))"
+    )
+}
+
+/// Reads up to `limit` events after `after` that match `filter`.
 #[tracing::instrument(skip(client), err(level = "warn"))]
 pub async fn read_batch(
-    client: &mut Client,
+    client: &mut ClientWrapper,
     after: LogPosition,
-    collection: Option<&str>,
+    filter: &LogFilter,
     limit: i64,
 ) -> Result<Batch, StoreError> {
     // One snapshot for the frontier and the reads, so the frontier describes exactly what we saw.
@@ -65,18 +122,41 @@ pub async fn read_batch(
         .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
         .await?
         .get(0);
+    let (creator, join) = if filter.creators {
+        (
+            "s.created_by",
+            "LEFT JOIN herald.streams s ON s.tenant = e.tenant AND s.stream_id = e.stream_id",
+        )
+    } else {
+        ("NULL::text", "")
+    };
+    let sql = format!(
+        "SELECT e.position, e.tx_id::text, e.event_id, e.tenant, e.stream_id, e.collection,
+                e.document_id, e.version, e.type, e.schema_version, e.data, e.metadata,
+                e.recorded_at, {creator}
+         FROM herald.events e {join}
+         WHERE (e.tx_id, e.position) > ($1::text::xid8, $2)
+           AND e.tx_id < $3::text::xid8
+           AND {filter_sql}
+         ORDER BY e.tx_id, e.position
+         LIMIT $8",
+        filter_sql = filter_sql(4)
+    );
     let after_tx = after.tx_text();
+    let statement = tx.prepare_cached(&sql).await?;
     let rows = tx
         .query(
-            "SELECT position, tx_id::text, event_id, tenant, stream_id, collection, document_id,
-                    version, type, schema_version, data, metadata, recorded_at
-             FROM herald.events
-             WHERE (tx_id, position) > ($1::text::xid8, $2)
-               AND tx_id < $3::text::xid8
-               AND ($4::text IS NULL OR collection = $4)
-             ORDER BY tx_id, position
-             LIMIT $5",
-            &[&after_tx, &after.position, &frontier, &collection, &limit],
+            &statement,
+            &[
+                &after_tx,
+                &after.position,
+                &frontier,
+                &filter.tenant,
+                &filter.collection,
+                &filter.stream_id,
+                &filter.types,
+                &limit,
+            ],
         )
         .await?;
     let events = rows
@@ -99,20 +179,32 @@ pub async fn read_batch(
                 data: row.get(10),
                 metadata: row.get(11),
                 recorded_at: row.get(12),
+                created_by: row.get(13),
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
+    let held_back_sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM herald.events e WHERE e.tx_id >= $1::text::xid8 AND {})",
+        filter_sql(2)
+    );
+    let statement = tx.prepare_cached(&held_back_sql).await?;
     let held_back: bool = tx
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM herald.events
-                            WHERE tx_id >= $1::text::xid8 AND ($2::text IS NULL OR collection = $2))",
-            &[&frontier, &collection],
+            &statement,
+            &[
+                &frontier,
+                &filter.tenant,
+                &filter.collection,
+                &filter.stream_id,
+                &filter.types,
+            ],
         )
         .await?
         .get(0);
     tx.commit().await?;
     let last = events.last().map_or(after, |e| e.position);
-    let checkpoint = if events.len() < usize::try_from(limit).unwrap_or(usize::MAX) {
+    let caught_up = events.len() < usize::try_from(limit).unwrap_or(usize::MAX);
+    let checkpoint = if caught_up {
         let frontier = LogPosition {
             tx_id: parse_tx_id(&frontier)?,
             position: 0,
@@ -124,6 +216,44 @@ pub async fn read_batch(
     Ok(Batch {
         events,
         checkpoint,
+        caught_up,
         held_back,
     })
+}
+
+/// How far the reader `name` has read the log (the start when it has not read anything yet).
+pub async fn load_checkpoint(
+    client: &impl GenericClient,
+    name: &str,
+) -> Result<LogPosition, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT tx_id::text, position FROM herald.checkpoints WHERE name = $1",
+            &[&name],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(LogPosition::START);
+    };
+    Ok(LogPosition {
+        tx_id: parse_tx_id(row.get(0))?,
+        position: row.get(1),
+    })
+}
+
+/// Moves the checkpoint `name` (in the caller's transaction, with the work it covers).
+pub async fn save_checkpoint(
+    client: &impl GenericClient,
+    name: &str,
+    at: LogPosition,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO herald.checkpoints (name, tx_id, position) VALUES ($1, $2::text::xid8, $3)
+             ON CONFLICT (name) DO UPDATE
+             SET tx_id = EXCLUDED.tx_id, position = EXCLUDED.position, updated_at = now()",
+            &[&name, &at.tx_text(), &at.position],
+        )
+        .await?;
+    Ok(())
 }

@@ -1,0 +1,172 @@
+//! The event relay: every committed event is published to `<PREFIX>_EVENTS` on
+//! `<prefix>.evt.<tenant>.<app>.<doc>.<verb>`, in log order, exactly once.
+//!
+//! The relay reads the ordered log (so it never skips an event committed late) and holds a
+//! lease, so one relay publishes at a time and a standby takes over. Exactly once, across a
+//! crash at any point:
+//!
+//! - each publish carries `Nats-Expected-Last-Sequence`, so the stream only accepts events in
+//!   order, directly after the previous one: a lost publish makes the ones after it fail too;
+//! - on start (and after any failure) the relay resumes after the last event the stream holds
+//!   (its `Herald-Position` header) or its checkpoint, whichever is further; a crash between a
+//!   publish and the checkpoint therefore republishes nothing;
+//! - `Nats-Msg-Id` is the event id, so JetStream's duplicate window is a second guard.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::Stream;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::nats::Bus;
+use crate::position::LogPosition;
+use crate::settings::{DatabaseSettings, RelaySettings};
+use crate::store::lease::{LeaseConnection, lease_key};
+use crate::store::notify;
+use crate::store::reader::{LogFilter, load_checkpoint, read_batch, save_checkpoint};
+
+/// The relay's checkpoint (and lease) name.
+pub const RELAY_CHECKPOINT: &str = "relay";
+/// The header carrying the event's position token on every relayed message.
+pub const POSITION_HEADER: &str = "Herald-Position";
+/// The header carrying the event's type.
+pub const TYPE_HEADER: &str = "Herald-Event-Type";
+
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+const LEASE_RETRY: Duration = Duration::from_secs(1);
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Relays until `shutdown`.
+pub async fn run(
+    bus: Bus,
+    database: DatabaseSettings,
+    settings: RelaySettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let stream = bus
+        .ensure_events_stream(Duration::from_secs(settings.max_age_secs))
+        .await?;
+    let waker = watch::Sender::new(0u64);
+    let listener = {
+        let waker = waker.clone();
+        tokio::spawn(notify::listen(
+            database.clone(),
+            move |_| waker.send_modify(|n| *n = n.wrapping_add(1)),
+            shutdown.clone(),
+        ))
+    };
+    let mut wake = waker.subscribe();
+    while !shutdown.is_cancelled() {
+        if let Err(error) = hold(&bus, &stream, &database, &settings, &mut wake, &shutdown).await {
+            warn!(error = format!("{error:#}"), "event relay failed; resuming");
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = tokio::time::sleep(ERROR_BACKOFF) => {}
+            }
+        }
+    }
+    drop(listener.await);
+    Ok(())
+}
+
+/// Where the stream ends: its last sequence and the position of the event stored there.
+async fn stream_end(stream: &Stream) -> anyhow::Result<(u64, Option<LogPosition>)> {
+    let mut stream = stream.clone();
+    let state = stream.info().await?.state.clone();
+    if state.messages == 0 {
+        return Ok((state.last_sequence, None));
+    }
+    let last = stream.get_raw_message(state.last_sequence).await?;
+    let position = last
+        .headers
+        .get(POSITION_HEADER)
+        .and_then(|v| LogPosition::parse(v.as_str()));
+    Ok((state.last_sequence, position))
+}
+
+async fn hold(
+    bus: &Bus,
+    stream: &Stream,
+    database: &DatabaseSettings,
+    settings: &RelaySettings,
+    wake: &mut watch::Receiver<u64>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut lease = LeaseConnection::open(database).await?;
+    loop {
+        if lease.try_take(lease_key(RELAY_CHECKPOINT)).await? {
+            break;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(LEASE_RETRY) => {}
+        }
+    }
+    let (mut sequence, published) = stream_end(stream).await?;
+    let checkpoint = load_checkpoint(&**lease.client(), RELAY_CHECKPOINT).await?;
+    let mut after = published.map_or(checkpoint, |p| p.max(checkpoint));
+    info!(resume = %after, sequence, "event relay lease taken");
+    let mut held_back_delay = Duration::from_millis(1);
+    loop {
+        let batch = read_batch(
+            lease.client(),
+            after,
+            &LogFilter::default(),
+            settings.batch_size,
+        )
+        .await?;
+        if !batch.events.is_empty() {
+            // Pipelined: every publish is sent before the first ack is awaited.
+            let mut acks = Vec::with_capacity(batch.events.len());
+            for event in &batch.events {
+                let mut headers = HeaderMap::new();
+                headers.insert(POSITION_HEADER, event.position.token().as_str());
+                headers.insert(TYPE_HEADER, event.event_type.as_str());
+                if let Some(traceparent) = event.metadata["traceparent"].as_str() {
+                    headers.insert("traceparent", traceparent);
+                }
+                let mut body = event.wire(event.data.clone());
+                body["tenant"] = event.tenant.clone().into();
+                body["metadata"] = serde_json::json!({
+                    "command_id": event.metadata["command_id"],
+                    "correlation_id": event.metadata["correlation_id"],
+                    "causation_id": event.metadata["causation_id"],
+                });
+                let publish = PublishMessage::build()
+                    .headers(headers)
+                    .payload(serde_json::to_vec(&body)?.into())
+                    .message_id(event.event_id.to_string())
+                    .expected_last_sequence(sequence);
+                acks.push(
+                    bus.jetstream
+                        .send_publish(bus.event_subject(&event.tenant, &event.event_type), publish)
+                        .await?,
+                );
+                sequence += 1;
+            }
+            for ack in acks {
+                ack.await?;
+            }
+            save_checkpoint(&**lease.client(), RELAY_CHECKPOINT, batch.checkpoint).await?;
+        }
+        after = batch.checkpoint;
+        if !batch.caught_up {
+            continue;
+        }
+        let wait = if batch.held_back {
+            held_back_delay = (held_back_delay * 2).min(Duration::from_millis(50));
+            held_back_delay
+        } else {
+            held_back_delay = Duration::from_millis(1);
+            POLL_INTERVAL
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            _ = wake.changed() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The projection catalog (`herald.projections`): which versions of each view exist, which one
+//! serves reads, and how far a rebuild has come.
+//!
+//! A version is `building` (filled from position zero while the previous one keeps serving),
+//! then `active` (the SQL view `herald_views."<name>"` points at its table), then `retired`
+//! (its table dropped). At most one version per projection is active and one is building.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::ClientWrapper;
+use herald_bus::position::LogPosition;
+use herald_bus::schema::DocumentSchema;
+use herald_bus::store::lease::lease_key;
+use herald_bus::store::{StoreError, parse_tx_id};
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+
+use crate::table::{Column, VersionTable, columns_of, read_relation, shape_of};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionState {
+    Building,
+    Active,
+    Retired,
+}
+
+impl VersionState {
+    fn parse(text: &str) -> Result<Self, StoreError> {
+        match text {
+            "building" => Ok(Self::Building),
+            "active" => Ok(Self::Active),
+            "retired" => Ok(Self::Retired),
+            other => Err(StoreError::Corrupt(format!("projection state `{other}`"))),
+        }
+    }
+}
+
+/// One row of the catalog.
+#[derive(Debug, Clone)]
+pub struct ProjectionVersion {
+    pub table: VersionTable,
+    pub shape: String,
+    pub state: VersionState,
+    pub events_total: i64,
+    pub events_done: i64,
+    pub created_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    pub runner: Option<String>,
+    pub checkpoint: LogPosition,
+}
+
+const VERSION_COLUMNS: &str = "p.name, p.version, p.columns, p.shape, p.state, p.events_total, \
+     p.events_done, p.created_at, p.activated_at, p.heartbeat_at, p.runner, c.tx_id::text, c.position";
+
+fn version_of(row: &tokio_postgres::Row) -> Result<ProjectionVersion, StoreError> {
+    let name: String = row.get(0);
+    let columns: Vec<Column> = serde_json::from_value(row.get(2))
+        .map_err(|e| StoreError::Corrupt(format!("columns of projection {name}: {e}")))?;
+    let checkpoint = match row.get::<_, Option<&str>>(11) {
+        Some(tx) => LogPosition {
+            tx_id: parse_tx_id(tx)?,
+            position: row.get(12),
+        },
+        None => LogPosition::START,
+    };
+    Ok(ProjectionVersion {
+        table: VersionTable::new(&name, row.get(1), columns),
+        shape: row.get(3),
+        state: VersionState::parse(row.get(4))?,
+        events_total: row.get(5),
+        events_done: row.get(6),
+        created_at: row.get(7),
+        activated_at: row.get(8),
+        heartbeat_at: row.get(9),
+        runner: row.get(10),
+        checkpoint,
+    })
+}
+
+/// Every version that is building or active, by projection and version.
+pub async fn live_versions(
+    client: &impl GenericClient,
+) -> Result<Vec<ProjectionVersion>, StoreError> {
+    let sql = format!(
+        "SELECT {VERSION_COLUMNS} FROM herald.projections p
+         LEFT JOIN herald.checkpoints c ON c.name = p.checkpoint
+         WHERE p.state <> 'retired' ORDER BY p.name, p.version"
+    );
+    client
+        .query(&sql, &[])
+        .await?
+        .iter()
+        .map(version_of)
+        .collect()
+}
+
+/// One version's row, if it exists.
+pub async fn version(
+    client: &impl GenericClient,
+    projection: &str,
+    version: i32,
+) -> Result<Option<ProjectionVersion>, StoreError> {
+    let sql = format!(
+        "SELECT {VERSION_COLUMNS} FROM herald.projections p
+         LEFT JOIN herald.checkpoints c ON c.name = p.checkpoint
+         WHERE p.name = $1 AND p.version = $2"
+    );
+    client
+        .query_opt(&sql, &[&projection, &version])
+        .await?
+        .as_ref()
+        .map(version_of)
+        .transpose()
+}
+
+/// Makes the catalog serve `schema` as declared: the first version is created active; when the
+/// YAML's columns differ from the active version's, a new version is created building (the
+/// active one keeps serving until it is ready). Safe to run from many processes at once.
+pub async fn ensure_projection(
+    client: &mut ClientWrapper,
+    schema: &DocumentSchema,
+) -> Result<(), StoreError> {
+    let name = schema.collection();
+    let columns = columns_of(schema);
+    let shape = shape_of(&columns);
+    let tx = client.transaction().await?;
+    lock_catalog(&*tx, &name).await?;
+    let versions: Vec<(i32, String, String)> = tx
+        .query(
+            "SELECT version, state, shape FROM herald.projections
+             WHERE name = $1 AND state <> 'retired'",
+            &[&name],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let active = versions.iter().find(|v| v.1 == "active");
+    let building = versions.iter().find(|v| v.1 == "building");
+    match (active, building) {
+        (None, _) => {
+            // Nothing serves yet: the first version serves while it fills.
+            let created = create_version(&*tx, &name, &columns, &shape, "active").await?;
+            tx.batch_execute(&point_reads_at(&created)).await?;
+        }
+        (Some(active), _) if active.2 == shape => {}
+        (Some(_), Some(building)) if building.2 == shape => {}
+        (Some(_), building) => {
+            if let Some(stale) = building {
+                retire(&*tx, &name, stale.0).await?;
+            }
+            create_version(&*tx, &name, &columns, &shape, "building").await?;
+        }
+    }
+    tx.commit().await?;
+    drop_retired(&**client, &name).await
+}
+
+/// Starts a rebuild of `schema`'s view: a new version, building from position zero, or the one
+/// already building. Returns it.
+pub async fn request_rebuild(
+    client: &mut ClientWrapper,
+    schema: &DocumentSchema,
+) -> Result<ProjectionVersion, StoreError> {
+    let name = schema.collection();
+    let columns = columns_of(schema);
+    let shape = shape_of(&columns);
+    let tx = client.transaction().await?;
+    lock_catalog(&*tx, &name).await?;
+    let building: Option<i32> = tx
+        .query_opt(
+            "SELECT version FROM herald.projections WHERE name = $1 AND state = 'building'",
+            &[&name],
+        )
+        .await?
+        .map(|r| r.get(0));
+    let number = match building {
+        Some(number) => number,
+        None => {
+            create_version(&*tx, &name, &columns, &shape, "building")
+                .await?
+                .version
+        }
+    };
+    tx.commit().await?;
+    version(&**client, &name, number)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("projection {name} v{number} vanished")))
+}
+
+/// Serialises catalog changes of one projection.
+async fn lock_catalog(client: &impl GenericClient, name: &str) -> Result<(), StoreError> {
+    client
+        .execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&lease_key(&format!("catalog {name}"))],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn create_version(
+    client: &impl GenericClient,
+    name: &str,
+    columns: &[Column],
+    shape: &str,
+    state: &str,
+) -> Result<VersionTable, StoreError> {
+    let columns_json = serde_json::to_value(columns)
+        .map_err(|e| StoreError::Corrupt(format!("columns of projection {name}: {e}")))?;
+    let number: i32 = client
+        .query_one(
+            "INSERT INTO herald.projections (name, version, shape, columns, state, events_total)
+             SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4,
+                    (SELECT count(*) FROM herald.events WHERE collection = $1)
+             FROM herald.projections WHERE name = $1
+             RETURNING version",
+            &[&name, &shape, &columns_json, &state],
+        )
+        .await?
+        .get(0);
+    let table = VersionTable::new(name, number, columns.to_vec());
+    client.batch_execute(&table.create_sql()).await?;
+    Ok(table)
+}
+
+/// The DDL pointing reads at `table`. Replacing the view (not `CREATE OR REPLACE`: the columns
+/// may differ) inside the switching transaction makes the switch atomic for readers.
+fn point_reads_at(table: &VersionTable) -> String {
+    let view = read_relation(&table.projection);
+    format!(
+        "DROP VIEW IF EXISTS {view};
+         CREATE VIEW {view} AS SELECT * FROM {};",
+        table.table
+    )
+}
+
+async fn retire(client: &impl GenericClient, name: &str, number: i32) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE herald.projections SET state = 'retired' WHERE name = $1 AND version = $2",
+            &[&name, &number],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Makes a building version the active one, if it has read at least as far as the version it
+/// replaces (so a reader's position never moves back). Returns whether it switched. The
+/// replaced version is retired in the same transaction; its table is dropped after.
+pub async fn activate(
+    client: &mut ClientWrapper,
+    table: &VersionTable,
+) -> Result<bool, StoreError> {
+    let tx = client.transaction().await?;
+    lock_catalog(&*tx, &table.projection).await?;
+    let rows = tx
+        .query(
+            "SELECT p.version, p.state, c.tx_id::text, c.position
+             FROM herald.projections p LEFT JOIN herald.checkpoints c ON c.name = p.checkpoint
+             WHERE p.name = $1 AND p.state <> 'retired'",
+            &[&table.projection],
+        )
+        .await?;
+    let mut mine = None;
+    let mut active = None;
+    for row in &rows {
+        let checkpoint = match row.get::<_, Option<&str>>(2) {
+            Some(tx) => LogPosition {
+                tx_id: parse_tx_id(tx)?,
+                position: row.get(3),
+            },
+            None => LogPosition::START,
+        };
+        let number: i32 = row.get(0);
+        if number == table.version {
+            mine = Some((row.get::<_, String>(1), checkpoint));
+        } else if row.get::<_, &str>(1) == "active" {
+            active = Some((number, checkpoint));
+        }
+    }
+    let Some((state, checkpoint)) = mine else {
+        return Ok(false);
+    };
+    if state != "building" || active.is_some_and(|(_, theirs)| theirs > checkpoint) {
+        return Ok(false);
+    }
+    if let Some((old, _)) = active {
+        retire(&*tx, &table.projection, old).await?;
+    }
+    tx.execute(
+        "UPDATE herald.projections SET state = 'active', activated_at = now()
+         WHERE name = $1 AND version = $2",
+        &[&table.projection, &table.version],
+    )
+    .await?;
+    tx.batch_execute(&point_reads_at(table)).await?;
+    tx.commit().await?;
+    drop_retired(&**client, &table.projection).await?;
+    Ok(true)
+}
+
+/// Removes retired versions: their tables, checkpoints and catalog rows.
+pub async fn drop_retired(client: &impl GenericClient, name: &str) -> Result<(), StoreError> {
+    let retired = client
+        .query(
+            "SELECT version FROM herald.projections WHERE name = $1 AND state = 'retired'",
+            &[&name],
+        )
+        .await?;
+    for row in retired {
+        let table = VersionTable::new(name, row.get(0), Vec::new());
+        // Waits for queries still reading the old table.
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS {}", table.table))
+            .await?;
+        client
+            .execute(
+                "DELETE FROM herald.checkpoints WHERE name = $1",
+                &[&table.checkpoint],
+            )
+            .await?;
+        client
+            .execute(
+                "DELETE FROM herald.projections WHERE name = $1 AND version = $2",
+                &[&name, &table.version],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// How far the active version of `projection` has read (the start when none has).
+pub async fn active_checkpoint(
+    client: &impl GenericClient,
+    projection: &str,
+) -> Result<LogPosition, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT c.tx_id::text, c.position FROM herald.projections p
+             JOIN herald.checkpoints c ON c.name = p.checkpoint
+             WHERE p.name = $1 AND p.state = 'active'",
+            &[&projection],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(LogPosition::START);
+    };
+    Ok(LogPosition {
+        tx_id: parse_tx_id(row.get(0))?,
+        position: row.get(1),
+    })
+}
