@@ -123,7 +123,7 @@ impl TokenVerifier {
 
     /// The principal a token stands for, or why it is refused (never why in detail: the
     /// reason goes to the log, the client learns only that the token is not acceptable).
-    pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+    pub fn verify(&self, token: &str) -> Result<Verified, ApiError> {
         let invalid = ApiError::Unauthenticated("the bearer token is not valid");
         let header = decode_header(token)
             .map_err(|_| ApiError::Unauthenticated("the bearer token is not valid"))?;
@@ -169,13 +169,28 @@ impl TokenVerifier {
             ));
         }
         let roles: HashSet<String> = claims.roles.into_iter().collect();
-        Ok(Principal {
-            sub: Some(claims.sub),
-            tenant,
-            roles: roles.into_iter().collect(),
+        Ok(Verified {
+            principal: Principal {
+                sub: Some(claims.sub),
+                tenant,
+                roles: roles.into_iter().collect(),
+            },
+            expires_at: TokenExpiry(claims.exp),
         })
     }
 }
+
+/// A verified token: who it names and when it expires.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub principal: Principal,
+    pub expires_at: TokenExpiry,
+}
+
+/// When the request's token expires (seconds since the epoch), kept for long-lived responses:
+/// an event stream ends with `event: reauth` at that moment. Anonymous requests have none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenExpiry(pub u64);
 
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
@@ -218,7 +233,7 @@ pub fn issue_token(
 }
 
 /// The token of a `Bearer` credential; the scheme name is case-insensitive (RFC 9110 §11.1).
-fn bearer_token(value: &str) -> Option<&str> {
+pub fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -244,7 +259,10 @@ pub async fn authenticate(
         .map(|v| v.to_str().ok().and_then(bearer_token));
     let principal = match bearer {
         Some(Some(token)) => match state.verifier.verify(token) {
-            Ok(principal) => Some(principal),
+            Ok(verified) => {
+                request.extensions_mut().insert(verified.expires_at);
+                Some(verified.principal)
+            }
             Err(error) => return error.into_response(),
         },
         Some(None) => {

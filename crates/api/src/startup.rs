@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use axum::Router;
@@ -15,6 +16,7 @@ use herald_bus::schema::Registry;
 use herald_bus::settings::Settings;
 use herald_bus::store::PgStore;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -24,18 +26,22 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{TokenVerifier, authenticate};
 use crate::error::{ApiError, log_causes};
+use crate::events::EventTail;
 use crate::rate_limit::{Limiter, limit};
 use crate::replies::ReplyRouter;
 use crate::request_id;
 use crate::routes;
-use crate::state::{AppState, Inner};
+use crate::state::{AppState, Inner, Streams};
 use crate::views::{CursorKey, DocumentView};
 
 pub struct ApiServer {
     listener: TcpListener,
     router: Router,
-    /// Work beside the requests (reply routing, limiter upkeep); it ends with `shutdown`.
+    /// Work beside the requests (reply routing, limiter upkeep, the event tail); it ends with
+    /// `shutdown`.
     background: TaskTracker,
+    /// Ends the open event streams once the api stops accepting requests.
+    streams_stop: CancellationToken,
 }
 
 /// A request that takes longer than this is answered `503` rather than left hanging.
@@ -58,8 +64,24 @@ impl ApiServer {
             settings.http.rate_limit_per_second,
             settings.http.rate_limit_burst,
             &background,
-            shutdown,
+            shutdown.clone(),
         );
+        let tail = EventTail::start(
+            store.pool().clone(),
+            settings.database.clone(),
+            settings.streams.buffer,
+            &background,
+            shutdown,
+        )
+        .await?;
+        let streams = Streams {
+            tail,
+            permits: Arc::new(Semaphore::new(settings.streams.max_subscribers)),
+            stop: CancellationToken::new(),
+            tasks: background.clone(),
+            lagged: AtomicU64::new(0),
+        };
+        let streams_stop = streams.stop.clone();
         let views = registry
             .documents()
             .map(|schema| (schema.collection(), DocumentView::new(schema.collection())))
@@ -77,12 +99,14 @@ impl ApiServer {
             cursors,
             limiter,
             openapi,
+            streams,
         });
         background.close();
         Ok(Self {
             listener,
             router: router(state),
             background,
+            streams_stop,
         })
     }
 
@@ -99,8 +123,13 @@ impl ApiServer {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
+        let streams_stop = self.streams_stop;
         axum::serve(self.listener, service)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .with_graceful_shutdown(async move {
+                shutdown.cancelled().await;
+                // Open event streams would hold the drain forever; clients resume elsewhere.
+                streams_stop.cancel();
+            })
             .await
     }
 }

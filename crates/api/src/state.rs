@@ -2,13 +2,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use herald_bus::nats::Bus;
 use herald_bus::schema::{DocumentSchema, Registry};
 use herald_bus::settings::Settings;
 use herald_bus::store::PgStore;
 
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::auth::TokenVerifier;
+use crate::events::EventTail;
 use crate::rate_limit::Limiter;
 use crate::replies::ReplyRouter;
 use crate::views::{CursorKey, DocumentView};
@@ -28,6 +34,20 @@ pub struct Inner {
     pub limiter: Option<Limiter>,
     /// The OpenAPI description, serialized once.
     pub openapi: bytes::Bytes,
+    pub streams: Streams,
+}
+
+/// What event streams share in one api process.
+pub struct Streams {
+    pub tail: EventTail,
+    /// One per open stream, up to `streams.max_subscribers`.
+    pub permits: Arc<Semaphore>,
+    /// Ends every open stream when the api stops, so it can drain.
+    pub stop: CancellationToken,
+    /// The tasks feeding open streams.
+    pub tasks: TaskTracker,
+    /// Streams ended because their subscriber fell behind.
+    pub lagged: AtomicU64,
 }
 
 impl std::ops::Deref for AppState {

@@ -220,24 +220,7 @@ pub async fn wait_for_position(
     wait: Duration,
 ) -> Result<(), ApiError> {
     // A token no write has produced yet would be waited for in vain: refuse it at once.
-    let client = state
-        .store
-        .pool()
-        .get()
-        .await
-        .map_err(ApiError::store_unavailable)?;
-    let head: String = client
-        .query_one("SELECT pg_snapshot_xmax(pg_current_snapshot())::text", &[])
-        .await
-        .map_err(ApiError::store_unavailable)?
-        .get(0);
-    drop(client);
-    if target.tx_id >= parse_tx_id(&head).map_err(ApiError::internal)? {
-        return Err(ApiError::invalid_query(
-            "min_position",
-            "is beyond the end of the log",
-        ));
-    }
+    check_issued(state, "min_position", target).await?;
     let deadline = Instant::now() + wait;
     let mut delay = Duration::from_millis(2);
     loop {
@@ -260,4 +243,30 @@ pub async fn wait_for_position(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_millis(100));
     }
+}
+
+/// Refuses a position no write has produced yet (a forged or foreign token), naming `parameter`.
+pub async fn check_issued(
+    state: &AppState,
+    parameter: &str,
+    target: LogPosition,
+) -> Result<(), ApiError> {
+    let client = state
+        .store
+        .pool()
+        .get()
+        .await
+        .map_err(ApiError::store_unavailable)?;
+    let head: String = client
+        .query_one("SELECT pg_snapshot_xmax(pg_current_snapshot())::text", &[])
+        .await
+        .map_err(ApiError::store_unavailable)?
+        .get(0);
+    if target.tx_id >= parse_tx_id(&head).map_err(ApiError::internal)? {
+        return Err(ApiError::invalid_query(
+            parameter,
+            "is beyond the end of the log",
+        ));
+    }
+    Ok(())
 }

@@ -170,3 +170,11 @@ async fn hold(
         }
     }
 }
+
+/// How far the relay trails the log.
+pub async fn relay_lag(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<crate::store::reader::Lag, crate::store::StoreError> {
+    let checkpoint = load_checkpoint(client, RELAY_CHECKPOINT).await?;
+    crate::store::reader::lag(client, checkpoint, None).await
+}

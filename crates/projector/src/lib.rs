@@ -10,6 +10,7 @@
 //! - [`apply`]: [`apply::project_next`] reads the next batch of the ordered log, folds it into
 //!   the rows it touches and writes them with the *checkpoint* (how far the version has read)
 //!   in the same transaction, so a crash never applies an event twice or skips one.
+//! - [`status`]: what operators see: state, checkpoint, lag, heartbeat, rebuild progress.
 //! - [`runner`]: the projector role: one leased runner per live version, standbys elsewhere,
 //!   woken by `pg_notify` from appends, with a polling fallback.
 //!
@@ -18,6 +19,7 @@
 pub mod apply;
 pub mod catalog;
 pub mod runner;
+pub mod status;
 pub mod table;
 
 pub use apply::{Progress, ProjectError, project_next};

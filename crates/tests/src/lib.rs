@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod sse;
+
 use anyhow::Context;
 use herald_bus::settings::Settings;
 use herald_bus::store::migrate;

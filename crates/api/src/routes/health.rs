@@ -1,4 +1,5 @@
-//! `/healthz` (the process is alive) and `/readyz` (it can serve: Postgres and NATS answer).
+//! `/healthz` (the process is alive) and `/readyz` (it can serve: Postgres and NATS answer, and
+//! no active view lags further behind the log than `projector.max_lag_secs`).
 
 use std::time::Duration;
 
@@ -6,6 +7,9 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+
+use herald_projector::catalog::VersionState;
+use herald_projector::status::statuses;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -22,25 +26,44 @@ async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Active views whose oldest unapplied event is older than the configured bound; `None` when
+/// Postgres does not answer.
+async fn stuck_projections(state: &AppState) -> Option<Vec<String>> {
+    let client = state.store.pool().get().await.ok()?;
+    let bound = state.settings.projector.max_lag_secs as f64;
+    let versions = statuses(&**client).await.ok()?;
+    Some(
+        versions
+            .iter()
+            .filter(|s| s.version.state == VersionState::Active && s.lag.seconds > bound)
+            .map(|s| s.version.table.checkpoint.clone())
+            .collect(),
+    )
+}
+
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let postgres = async {
-        let client = state.store.pool().get().await.ok()?;
-        client.simple_query("SELECT 1").await.ok()
-    };
-    let postgres_ok = matches!(
-        tokio::time::timeout(CHECK_TIMEOUT, postgres).await,
-        Ok(Some(_))
-    );
+    let stuck = tokio::time::timeout(CHECK_TIMEOUT, stuck_projections(&state))
+        .await
+        .ok()
+        .flatten();
+    let postgres_ok = stuck.is_some();
     let nats_ok = matches!(
         state.bus.client.connection_state(),
         async_nats::connection::State::Connected
     ) && tokio::time::timeout(CHECK_TIMEOUT, state.bus.client.flush())
         .await
         .is_ok_and(|r| r.is_ok());
-    if postgres_ok && nats_ok {
+    let stuck = stuck.unwrap_or_default();
+    if postgres_ok && nats_ok && stuck.is_empty() {
         Ok(Json(
-            json!({"status": "ready", "checks": {"postgres": "ok", "nats": "ok"}}),
+            json!({"status": "ready", "checks": {"postgres": "ok", "nats": "ok", "projections": "ok"}}),
         ))
+    } else if postgres_ok && nats_ok {
+        Err(ApiError::Unavailable(format!(
+            "not ready: projection(s) {} lag more than {} s behind the log",
+            stuck.join(", "),
+            state.settings.projector.max_lag_secs
+        )))
     } else {
         let failing: Vec<&str> = [("postgres", postgres_ok), ("nats", nats_ok)]
             .iter()

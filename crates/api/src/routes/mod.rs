@@ -1,9 +1,12 @@
 //! The routes, one module per group, merged in [`router`].
 
+mod admin;
 mod commands;
 mod docs;
 mod documents;
+mod events;
 mod health;
+mod metrics;
 
 use axum::Router;
 
@@ -12,7 +15,10 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(health::router())
+        .merge(metrics::router())
+        .merge(admin::router())
         .merge(commands::router())
         .merge(docs::router())
         .merge(documents::router())
+        .merge(events::router())
 }

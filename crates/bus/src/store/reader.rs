@@ -221,6 +221,18 @@ pub async fn read_batch(
     })
 }
 
+/// The safe frontier now: every event a reader can still be shown lies after it.
+pub async fn frontier(client: &impl GenericClient) -> Result<LogPosition, StoreError> {
+    let text: String = client
+        .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
+        .await?
+        .get(0);
+    Ok(LogPosition {
+        tx_id: parse_tx_id(&text)?,
+        position: 0,
+    })
+}
+
 /// How far the reader `name` has read the log (the start when it has not read anything yet).
 pub async fn load_checkpoint(
     client: &impl GenericClient,
@@ -256,4 +268,47 @@ pub async fn save_checkpoint(
         )
         .await?;
     Ok(())
+}
+
+/// How far a reader trails the safe frontier.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct Lag {
+    /// Committed events (of the collection, when given) it has not read.
+    pub events: i64,
+    /// Age of the oldest of them; 0 when there are none.
+    pub seconds: f64,
+}
+
+/// The lag of a reader at `after`, over one collection or the whole log.
+pub async fn lag(
+    client: &impl GenericClient,
+    after: LogPosition,
+    collection: Option<&str>,
+) -> Result<Lag, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at))::float8, 0)
+             FROM herald.events
+             WHERE (tx_id, position) > ($1::text::xid8, $2)
+               AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+               AND ($3::text IS NULL OR collection = $3)",
+            &[&after.tx_text(), &after.position, &collection],
+        )
+        .await?;
+    Ok(Lag {
+        events: row.get(0),
+        seconds: row.get(1),
+    })
+}
+
+/// How long the oldest open writing transaction has held the safe frontier back, in seconds.
+pub async fn frontier_age(client: &impl GenericClient) -> Result<f64, StoreError> {
+    Ok(client
+        .query_one(
+            "SELECT coalesce(extract(epoch FROM now() - min(xact_start))::float8, 0)
+             FROM pg_stat_activity WHERE backend_xid IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0))
 }

@@ -1,0 +1,330 @@
+//! Event streams: one shared tail of the log per api process, fanned out to subscribers.
+//!
+//! The [`EventTail`] reads the ordered log (gap-free, see `herald_bus::store::reader`) from the
+//! moment the process starts and broadcasts every event; no subscriber polls Postgres while it
+//! is live. A subscriber that resumes from a position first catches up from Postgres, then
+//! switches to the broadcast: it subscribes *before* catching up, and skips broadcast events at
+//! or before the last position it delivered, so the switch has neither a gap nor a duplicate.
+//!
+//! Every event is checked against the subscriber's rights before it is sent: tenant, the
+//! collection's `read` ACL (with the document's creator for `owner`), and the field ACL (hidden
+//! fields are removed from `data`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use herald_bus::access::{Ownership, Principal};
+use herald_bus::position::LogPosition;
+use herald_bus::schema::{DocumentSchema, Registry};
+use herald_bus::settings::DatabaseSettings;
+use herald_bus::store::notify;
+use herald_bus::store::reader::{LogFilter, RecordedEvent, frontier, read_batch};
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::warn;
+
+/// Events read per query by the tail and by catch-up reads.
+const READ_BATCH: i64 = 500;
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The process-wide tail of the log.
+#[derive(Clone)]
+pub struct EventTail {
+    events: broadcast::Sender<Arc<RecordedEvent>>,
+    /// How far the tail has read (and broadcast).
+    position: watch::Receiver<LogPosition>,
+}
+
+impl EventTail {
+    /// Starts tailing from the current frontier; `buffer` events are kept per subscriber.
+    pub async fn start(
+        pool: Pool,
+        database: DatabaseSettings,
+        buffer: usize,
+        background: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let start = {
+            let client = pool.get().await?;
+            frontier(&**client).await?
+        };
+        let (events, _) = broadcast::channel(buffer);
+        let (position_tx, position) = watch::channel(start);
+        let waker = watch::Sender::new(0u64);
+        let wake = waker.subscribe();
+        background.spawn(notify::listen(
+            database,
+            move |_| waker.send_modify(|n| *n = n.wrapping_add(1)),
+            shutdown.clone(),
+        ));
+        background.spawn(tail(pool, events.clone(), position_tx, wake, shutdown));
+        Ok(Self { events, position })
+    }
+
+    /// A live subscription: the receiver sees every event the tail broadcasts from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<RecordedEvent>> {
+        self.events.subscribe()
+    }
+
+    /// How far the tail has read.
+    pub fn position(&self) -> LogPosition {
+        *self.position.borrow()
+    }
+}
+
+async fn tail(
+    pool: Pool,
+    events: broadcast::Sender<Arc<RecordedEvent>>,
+    position: watch::Sender<LogPosition>,
+    mut wake: watch::Receiver<u64>,
+    shutdown: CancellationToken,
+) {
+    let filter = LogFilter {
+        creators: true,
+        ..LogFilter::default()
+    };
+    let mut held_back_delay = Duration::from_millis(1);
+    while !shutdown.is_cancelled() {
+        let after = *position.borrow();
+        let step = async {
+            let mut client = pool.get().await?;
+            anyhow::Ok(read_batch(&mut client, after, &filter, READ_BATCH).await?)
+        };
+        let batch = match step.await {
+            Ok(batch) => batch,
+            Err(error) => {
+                warn!(
+                    error = format!("{error:#}"),
+                    "event tail cannot read the log; retrying"
+                );
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(ERROR_BACKOFF) => continue,
+                }
+            }
+        };
+        for event in batch.events {
+            // No subscriber is not an error: the event is simply not needed.
+            drop(events.send(Arc::new(event)));
+        }
+        position.send_replace(batch.checkpoint);
+        if !batch.caught_up {
+            continue;
+        }
+        let wait = if batch.held_back {
+            held_back_delay = (held_back_delay * 2).min(Duration::from_millis(50));
+            held_back_delay
+        } else {
+            held_back_delay = Duration::from_millis(1);
+            POLL_INTERVAL
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = wake.changed() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Which events a subscription or page covers, and whose rights apply.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub principal: Principal,
+    /// One collection (`petstore.product`), or all.
+    pub collection: Option<String>,
+    /// One stream (`petstore.product.<id>`), or all.
+    pub stream_id: Option<String>,
+    pub types: Option<Vec<String>>,
+}
+
+impl Selection {
+    /// The same selection as a log filter (the caller's tenant included).
+    pub fn filter(&self) -> LogFilter {
+        LogFilter {
+            tenant: Some(self.principal.tenant.as_str().to_owned()),
+            collection: self.collection.clone(),
+            stream_id: self.stream_id.clone(),
+            types: self.types.clone(),
+            creators: true,
+        }
+    }
+
+    /// The event as this subscriber may see it, or `None` when it is not selected or not
+    /// readable: another tenant, a hidden collection or document. Hidden fields are removed
+    /// from `data`, even if nothing visible remains.
+    pub fn view(&self, registry: &Registry, event: &RecordedEvent) -> Option<Value> {
+        let selected = event.tenant == self.principal.tenant.as_str()
+            && self
+                .collection
+                .as_ref()
+                .is_none_or(|c| *c == event.collection)
+            && self
+                .stream_id
+                .as_ref()
+                .is_none_or(|s| *s == event.stream_id)
+            && self
+                .types
+                .as_ref()
+                .is_none_or(|types| types.contains(&event.event_type));
+        if !selected {
+            return None;
+        }
+        let schema = schema_of(registry, &event.collection)?;
+        let creator = event
+            .created_by
+            .as_deref()
+            .or_else(|| event.metadata["actor"]["sub"].as_str())
+            .unwrap_or_default();
+        let owner = Ownership::CreatedBy(creator);
+        if !self.principal.may(schema.acl.roles("read"), owner) {
+            return None;
+        }
+        let mut data = event.data.clone();
+        if let Value::Object(fields) = &mut data {
+            self.principal.redact(&schema.fields, fields, owner);
+        }
+        Some(event.wire(data))
+    }
+}
+
+/// The schema of a collection name (`<app>.<doc>`).
+pub fn schema_of<'r>(registry: &'r Registry, collection: &str) -> Option<&'r Arc<DocumentSchema>> {
+    let (app, doc) = collection.split_once('.')?;
+    registry.get(app, doc)
+}
+
+/// One readable event, ready to send.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub position: LogPosition,
+    pub event_type: String,
+    pub body: Value,
+}
+
+/// What ends a subscription other than the client leaving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The subscriber fell further behind the live tail than its buffer holds.
+    Lagged,
+    /// The api is shutting down.
+    Shutdown,
+}
+
+/// Feeds a subscriber: catch-up from `after` (when given), then live events, each checked with
+/// `selection`, into `send` (which waits while the subscriber is slow). Returns why it ended,
+/// or `None` when the subscriber went away.
+pub async fn follow<F, Fut>(
+    pool: &Pool,
+    registry: &Registry,
+    tail: &EventTail,
+    selection: &Selection,
+    after: Option<LogPosition>,
+    shutdown: &CancellationToken,
+    mut send: F,
+) -> Option<Ending>
+where
+    F: FnMut(Delivery) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let filter = selection.filter();
+    let mut live = tail.subscribe();
+    // Live-only subscriptions start at the log's end now, even if the tail is a little behind.
+    let mut last = match after {
+        Some(after) => after,
+        None => loop {
+            let now = async {
+                let client = pool.get().await?;
+                anyhow::Ok(frontier(&**client).await?)
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return Some(Ending::Shutdown),
+                result = now => match result {
+                    Ok(position) => break position,
+                    Err(error) => {
+                        warn!(error = format!("{error:#}"), "cannot read the log's end; retrying");
+                        tokio::time::sleep(ERROR_BACKOFF).await;
+                    }
+                },
+            }
+        },
+    };
+    let mut catch_up = after.is_some();
+    loop {
+        if catch_up {
+            // Read what the log holds after `last`; the broadcast buffers meanwhile.
+            loop {
+                let batch = loop {
+                    let read = async {
+                        let mut client = pool.get().await?;
+                        anyhow::Ok(read_batch(&mut client, last, &filter, READ_BATCH).await?)
+                    };
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Some(Ending::Shutdown),
+                        result = read => match result {
+                            Ok(batch) => break batch,
+                            Err(error) => {
+                                warn!(error = format!("{error:#}"), "event catch-up failed; retrying");
+                                tokio::time::sleep(ERROR_BACKOFF).await;
+                            }
+                        },
+                    }
+                };
+                for event in &batch.events {
+                    if let Some(body) = selection.view(registry, event) {
+                        let delivery = Delivery {
+                            position: event.position,
+                            event_type: event.event_type.clone(),
+                            body,
+                        };
+                        if !send(delivery).await {
+                            return None;
+                        }
+                    }
+                }
+                last = batch.checkpoint;
+                if batch.caught_up {
+                    break;
+                }
+            }
+        }
+        // Live: a lag right after catching up means the catch-up was long, not that the
+        // subscriber is slow, so it catches up again; later, a lag ends the subscription.
+        let mut fresh = true;
+        loop {
+            let received = tokio::select! {
+                () = shutdown.cancelled() => return Some(Ending::Shutdown),
+                received = live.recv() => received,
+            };
+            match received {
+                Ok(event) => {
+                    fresh = false;
+                    if event.position <= last {
+                        continue;
+                    }
+                    last = event.position;
+                    if let Some(body) = selection.view(registry, &event) {
+                        let delivery = Delivery {
+                            position: event.position,
+                            event_type: event.event_type.clone(),
+                            body,
+                        };
+                        if !send(delivery).await {
+                            return None;
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) if fresh => {
+                    live = live.resubscribe();
+                    catch_up = true;
+                    break;
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => return Some(Ending::Lagged),
+                Err(broadcast::error::RecvError::Closed) => return Some(Ending::Shutdown),
+            }
+        }
+    }
+}

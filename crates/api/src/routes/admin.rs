@@ -1,0 +1,104 @@
+//! Operators' routes (role `admin`): projection status and rebuilds.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use herald_projector::catalog::request_rebuild;
+use herald_projector::status::statuses;
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::events::schema_of;
+use crate::extract::Path;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/projections", get(list))
+        .route("/v1/admin/projections/{name}", get(show))
+        .route("/v1/admin/projections/{name}/rebuild", post(rebuild))
+}
+
+/// Admins only: anonymous callers must authenticate, others are refused.
+fn admin(caller: &Caller) -> Result<(), ApiError> {
+    if caller.0.is_admin() {
+        Ok(())
+    } else if caller.0.is_anonymous() {
+        Err(ApiError::Unauthenticated("a bearer token is required"))
+    } else {
+        Err(ApiError::Forbidden(
+            "this route needs the admin role".into(),
+        ))
+    }
+}
+
+/// Every live version, as operators see them.
+async fn projections(state: &AppState) -> Result<Vec<Value>, ApiError> {
+    let client = state
+        .store
+        .pool()
+        .get()
+        .await
+        .map_err(ApiError::store_unavailable)?;
+    Ok(statuses(&**client)
+        .await
+        .map_err(ApiError::store_unavailable)?
+        .iter()
+        .map(|s| s.to_json())
+        .collect())
+}
+
+async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    admin(&caller)?;
+    Ok(Json(json!({"data": projections(&state).await?})))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&caller)?;
+    schema_of(&state.registry, &name).ok_or(ApiError::NotFound)?;
+    let versions: Vec<Value> = projections(&state)
+        .await?
+        .into_iter()
+        .filter(|v| v["name"] == name.as_str())
+        .collect();
+    Ok(Json(json!({"name": name, "versions": versions})))
+}
+
+/// Starts building a new version from position zero (or reports the one already building);
+/// the current version keeps serving reads until the new one has caught up.
+async fn rebuild(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    admin(&caller)?;
+    let schema = schema_of(&state.registry, &name).ok_or(ApiError::NotFound)?;
+    let mut client = state
+        .store
+        .pool()
+        .get()
+        .await
+        .map_err(ApiError::store_unavailable)?;
+    let version = request_rebuild(&mut client, schema)
+        .await
+        .map_err(ApiError::store_unavailable)?;
+    let location = format!("/v1/admin/projections/{name}");
+    let body = json!({
+        "name": name,
+        "version": version.table.version,
+        "state": version.state,
+        "events_total": version.events_total,
+    });
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}

@@ -1,0 +1,313 @@
+//! `GET /v1/events`, `/v1/{app}/{doc}/events`, `/v1/{app}/{doc}/{id}/events`: Server-Sent Events
+//! with `Accept: text/event-stream`, otherwise a JSON page of events.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::StreamExt as _;
+use herald_bus::position::LogPosition;
+use herald_bus::store::reader::read_batch;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::auth::{Caller, TokenExpiry};
+use crate::error::ApiError;
+use crate::events::{Delivery, Ending, Selection, follow};
+use crate::extract::{Path, Query};
+use crate::state::AppState;
+
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 200;
+/// Events waiting to be written to one subscriber's connection.
+const SEND_BUFFER: usize = 16;
+const LAST_EVENT_ID: &str = "last-event-id";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/events", get(all))
+        .route("/v1/{app}/{doc}/events", get(collection))
+        .route("/v1/{app}/{doc}/{id}/events", get(document))
+}
+
+type Params = HashMap<String, String>;
+
+async fn all(
+    State(state): State<AppState>,
+    caller: Caller,
+    expiry: Option<axum::Extension<TokenExpiry>>,
+    Query(query): Query<Params>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let selection = Selection {
+        types: types(&state, &query, None)?,
+        principal: caller.0,
+        collection: None,
+        stream_id: None,
+    };
+    respond(state, selection, &query, &headers, expiry).await
+}
+
+async fn collection(
+    State(state): State<AppState>,
+    caller: Caller,
+    expiry: Option<axum::Extension<TokenExpiry>>,
+    Path((app, doc)): Path<(String, String)>,
+    Query(query): Query<Params>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let name = readable_collection(&state, &caller, &app, &doc)?;
+    let selection = Selection {
+        types: types(&state, &query, Some(&name))?,
+        principal: caller.0,
+        collection: Some(name),
+        stream_id: None,
+    };
+    respond(state, selection, &query, &headers, expiry).await
+}
+
+async fn document(
+    State(state): State<AppState>,
+    caller: Caller,
+    expiry: Option<axum::Extension<TokenExpiry>>,
+    Path((app, doc, id)): Path<(String, String, String)>,
+    Query(query): Query<Params>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let name = readable_collection(&state, &caller, &app, &doc)?;
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| caller.hidden())?;
+    let selection = Selection {
+        types: types(&state, &query, Some(&name))?,
+        principal: caller.0,
+        stream_id: Some(format!("{name}.{id}")),
+        collection: Some(name),
+    };
+    respond(state, selection, &query, &headers, expiry).await
+}
+
+/// The collection's name, if the caller may read some of its documents (else `404`/`401`).
+fn readable_collection(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    doc: &str,
+) -> Result<String, ApiError> {
+    let (schema, _) = state.collection(app, doc).ok_or_else(|| caller.hidden())?;
+    if caller.0.may_some_document(schema.acl.roles("read")) {
+        Ok(schema.collection())
+    } else {
+        Err(caller.hidden())
+    }
+}
+
+/// `types=a,b`: full type names of known documents (of `collection`, on its own paths).
+fn types(
+    state: &AppState,
+    query: &Params,
+    collection: Option<&str>,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(raw) = query.get("types") else {
+        return Ok(None);
+    };
+    let mut types = Vec::new();
+    for name in raw.split(',') {
+        let known = name.rsplit_once('.').is_some_and(|(owner, verb)| {
+            matches!(verb, "created" | "updated" | "archived" | "restored")
+                && crate::events::schema_of(&state.registry, owner).is_some()
+                && collection.is_none_or(|c| c == owner)
+        });
+        if !known {
+            return Err(ApiError::invalid_query(
+                "types",
+                format!("`{name}` is not an event type of this stream"),
+            ));
+        }
+        types.push(name.to_owned());
+    }
+    Ok(Some(types))
+}
+
+/// The position to resume after: `Last-Event-ID` (a reconnecting browser) or `?after=`.
+async fn resume_position(
+    state: &AppState,
+    query: &Params,
+    headers: &HeaderMap,
+) -> Result<Option<LogPosition>, ApiError> {
+    let (parameter, raw) = match headers.get(LAST_EVENT_ID) {
+        Some(value) => (
+            "Last-Event-ID",
+            value.to_str().unwrap_or("\u{0}").to_owned(),
+        ),
+        None => match query.get("after") {
+            Some(raw) => ("after", raw.clone()),
+            None => return Ok(None),
+        },
+    };
+    let position = LogPosition::parse(raw.trim()).ok_or_else(|| {
+        ApiError::invalid_query(parameter, "not a position token from this server")
+    })?;
+    crate::views::check_issued(state, parameter, position).await?;
+    Ok(Some(position))
+}
+
+fn wants_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"))
+}
+
+async fn respond(
+    state: AppState,
+    selection: Selection,
+    query: &Params,
+    headers: &HeaderMap,
+    expiry: Option<axum::Extension<TokenExpiry>>,
+) -> Result<Response, ApiError> {
+    let streaming = wants_stream(headers);
+    let known: &[&str] = if streaming {
+        &["after", "types"]
+    } else {
+        &["after", "types", "limit"]
+    };
+    if let Some(unknown) = query.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError::invalid_query(unknown, "unknown query parameter"));
+    }
+    let after = resume_position(&state, query, headers).await?;
+    if streaming {
+        subscribe(state, selection, after, expiry.map(|e| e.0)).await
+    } else {
+        page(&state, &selection, after, query).await
+    }
+}
+
+async fn page(
+    state: &AppState,
+    selection: &Selection,
+    after: Option<LogPosition>,
+    query: &Params,
+) -> Result<Response, ApiError> {
+    let limit = match query.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                ApiError::invalid_query(
+                    "limit",
+                    format!("must be an integer from 1 to {MAX_LIMIT}"),
+                )
+            })?,
+    };
+    let mut client = state
+        .store
+        .pool()
+        .get()
+        .await
+        .map_err(ApiError::store_unavailable)?;
+    let batch = read_batch(
+        &mut client,
+        after.unwrap_or(LogPosition::START),
+        &selection.filter(),
+        limit,
+    )
+    .await
+    .map_err(ApiError::store_unavailable)?;
+    let data: Vec<_> = batch
+        .events
+        .iter()
+        .filter_map(|event| selection.view(&state.registry, event))
+        .collect();
+    let next_after = (!batch.caught_up).then(|| batch.checkpoint.token());
+    Ok(Json(json!({"data": data, "next_after": next_after})).into_response())
+}
+
+async fn subscribe(
+    state: AppState,
+    selection: Selection,
+    after: Option<LogPosition>,
+    expiry: Option<TokenExpiry>,
+) -> Result<Response, ApiError> {
+    let permit = state
+        .streams
+        .permits
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Unavailable("too many open event streams; retry later".into()))?;
+    let (sender, mut receiver) = mpsc::channel::<Event>(SEND_BUFFER);
+    // The stream ends when the server would start refusing the token: past `exp` and the leeway.
+    let leeway = state.settings.auth.leeway_secs;
+    let expires_in = expiry.map(|TokenExpiry(exp)| {
+        let refused_from = UNIX_EPOCH + Duration::from_secs(exp.saturating_add(leeway) + 1);
+        refused_from
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+    });
+    let task_state = state.clone();
+    state.streams.tasks.spawn(async move {
+        let _permit = permit;
+        let state = task_state;
+        let deliver = |delivery: Delivery| {
+            let sender = sender.clone();
+            async move { sender.send(sse_event(delivery)).await.is_ok() }
+        };
+        let feed = follow(
+            state.store.pool(),
+            &state.registry,
+            &state.streams.tail,
+            &selection,
+            after,
+            &state.streams.stop,
+            deliver,
+        );
+        let expired = async {
+            match expires_in {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => std::future::pending().await,
+            }
+        };
+        let last_words = tokio::select! {
+            ending = feed => match ending {
+                Some(Ending::Lagged) => {
+                    state.streams.lagged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Some(Event::default().event("lagged").data(
+                    json!({"detail": "this subscriber fell too far behind; reconnect with Last-Event-ID to resume"}).to_string(),
+                ))
+                }
+                Some(Ending::Shutdown) | None => None,
+            },
+            () = expired => Some(Event::default().event("reauth").data(
+                json!({"detail": "the token has expired; reconnect with a fresh token and Last-Event-ID to resume"}).to_string(),
+            )),
+        };
+        if let Some(event) = last_words {
+            drop(sender.send(event).await);
+        }
+    });
+    let events =
+        futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).map(Ok::<_, Infallible>);
+    let heartbeat = Duration::from_secs(state.settings.streams.heartbeat_secs);
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
+        .into_response();
+    // Proxies must pass events on as they come.
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+fn sse_event(delivery: Delivery) -> Event {
+    Event::default()
+        .id(delivery.position.token())
+        .event(delivery.event_type)
+        .data(delivery.body.to_string())
+}

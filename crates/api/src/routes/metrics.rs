@@ -1,0 +1,174 @@
+//! `GET /metrics`: Prometheus text exposition. Readable with an `admin` token or the configured
+//! scrape token. Lags are read from the catalog at scrape time, so every api process reports
+//! the same, current figures; stream counters are this process's own.
+
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use herald_bus::relay::relay_lag;
+use herald_bus::store::reader::frontier_age;
+use herald_projector::status::statuses;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
+
+use crate::auth::bearer_token;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProjectionLabels {
+    projection: String,
+    version: String,
+    state: String,
+}
+
+/// Whether the request may scrape: the scrape token, or an admin's bearer token.
+fn allowed(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)
+        .ok_or(ApiError::Unauthenticated("a bearer token is required"))?;
+    if let Some(scrape) = &state.settings.metrics.scrape_token
+        && bool::from(scrape.expose_secret().as_bytes().ct_eq(token.as_bytes()))
+    {
+        return Ok(());
+    }
+    let verified = state.verifier.verify(token)?;
+    if verified.principal.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "metrics need the admin role or the scrape token".into(),
+        ))
+    }
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    allowed(&state, &headers)?;
+    let client = state
+        .store
+        .pool()
+        .get()
+        .await
+        .map_err(ApiError::store_unavailable)?;
+    let versions = statuses(&**client)
+        .await
+        .map_err(ApiError::store_unavailable)?;
+    let relay = relay_lag(&**client)
+        .await
+        .map_err(ApiError::store_unavailable)?;
+    let frontier = frontier_age(&**client)
+        .await
+        .map_err(ApiError::store_unavailable)?;
+    drop(client);
+
+    let mut registry = Registry::with_prefix("herald");
+    let lag_events = Family::<ProjectionLabels, Gauge>::default();
+    let lag_seconds =
+        Family::<ProjectionLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let applied = Family::<ProjectionLabels, Gauge>::default();
+    let heartbeat_age =
+        Family::<ProjectionLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let now = chrono::Utc::now();
+    for status in &versions {
+        let v = &status.version;
+        let labels = ProjectionLabels {
+            projection: v.table.projection.clone(),
+            version: v.table.version.to_string(),
+            state: serde_json::to_value(v.state)
+                .ok()
+                .and_then(|s| s.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        };
+        lag_events.get_or_create(&labels).set(status.lag.events);
+        lag_seconds.get_or_create(&labels).set(status.lag.seconds);
+        applied.get_or_create(&labels).set(v.events_done);
+        if let Some(beat) = v.heartbeat_at {
+            let age = (now - beat).num_milliseconds() as f64 / 1000.0;
+            heartbeat_age.get_or_create(&labels).set(age);
+        }
+    }
+    registry.register(
+        "projection_lag_events",
+        "Committed events a projection version has not applied yet",
+        lag_events,
+    );
+    registry.register(
+        "projection_lag_seconds",
+        "Age of the oldest event a projection version has not applied yet",
+        lag_seconds,
+    );
+    registry.register(
+        "projection_events_applied",
+        "Events a projection version has applied since it was created",
+        applied,
+    );
+    registry.register(
+        "projection_heartbeat_age_seconds",
+        "Time since a projection version's runner last reported",
+        heartbeat_age,
+    );
+    let gauge = |value: i64| {
+        let g = Gauge::<i64>::default();
+        g.set(value);
+        g
+    };
+    let fgauge = |value: f64| {
+        let g = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        g.set(value);
+        g
+    };
+    registry.register(
+        "relay_lag_events",
+        "Committed events not yet published to the events stream",
+        gauge(relay.events),
+    );
+    registry.register(
+        "relay_lag_seconds",
+        "Age of the oldest event not yet published to the events stream",
+        fgauge(relay.seconds),
+    );
+    registry.register(
+        "log_frontier_age_seconds",
+        "How long the oldest open writing transaction has held back the readable log",
+        fgauge(frontier),
+    );
+    let streams = &state.streams;
+    let open = state.settings.streams.max_subscribers - streams.permits.available_permits();
+    registry.register(
+        "event_streams_open",
+        "Event streams open on this api process",
+        gauge(i64::try_from(open).unwrap_or(i64::MAX)),
+    );
+    let lagged = Counter::<u64>::default();
+    lagged.inc_by(streams.lagged.load(Ordering::Relaxed));
+    registry.register(
+        "event_streams_lagged",
+        "Event streams this api process ended because the subscriber fell behind",
+        lagged,
+    );
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).map_err(ApiError::internal)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response())
+}
