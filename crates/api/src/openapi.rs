@@ -36,11 +36,41 @@ pub fn describe(registry: &Registry) -> Value {
         paths.insert(base.clone(), collection_path(doc, &name));
         paths.insert(format!("{base}/{{id}}"), document_path(doc, &name));
         paths.insert(format!("{base}/{{id}}/restore"), restore_path(doc, &name));
+        let types: Vec<String> = ["created", "updated", "archived", "restored"]
+            .iter()
+            .map(|verb| format!("{name}.{verb}"))
+            .collect();
+        paths.insert(
+            format!("{base}/events"),
+            events_path(&format!("Events of {name} documents"), &name, &types, false),
+        );
+        paths.insert(
+            format!("{base}/{{id}}/events"),
+            events_path(&format!("Events of one {name}"), &name, &types, true),
+        );
     }
+    let every_type: Vec<String> = registry
+        .documents()
+        .flat_map(|doc| {
+            ["created", "updated", "archived", "restored"]
+                .iter()
+                .map(move |verb| format!("{}.{verb}", doc.collection()))
+        })
+        .collect();
+    paths.insert(
+        "/v1/events".into(),
+        events_path(
+            "Every event the caller may read",
+            "events",
+            &every_type,
+            false,
+        ),
+    );
+    paths.extend(admin_paths());
     paths.insert("/v1/commands/{id}".into(), command_path());
     for (path, summary) in [
         ("/healthz", "The process is alive"),
-        ("/readyz", "PostgreSQL and NATS answer"),
+        ("/readyz", "PostgreSQL and NATS answer and no view is stuck"),
     ] {
         paths.insert(
             path.into(),
@@ -92,6 +122,44 @@ fn common_schemas() -> Map<String, Value> {
                     "code": {"type": "string"}, "detail": {"type": "string"}}}},
             },
         }),
+    );
+    schemas.insert(
+        "Event".into(),
+        json!({"type": "object",
+            "required": ["id", "type", "stream", "document_id", "version", "position", "time", "actor", "data"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "type": {"type": "string"},
+                "stream": {"type": "string"},
+                "document_id": {"type": "string", "format": "uuid"},
+                "version": {"type": "integer", "minimum": 1},
+                "position": token_schema(),
+                "time": {"type": "string", "format": "date-time"},
+                "actor": {"type": "object", "properties": {
+                    "sub": {"type": "string"}, "roles": {"type": ["array", "null"], "items": {"type": "string"}}}},
+                "data": {"type": "object"}}}),
+    );
+    schemas.insert(
+        "EventPage".into(),
+        json!({"type": "object", "required": ["data", "next_after"], "properties": {
+            "data": {"type": "array", "items": reference("Event")},
+            "next_after": {"oneOf": [token_schema(), {"type": "null"}]}}}),
+    );
+    schemas.insert(
+        "ProjectionVersion".into(),
+        json!({"type": "object", "required": ["name", "version", "state", "checkpoint", "lag"], "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "integer"},
+            "state": {"enum": ["building", "active", "retired"]},
+            "checkpoint": token_schema(),
+            "lag": {"type": "object", "properties": {"events": {"type": "integer"}, "seconds": {"type": "number"}}},
+            "heartbeat_at": {"type": ["string", "null"], "format": "date-time"},
+            "runner": {"type": ["string", "null"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "activated_at": {"type": ["string", "null"], "format": "date-time"},
+            "events_applied": {"type": "integer"},
+            "rebuild": {"type": "object", "properties": {
+                "done": {"type": "integer"}, "total": {"type": "integer"}, "percent": {"type": "number"}}}}}),
     );
     schemas.insert(
         "Accepted".into(),
@@ -407,4 +475,77 @@ fn command_path() -> Value {
         "parameters": [id_parameter()],
         "get": {"summary": "A command's status", "tags": ["commands"], "responses": with_common(responses, &[])},
     })
+}
+
+/// An event path: a page of events as JSON, or Server-Sent Events with
+/// `Accept: text/event-stream`.
+fn events_path(summary: &str, tag: &str, types: &[String], one: bool) -> Value {
+    let mut responses = Map::new();
+    responses.insert(
+        "200".into(),
+        json!({"description": "A page of events, or (with `Accept: text/event-stream`) a live stream whose `id:` is the position and `event:` the type",
+            "content": {
+                "application/json": {"schema": reference("EventPage")},
+                "text/event-stream": {"schema": {"type": "string"}}}}),
+    );
+    let mut parameters = vec![
+        json!({"name": "after", "in": "query", "required": false, "schema": token_schema(),
+            "description": "Resume after this position (an event's `position` or SSE `id:`)."}),
+        json!({"name": "types", "in": "query", "required": false, "style": "form", "explode": false,
+            "schema": {"type": "array", "items": {"enum": types}}}),
+        json!({"name": "limit", "in": "query", "required": false,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}),
+        header(
+            "Last-Event-ID",
+            "Resume after this position (sent by reconnecting EventSource clients).",
+            token_schema(),
+        ),
+    ];
+    if one {
+        parameters.insert(0, id_parameter());
+    }
+    json!({"get": {"summary": summary, "tags": [tag], "parameters": parameters,
+        "responses": with_common(responses, &[("400", "Invalid query")])}})
+}
+
+fn admin_paths() -> Map<String, Value> {
+    let name = json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"},
+        "description": "A projection: the document's collection, e.g. `petstore.product`."});
+    let admin_errors = [("403", "Not an admin")];
+    let mut list = Map::new();
+    list.insert(
+        "200".into(),
+        json!({"description": "Every live projection version", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"data": {"type": "array", "items": reference("ProjectionVersion")}}}}}}),
+    );
+    let mut show = Map::new();
+    show.insert(
+        "200".into(),
+        json!({"description": "The projection's live versions", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"name": {"type": "string"},
+                "versions": {"type": "array", "items": reference("ProjectionVersion")}}}}}}),
+    );
+    let mut rebuild = Map::new();
+    rebuild.insert(
+        "202".into(),
+        json!({"description": "A new version is building; the current one serves reads until it is ready",
+            "content": {"application/json": {"schema": {"type": "object"}}}}),
+    );
+    let mut paths = Map::new();
+    paths.insert(
+        "/v1/admin/projections".into(),
+        json!({"get": {"summary": "Projection versions, lag and rebuild progress", "tags": ["admin"],
+            "responses": with_common(list, &admin_errors)}}),
+    );
+    paths.insert(
+        "/v1/admin/projections/{name}".into(),
+        json!({"parameters": [name.clone()], "get": {"summary": "One projection's versions", "tags": ["admin"],
+            "responses": with_common(show, &admin_errors)}}),
+    );
+    paths.insert(
+        "/v1/admin/projections/{name}/rebuild".into(),
+        json!({"parameters": [name], "post": {"summary": "Rebuild a projection (blue/green)", "tags": ["admin"],
+            "responses": with_common(rebuild, &admin_errors)}}),
+    );
+    paths
 }

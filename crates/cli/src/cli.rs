@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use herald_bus::schema::Registry;
-use herald_bus::settings::Settings;
+use herald_bus::settings::{LogSettings, Settings};
 use herald_bus::store::PgStore;
 
 use crate::database::{create_if_missing, run_migrations};
 use crate::dev::with_dev_secret;
 use crate::server::{Herald, Role, shutdown_signal};
+use crate::tail::TailArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -65,6 +66,27 @@ pub enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
     },
+    /// Rebuild a projection's view from the start of the log and wait until it serves reads.
+    ///
+    /// When a running `herald serve` already holds the rebuild, this follows its progress.
+    Replay {
+        /// The projection, named by its collection: `<app>.<doc>`, e.g. `petstore.product`.
+        projection: String,
+        /// The apps folder declaring it; defaults to the settings' `apps.dir` (`./apps`).
+        #[arg(long)]
+        apps: Option<PathBuf>,
+    },
+    /// Print the live events of a running Herald, resuming after a position.
+    Tail(TailArgs),
+}
+
+/// A failure that ends the process with its own exit code, so scripts can tell it apart from
+/// the others (which exit with 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
 }
 
 impl Cli {
@@ -80,8 +102,17 @@ impl Cli {
                     settings.http.addr = *addr;
                 }
             }
-            Command::Check { apps: Some(apps) } => settings.apps.dir.clone_from(apps),
+            Command::Check { apps: Some(apps) }
+            | Command::Replay {
+                apps: Some(apps), ..
+            } => settings.apps.dir.clone_from(apps),
             _ => {}
+        }
+        if matches!(self.command, Command::Replay { .. } | Command::Tail(_))
+            && settings.log.level == LogSettings::default().level
+        {
+            // These print their own progress and output; routine logs would break into it.
+            settings.log.level = "warn".to_owned();
         }
         Ok(settings)
     }
@@ -152,6 +183,8 @@ impl Cli {
                 println!("{token}");
                 Ok(())
             }
+            Command::Replay { projection, .. } => crate::replay::run(&settings, &projection).await,
+            Command::Tail(args) => crate::tail::run(args).await,
         }
     }
 }

@@ -7,9 +7,14 @@
 //!   get their outcome.
 //! - [`database`]: creating the configured database and migrating it.
 //! - [`dev`]: `herald dev`, everything in one process with a local signing key and a ready token.
-//! - [`cli`]: the argument parser and the commands (`dev`, `serve`, `migrate`, `check`, `token`).
+//! - [`replay`]: `herald replay`, rebuilding one projection's view with a progress bar.
+//! - [`tail`]: `herald tail`, printing live events from a running Herald's event stream.
+//! - [`cli`]: the argument parser and the commands (`dev`, `serve`, `migrate`, `check`, `token`,
+//!   `replay`, `tail`).
 
 pub mod cli;
 pub mod database;
 pub mod dev;
+pub mod replay;
 pub mod server;
+pub mod tail;

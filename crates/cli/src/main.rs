@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use herald_cli::cli::Cli;
+use herald_cli::cli::{Cli, Failure};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -18,7 +18,9 @@ async fn main() -> ExitCode {
         Err(error) => {
             // The chain of causes, one line: what failed and why, without a backtrace.
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            error
+                .downcast_ref::<Failure>()
+                .map_or(ExitCode::FAILURE, |failure| ExitCode::from(failure.code))
         }
     }
 }

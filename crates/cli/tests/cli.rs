@@ -1,5 +1,5 @@
-//! The `herald` binary as a user runs it: `check`, `token`, `serve` without a key, `--help`.
-//! None of these need Postgres or NATS. Every run gets a fresh working directory (so no
+//! The `herald` binary as a user runs it: `check`, `token`, `serve` without a key, the argument
+//! checks of `replay` and `tail`, `--help`. None of these need Postgres or NATS. Every run gets a fresh working directory (so no
 //! `herald.toml` is picked up and `.herald/dev-secret` lands there) and a clean environment
 //! (no inherited `HERALD_*` variables).
 
@@ -418,6 +418,65 @@ fn token_without_a_configured_key_signs_with_a_local_development_key_kept_across
 }
 
 // ---------------------------------------------------------------------------------------------
+// herald replay, herald tail
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn replay_of_an_unknown_projection_fails_with_the_known_ones_before_connecting() {
+    let dir = Workdir::new("replay-unknown");
+    let apps = petstore_apps();
+
+    let run = herald(
+        &dir,
+        &["replay", "petstore.pet", "--apps", path_str(&apps)],
+        // Nothing listens there: the name is checked first.
+        &[(
+            "HERALD_DATABASE__URL",
+            "postgres://herald@127.0.0.1:1/herald",
+        )],
+    );
+
+    assert!(!run.succeeded(), "{run:?}");
+    assert!(run.code.is_some(), "exited, not killed: {run:?}");
+    assert!(run.stderr.contains("petstore.pet"), "{run:?}");
+    assert!(
+        run.stderr.contains("petstore.product, petstore.supplier"),
+        "lists the known projections: {run:?}"
+    );
+}
+
+#[test]
+fn tail_without_a_token_says_how_to_give_one() {
+    let dir = Workdir::new("tail-notoken");
+
+    let run = herald(&dir, &["tail"], &[]);
+    let empty = herald(&dir, &["tail"], &[("HERALD_TOKEN", "")]);
+
+    for run in [&run, &empty] {
+        assert!(!run.succeeded(), "{run:?}");
+        assert!(run.code.is_some(), "exited, not killed: {run:?}");
+        assert!(run.stderr.contains("token is required"), "{run:?}");
+        assert!(run.stderr.contains("--token"), "{run:?}");
+        assert!(run.stderr.contains("HERALD_TOKEN"), "{run:?}");
+    }
+}
+
+#[test]
+fn tail_of_one_document_needs_its_app_and_collection() {
+    let dir = Workdir::new("tail-scope");
+    let token = [("HERALD_TOKEN", "some-token")];
+
+    let id_only = herald(&dir, &["tail", "--id", "x"], &token);
+    let doc_only = herald(&dir, &["tail", "--doc", "product"], &token);
+
+    for run in [&id_only, &doc_only] {
+        assert!(!run.succeeded(), "{run:?}");
+        assert!(run.stderr.contains("--app"), "{run:?}");
+    }
+    assert!(id_only.stderr.contains("--doc"), "{id_only:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // herald serve, herald --help
 // ---------------------------------------------------------------------------------------------
 
@@ -506,7 +565,9 @@ fn help_lists_every_command() {
         .take_while(|line| line.starts_with("  "))
         .filter_map(|line| line.split_whitespace().next())
         .collect();
-    for expected in ["dev", "serve", "migrate", "check", "token"] {
+    for expected in [
+        "dev", "serve", "migrate", "check", "token", "replay", "tail",
+    ] {
         assert!(commands.contains(&expected), "`{expected}` in {commands:?}");
     }
 }

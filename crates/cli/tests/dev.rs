@@ -152,6 +152,7 @@ fn dev_serves_the_petstore_with_its_printed_token_and_stops_on_sigterm() {
             .await
             .expect("nats");
         drop(bus.jetstream.delete_stream(bus.commands_stream()).await);
+        drop(bus.jetstream.delete_stream(bus.events_stream()).await);
         drop(
             bus.jetstream
                 .delete_stream(format!("{}_TASKS", bus.prefix().to_uppercase()))

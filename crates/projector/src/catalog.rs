@@ -10,6 +10,7 @@ use deadpool_postgres::ClientWrapper;
 use herald_bus::position::LogPosition;
 use herald_bus::schema::DocumentSchema;
 use herald_bus::store::lease::lease_key;
+use herald_bus::store::reader::save_checkpoint;
 use herald_bus::store::{StoreError, parse_tx_id};
 use serde::Serialize;
 use tokio_postgres::GenericClient;
@@ -283,8 +284,33 @@ pub async fn activate(
     let Some((state, checkpoint)) = mine else {
         return Ok(false);
     };
-    if state != "building" || active.is_some_and(|(_, theirs)| theirs > checkpoint) {
+    if state != "building" {
         return Ok(false);
+    }
+    if let Some((_, theirs)) = active
+        && theirs > checkpoint
+    {
+        // Both follow a frontier that every commit moves; what matters is whether the active
+        // version has applied an event this one has not. If not, take over its position.
+        let ahead: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM herald.events WHERE collection = $1
+                                AND (tx_id, position) > ($2::text::xid8, $3)
+                                AND (tx_id, position) <= ($4::text::xid8, $5))",
+                &[
+                    &table.projection,
+                    &checkpoint.tx_text(),
+                    &checkpoint.position,
+                    &theirs.tx_text(),
+                    &theirs.position,
+                ],
+            )
+            .await?
+            .get(0);
+        if ahead {
+            return Ok(false);
+        }
+        save_checkpoint(&*tx, &table.checkpoint, theirs).await?;
     }
     if let Some((old, _)) = active {
         retire(&*tx, &table.projection, old).await?;

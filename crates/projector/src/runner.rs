@@ -182,7 +182,17 @@ async fn hold(
         } else {
             runtime.settings.batch_size
         };
-        let progress = project_next(lease.client(), table, batch_size).await?;
+        let progress = match project_next(lease.client(), table, batch_size).await {
+            Ok(progress) => progress,
+            // A version replaced meanwhile loses its table: that is its end, not a failure.
+            Err(error) => {
+                match catalog::version(&**lease.client(), &table.projection, table.version).await? {
+                    None => return Ok(Stop::Retired),
+                    Some(v) if v.state == VersionState::Retired => return Ok(Stop::Retired),
+                    Some(_) => return Err(error.into()),
+                }
+            }
+        };
         if progress.retired {
             return Ok(Stop::Retired);
         }

@@ -31,7 +31,11 @@ async fn view_matches_the_log(app: &TestApp) -> bool {
 }
 
 async fn active_version(app: &TestApp, admin: &str) -> Option<i64> {
-    let status = json(app.get("/v1/admin/projections/petstore.product", admin).await).await;
+    let status = json(
+        app.get("/v1/admin/projections/petstore.product", admin)
+            .await,
+    )
+    .await;
     status["versions"]
         .as_array()?
         .iter()
@@ -156,7 +160,10 @@ async fn a_rebuild_under_concurrent_writes_serves_reads_throughout_and_ends_equa
     running.store(false, Ordering::SeqCst);
     let last = writer.await.unwrap_or_else(|e| panic!("{e}"));
     reader.await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(reads.load(Ordering::SeqCst) > 10, "reads ran during the rebuild");
+    assert!(
+        reads.load(Ordering::SeqCst) > 10,
+        "reads ran during the rebuild"
+    );
     assert_eq!(
         failures.load(Ordering::SeqCst),
         0,
@@ -166,7 +173,10 @@ async fn a_rebuild_under_concurrent_writes_serves_reads_throughout_and_ends_equa
         .get(&format!("/v1/petstore/product?min_position={last}"), &staff)
         .await;
     assert_eq!(caught_up.status(), 200);
-    assert!(view_matches_the_log(&app).await, "the rebuilt view equals the fold of the log");
+    assert!(
+        view_matches_the_log(&app).await,
+        "the rebuilt view equals the fold of the log"
+    );
     let old: Option<String> = app
         .db()
         .await
@@ -235,7 +245,9 @@ async fn projection_status_metrics_and_readiness_report_lag() {
     // Operators' routes are for admins.
     assert_eq!(app.get("/metrics", &staff).await.status(), 403);
     assert_eq!(
-        send(app.request(Method::GET, "/metrics", None)).await.status(),
+        send(app.request(Method::GET, "/metrics", None))
+            .await
+            .status(),
         401
     );
     assert_eq!(app.get("/v1/admin/projections", &staff).await.status(), 403);
