@@ -474,3 +474,66 @@ pub async fn admin_execute(sql: &str) {
 pub async fn json(response: reqwest::Response) -> Value {
     response.json().await.unwrap_or(Value::Null)
 }
+
+/// Whether the rows reads see for `collection` equal the folded state each stream keeps (every
+/// stream has its row, with the same version and fields).
+pub async fn view_matches_the_log(app: &TestApp, collection: &str) -> bool {
+    let sql = format!(
+        "SELECT count(*) FILTER (WHERE v.id IS NULL OR v.version <> s.version
+                                    OR v.doc <> s.snapshot->'fields'),
+                count(*)
+         FROM herald.streams s
+         LEFT JOIN {} v ON v.tenant = s.tenant AND s.stream_id = $1 || '.' || v.id
+         WHERE s.collection = $1",
+        herald_projector::read_relation(collection)
+    );
+    let rows = app
+        .db()
+        .await
+        .query(&sql, &[&collection])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (different, all): (i64, i64) = (rows[0].get(0), rows[0].get(1));
+    different == 0 && all > 0
+}
+
+/// The event ids of the whole log, in log order.
+pub async fn log_ids(app: &TestApp) -> Vec<String> {
+    app.db()
+        .await
+        .query(
+            "SELECT event_id::text FROM herald.events ORDER BY tx_id, position",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Every message of the test's events stream, in stream order: (subject, payload).
+pub async fn relayed(app: &TestApp) -> Vec<(String, Value)> {
+    let bus = herald_bus::nats::Bus::connect(&app.settings.nats)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Ok(mut stream) = bus.jetstream.get_stream(bus.events_stream()).await else {
+        return Vec::new();
+    };
+    let last = stream
+        .info()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .state
+        .last_sequence;
+    let mut messages = Vec::new();
+    for sequence in 1..=last {
+        let message = stream
+            .get_raw_message(sequence)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let payload: Value = serde_json::from_slice(&message.payload).unwrap_or_default();
+        messages.push((message.subject.to_string(), payload));
+    }
+    messages
+}

@@ -5,30 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use herald_cli::server::Role;
-use herald_tests::{Options, TestApp, eventually, header, json, send};
+use herald_tests::{Options, TestApp, eventually, header, json, send, view_matches_the_log};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-/// Every product row reads see, compared with the folded snapshot each stream keeps.
-async fn view_matches_the_log(app: &TestApp) -> bool {
-    let rows = app
-        .db()
-        .await
-        .query(
-            "SELECT count(*) FILTER (WHERE v.id IS NULL OR v.version <> s.version
-                                        OR v.doc <> s.snapshot->'fields'),
-                    count(*)
-             FROM herald.streams s
-             LEFT JOIN herald_views.\"petstore.product\" v
-                    ON v.tenant = s.tenant AND s.stream_id = 'petstore.product.' || v.id
-             WHERE s.collection = 'petstore.product'",
-            &[],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (different, all): (i64, i64) = (rows[0].get(0), rows[0].get(1));
-    different == 0 && all > 0
-}
 
 async fn active_version(app: &TestApp, admin: &str) -> Option<i64> {
     let status = json(
@@ -174,7 +153,7 @@ async fn a_rebuild_under_concurrent_writes_serves_reads_throughout_and_ends_equa
         .await;
     assert_eq!(caught_up.status(), 200);
     assert!(
-        view_matches_the_log(&app).await,
+        view_matches_the_log(&app, "petstore.product").await,
         "the rebuilt view equals the fold of the log"
     );
     let old: Option<String> = app

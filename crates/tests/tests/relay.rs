@@ -6,50 +6,10 @@ use std::time::Duration;
 use herald_bus::nats::Bus;
 use herald_bus::relay;
 use herald_cli::server::Role;
-use herald_tests::{Options, TestApp, eventually};
+use herald_tests::{Options, TestApp, eventually, log_ids, relayed};
 use rand::Rng;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
-
-/// The event ids of the whole log, in log order.
-async fn log_ids(app: &TestApp) -> Vec<String> {
-    app.db()
-        .await
-        .query(
-            "SELECT event_id::text FROM herald.events ORDER BY tx_id, position",
-            &[],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
-/// Every message of the events stream, in stream order: (subject, payload).
-async fn relayed(bus: &Bus) -> Vec<(String, Value)> {
-    let mut stream = bus
-        .jetstream
-        .get_stream(bus.events_stream())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let last = stream
-        .info()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .state
-        .last_sequence;
-    let mut messages = Vec::new();
-    for sequence in 1..=last {
-        let message = stream
-            .get_raw_message(sequence)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let payload: Value = serde_json::from_slice(&message.payload).unwrap_or_default();
-        messages.push((message.subject.to_string(), payload));
-    }
-    messages
-}
 
 #[tokio::test]
 async fn relays_killed_at_random_moments_publish_every_event_once_in_order() {
@@ -104,7 +64,7 @@ async fn relays_killed_at_random_moments_publish_every_event_once_in_order() {
     let log = log_ids(&app).await;
     assert_eq!(log.len(), 60);
     let messages = eventually("the relay to publish the whole log", || async {
-        let messages = relayed(&bus).await;
+        let messages = relayed(&app).await;
         (messages.len() >= log.len()).then_some(messages)
     })
     .await;
