@@ -154,6 +154,9 @@ async fn hold(
         }
         after = batch.checkpoint;
         if !batch.caught_up {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
             continue;
         }
         let wait = if batch.held_back {

@@ -22,7 +22,10 @@ fn start_worker_process(app: &TestApp) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
     command
         .args(["serve", "--role", "projector", "--role", "relay"])
-        .env("HERALD_DATABASE__URL", app.settings.database.url.expose_secret())
+        .env(
+            "HERALD_DATABASE__URL",
+            app.settings.database.url.expose_secret(),
+        )
         .env("HERALD_NATS__URL", &app.settings.nats.url)
         .env("HERALD_NATS__PREFIX", &app.prefix)
         .env("HERALD_APPS__DIR", petstore_apps())

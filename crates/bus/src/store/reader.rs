@@ -92,15 +92,58 @@ pub struct Batch {
     pub held_back: bool,
 }
 
-/// The filter's conditions, with its four parameters numbered from `first`.
-fn filter_sql(first: usize) -> String {
-    let [tenant, collection, stream, types] = [first, first + 1, first + 2, first + 3];
-    format!(
-        "(${tenant}::text IS NULL OR e.tenant = ${tenant})
-         AND (${collection}::text IS NULL OR e.collection = ${collection})
-         AND (${stream}::text IS NULL OR e.stream_id = ${stream})
-         AND (${types}::text[] IS NULL OR e.type = ANY(${types}))"
-    )
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+impl LogFilter {
+    /// The `WHERE` and `ORDER BY` of a read after `$1`/`$2` (tx id, position) below the
+    /// frontier `$3`, with the filter's parameters appended to `params`. Only the present parts
+    /// appear, and the equality columns lead the row comparison and the order, so each
+    /// combination is its own statement that walks its index in log order — `(tenant,
+    /// collection, tx_id, position)`, `(collection, …)`, `(tenant, …)` or the stream's key —
+    /// rather than one generic plan that scans the whole log.
+    fn clauses<'a>(&'a self, params: &mut Vec<Param<'a>>) -> (String, String) {
+        let mut bind = |value: Param<'a>| {
+            params.push(value);
+            format!("${}", params.len())
+        };
+        let mut equal = Vec::new();
+        if let Some(tenant) = &self.tenant {
+            equal.push(("e.tenant", bind(tenant)));
+        }
+        let mut conditions = String::new();
+        if let Some(stream) = &self.stream_id {
+            // A stream has few events: its key finds them, a sort orders them.
+            conditions.push_str(&format!(" AND e.stream_id = {}", bind(stream)));
+        } else if let Some(collection) = &self.collection {
+            equal.push(("e.collection", bind(collection)));
+        }
+        if let Some(types) = &self.types {
+            conditions.push_str(&format!(" AND e.type = ANY({})", bind(types)));
+        }
+        let leading: Vec<&str> = equal.iter().map(|(column, _)| *column).collect();
+        let values: Vec<&str> = equal.iter().map(|(_, value)| value.as_str()).collect();
+        for (column, value) in &equal {
+            conditions.push_str(&format!(" AND {column} = {value}"));
+        }
+        let (keys, order) = if self.stream_id.is_some() {
+            (
+                "(e.tx_id, e.position) > ($1::text::xid8, $2)".to_owned(),
+                "e.tx_id, e.position".to_owned(),
+            )
+        } else {
+            let columns = [leading.as_slice(), &["e.tx_id", "e.position"]]
+                .concat()
+                .join(", ");
+            let bounds = [values.as_slice(), &["$1::text::xid8", "$2"]]
+                .concat()
+                .join(", ");
+            (format!("({columns}) > ({bounds})"), columns)
+        };
+        (
+            format!("{keys} AND e.tx_id < $3::text::xid8{conditions}"),
+            order,
+        )
+    }
 }
 
 /// Reads up to `limit` events after `after` that match `filter`.
@@ -130,35 +173,20 @@ pub async fn read_batch(
     } else {
         ("NULL::text", "")
     };
+    let after_tx = after.tx_text();
+    let mut params: Vec<Param<'_>> = vec![&after_tx, &after.position, &frontier, &limit];
+    let (conditions, order) = filter.clauses(&mut params);
     let sql = format!(
         "SELECT e.position, e.tx_id::text, e.event_id, e.tenant, e.stream_id, e.collection,
                 e.document_id, e.version, e.type, e.schema_version, e.data, e.metadata,
                 e.recorded_at, {creator}
          FROM herald.events e {join}
-         WHERE (e.tx_id, e.position) > ($1::text::xid8, $2)
-           AND e.tx_id < $3::text::xid8
-           AND {filter_sql}
-         ORDER BY e.tx_id, e.position
-         LIMIT $8",
-        filter_sql = filter_sql(4)
+         WHERE {conditions}
+         ORDER BY {order}
+         LIMIT $4"
     );
-    let after_tx = after.tx_text();
     let statement = tx.prepare_cached(&sql).await?;
-    let rows = tx
-        .query(
-            &statement,
-            &[
-                &after_tx,
-                &after.position,
-                &frontier,
-                &filter.tenant,
-                &filter.collection,
-                &filter.stream_id,
-                &filter.types,
-                &limit,
-            ],
-        )
-        .await?;
+    let rows = tx.query(&statement, &params).await?;
     let events = rows
         .iter()
         .map(|row| {
@@ -183,24 +211,17 @@ pub async fn read_batch(
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    let held_back_sql = format!(
-        "SELECT EXISTS (SELECT 1 FROM herald.events e WHERE e.tx_id >= $1::text::xid8 AND {})",
-        filter_sql(2)
-    );
+    // Anything of the filter's at or past the frontier: read it again soon.
+    let start = LogPosition {
+        tx_id: parse_tx_id(&frontier)?,
+        position: 0,
+    }
+    .tx_text();
+    let mut params: Vec<Param<'_>> = vec![&start, &0i64, &"18446744073709551615"];
+    let (conditions, _) = filter.clauses(&mut params);
+    let held_back_sql = format!("SELECT EXISTS (SELECT 1 FROM herald.events e WHERE {conditions})");
     let statement = tx.prepare_cached(&held_back_sql).await?;
-    let held_back: bool = tx
-        .query_one(
-            &statement,
-            &[
-                &frontier,
-                &filter.tenant,
-                &filter.collection,
-                &filter.stream_id,
-                &filter.types,
-            ],
-        )
-        .await?
-        .get(0);
+    let held_back: bool = tx.query_one(&statement, &params).await?.get(0);
     tx.commit().await?;
     let last = events.last().map_or(after, |e| e.position);
     let caught_up = events.len() < usize::try_from(limit).unwrap_or(usize::MAX);
