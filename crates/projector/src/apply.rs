@@ -5,7 +5,7 @@
 //! Only the holder of the version's lease calls this (see [`crate::runner`]), on the lease's
 //! own connection, so no two writers ever interleave.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{ClientWrapper, Transaction};
@@ -13,7 +13,7 @@ use herald_bus::document::{Change, DocumentState, FoldError, Stamp, apply};
 use herald_bus::position::LogPosition;
 use herald_bus::store::StoreError;
 use herald_bus::store::reader::{
-    LogFilter, RecordedEvent, load_checkpoint, read_batch, save_checkpoint,
+    Batch, RecordedEvent, load_checkpoint, read_batch, save_checkpoint,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -50,6 +50,18 @@ pub struct Progress {
     pub retired: bool,
 }
 
+impl Progress {
+    fn of(batch: &Batch) -> Self {
+        Self {
+            applied: batch.events.len(),
+            caught_up: batch.caught_up,
+            held_back: batch.held_back,
+            checkpoint: batch.checkpoint,
+            retired: false,
+        }
+    }
+}
+
 /// Reads and applies the next batch of the version's events.
 #[tracing::instrument(skip_all, fields(projection = %table.checkpoint), err(level = "warn"))]
 pub async fn project_next(
@@ -58,26 +70,30 @@ pub async fn project_next(
     batch_size: i64,
 ) -> Result<Progress, ProjectError> {
     let after = load_checkpoint(&**client, &table.checkpoint).await?;
-    let filter = LogFilter::collection(table.projection.clone());
-    let batch = read_batch(client, after, &filter, batch_size).await?;
-    let mut progress = Progress {
-        applied: batch.events.len(),
-        caught_up: batch.caught_up,
-        held_back: batch.held_back,
-        checkpoint: batch.checkpoint,
-        retired: false,
-    };
+    let batch = read_batch(client, after, &table.filter(), batch_size).await?;
     if batch.checkpoint == after {
-        return Ok(progress);
+        return Ok(Progress::of(&batch));
     }
+    apply_batch(client, table, &batch).await
+}
+
+/// Applies a batch read after the version's checkpoint: rows, checkpoint and progress in one
+/// transaction.
+pub async fn apply_batch(
+    client: &mut ClientWrapper,
+    table: &VersionTable,
+    batch: &Batch,
+) -> Result<Progress, ProjectError> {
+    let mut progress = Progress::of(batch);
     let tx = client.transaction().await?;
     let mut rows = load_rows(&tx, table, &batch.events).await?;
     let mut touched = Vec::new();
+    let mut seen = HashSet::new();
     for event in &batch.events {
         let key = (event.tenant.clone(), event.document_id);
         let next = fold_event(rows.remove(&key), event)?;
         rows.insert(key.clone(), next);
-        if !touched.contains(&key) {
+        if seen.insert(key.clone()) {
             touched.push(key);
         }
     }

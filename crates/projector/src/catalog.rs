@@ -222,7 +222,10 @@ async fn create_version(
         .await?
         .get(0);
     let table = VersionTable::new(name, number, columns.to_vec());
-    client.batch_execute(&table.create_sql()).await?;
+    client.batch_execute(&table.table_sql()).await?;
+    if state == "active" {
+        client.batch_execute(&table.index_sql()).await?;
+    }
     Ok(table)
 }
 
@@ -254,6 +257,8 @@ pub async fn activate(
     client: &mut ClientWrapper,
     table: &VersionTable,
 ) -> Result<bool, StoreError> {
+    // Before the switch, outside its transaction: the indexes reads need.
+    client.batch_execute(&table.index_sql()).await?;
     let tx = client.transaction().await?;
     lock_catalog(&*tx, &table.projection).await?;
     let rows = tx

@@ -11,15 +11,16 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use herald_bus::schema::Registry;
 use herald_bus::settings::{DatabaseSettings, ProjectorSettings};
-use herald_bus::store::lease::{LeaseConnection, runner_name};
+use herald_bus::store::lease::{LeaseConnection, connect, runner_name};
 use herald_bus::store::notify;
-use tokio::sync::watch;
+use herald_bus::store::reader::{load_checkpoint, read_batch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::apply::project_next;
+use crate::apply::{apply_batch, project_next};
 use crate::catalog::{self, VersionState};
 use crate::table::VersionTable;
 
@@ -173,7 +174,17 @@ async fn hold(
             () = tokio::time::sleep(Duration::from_millis(runtime.settings.lease_retry_ms)) => {}
         }
     };
+    // A view is derived data and its checkpoint commits with its rows: a crash can only lose
+    // the last few batches together with their checkpoint, which are then applied again. So its
+    // commits need not wait for the WAL flush.
+    lease
+        .client()
+        .batch_execute("SET synchronous_commit = off")
+        .await?;
     info!(runner = runner_name(), building, "projection lease taken");
+    if building && catch_up(runtime, &mut lease, table).await? == Some(Stop::Retired) {
+        return Ok(Stop::Retired);
+    }
     let mut held_back_delay = Duration::from_millis(1);
     let mut last_heartbeat = Instant::now();
     loop {
@@ -235,6 +246,48 @@ async fn hold(
             () = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// Applies the log up to the safe frontier with reads pipelined: a second connection reads the
+/// next batch while the lease's connection writes the current one. `Some(Stop::Retired)` when
+/// the version was retired meanwhile.
+async fn catch_up(
+    runtime: &Runtime,
+    lease: &mut LeaseConnection,
+    table: &VersionTable,
+) -> anyhow::Result<Option<Stop>> {
+    let start = load_checkpoint(&**lease.client(), &table.checkpoint).await?;
+    let mut reader = connect(&runtime.database).await?;
+    let (batches, mut receiver) = mpsc::channel(2);
+    let (filter, size) = (table.filter(), runtime.settings.rebuild_batch_size);
+    let read_ahead = tokio::spawn(async move {
+        let mut after = start;
+        loop {
+            let batch = read_batch(&mut reader, after, &filter, size).await;
+            let last = batch.as_ref().map_or(true, |b| b.caught_up);
+            if let Ok(batch) = &batch {
+                after = batch.checkpoint;
+            }
+            if batches.send(batch).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    let outcome = async {
+        while let Some(batch) = receiver.recv().await {
+            let batch = batch?;
+            if runtime.shutdown.is_cancelled() || batch.events.is_empty() {
+                break;
+            }
+            if apply_batch(lease.client(), table, &batch).await?.retired {
+                return Ok(Some(Stop::Retired));
+            }
+        }
+        Ok(None)
+    }
+    .await;
+    read_ahead.abort();
+    outcome
 }
 
 /// Records that the holder is alive; `false` when the version was retired.

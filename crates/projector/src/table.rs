@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use herald_bus::schema::{DocumentSchema, FieldKind};
 use herald_bus::store::lease::lease_key;
+use herald_bus::store::reader::LogFilter;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -106,8 +107,13 @@ impl VersionTable {
         }
     }
 
-    /// The DDL creating the table and its indexes; safe to run again.
-    pub fn create_sql(&self) -> String {
+    /// The events this version applies: those of its collection.
+    pub fn filter(&self) -> LogFilter {
+        LogFilter::collection(self.projection.clone())
+    }
+
+    /// The DDL creating the table with its primary key; safe to run again.
+    pub fn table_sql(&self) -> String {
         let mut sql = format!(
             "CREATE SCHEMA IF NOT EXISTS {VIEWS_SCHEMA};
              CREATE TABLE IF NOT EXISTS {} (
@@ -126,6 +132,14 @@ impl VersionTable {
             let _ = write!(sql, ",\n \"{}\" {}", column.name, column.sql_type);
         }
         sql.push_str(",\n PRIMARY KEY (tenant, id));\n");
+        sql
+    }
+
+    /// The DDL creating the indexes of the typed columns; safe to run again. A version being
+    /// built gets them only once it has caught up: building an index once is far cheaper than
+    /// maintaining it through every batch of a rebuild.
+    pub fn index_sql(&self) -> String {
+        let mut sql = String::new();
         for (ordinal, column) in self.columns.iter().enumerate() {
             // Short and unique in the schema: Postgres cuts identifiers at 63 bytes.
             let index = format!("ix_{:016x}_{ordinal}", self.lease_key);

@@ -35,6 +35,17 @@ pub fn runner_name() -> &'static str {
     })
 }
 
+/// A connection of its own, outside the pool (with the pool's statement cache).
+pub async fn connect(database: &DatabaseSettings) -> Result<ClientWrapper, StoreError> {
+    let (client, connection) = database.pg_config()?.connect(NoTls).await?;
+    let driver = tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "dedicated connection lost");
+        }
+    });
+    Ok(ClientWrapper::new(client, driver))
+}
+
 /// A dedicated connection that may hold leases. Dropping it closes the session, which frees
 /// every lease it holds.
 pub struct LeaseConnection {
@@ -43,14 +54,8 @@ pub struct LeaseConnection {
 
 impl LeaseConnection {
     pub async fn open(database: &DatabaseSettings) -> Result<Self, StoreError> {
-        let (client, connection) = database.pg_config()?.connect(NoTls).await?;
-        let driver = tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::warn!(%error, "lease connection lost");
-            }
-        });
         Ok(Self {
-            client: ClientWrapper::new(client, driver),
+            client: connect(database).await?,
         })
     }
 

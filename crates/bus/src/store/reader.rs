@@ -218,10 +218,13 @@ pub async fn read_batch(
     }
     .tx_text();
     let mut params: Vec<Param<'_>> = vec![&start, &0i64, &"18446744073709551615"];
-    let (conditions, _) = filter.clauses(&mut params);
-    let held_back_sql = format!("SELECT EXISTS (SELECT 1 FROM herald.events e WHERE {conditions})");
+    let (conditions, order) = filter.clauses(&mut params);
+    // Ordered like the read, so it walks the same index (an `EXISTS` may be planned as a scan
+    // of the whole log when nothing matches).
+    let held_back_sql =
+        format!("SELECT 1 FROM herald.events e WHERE {conditions} ORDER BY {order} LIMIT 1");
     let statement = tx.prepare_cached(&held_back_sql).await?;
-    let held_back: bool = tx.query_one(&statement, &params).await?.get(0);
+    let held_back = tx.query_opt(&statement, &params).await?.is_some();
     tx.commit().await?;
     let last = events.last().map_or(after, |e| e.position);
     let caught_up = events.len() < usize::try_from(limit).unwrap_or(usize::MAX);
