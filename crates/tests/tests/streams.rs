@@ -426,3 +426,25 @@ async fn shutdown_ends_open_streams_so_the_api_drains() {
         .unwrap_or_else(|_| panic!("the api did not drain"))
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// The `herald_event_streams_open` gauge of this api process.
+async fn open_streams(app: &TestApp, admin: &str) -> Option<i64> {
+    let text = app.get("/metrics", admin).await.text().await.ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("herald_event_streams_open "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn a_subscriber_that_leaves_frees_its_place_without_waiting_for_an_event() {
+    let app = TestApp::spawn().await;
+    let admin = app.token("ada", &["admin"], "acme");
+    let stream = subscribe(&app, "/v1/events", &admin, None).await;
+    assert_eq!(open_streams(&app, &admin).await, Some(1));
+    drop(stream);
+    herald_tests::eventually("the stream's place to be freed", || async {
+        (open_streams(&app, &admin).await == Some(0)).then_some(())
+    })
+    .await;
+    app.stop_and_clean().await;
+}

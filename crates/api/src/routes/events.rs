@@ -274,7 +274,10 @@ async fn subscribe(
                 None => std::future::pending().await,
             }
         };
+        let closed = sender.clone();
         let last_words = tokio::select! {
+            // The client left: free its place now, not at the next event.
+            () = closed.closed() => None,
             ending = feed => match ending {
                 Some(Ending::Lagged) => {
                     state.streams.lagged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
