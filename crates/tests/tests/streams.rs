@@ -1,5 +1,7 @@
 //! Event streams: exact resume, per-event access checks, reauth on expiry, and event pages.
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use herald_tests::sse::{SseEvent, SseStream};
@@ -446,5 +448,102 @@ async fn a_subscriber_that_leaves_frees_its_place_without_waiting_for_an_event()
         (open_streams(&app, &admin).await == Some(0)).then_some(())
     })
     .await;
+    app.stop_and_clean().await;
+}
+
+#[tokio::test]
+async fn a_subscriber_slower_than_the_live_tail_is_dropped_with_lagged_and_others_are_not_held() {
+    use herald_api::events::{Ending, EventTail, Selection, follow};
+    use herald_bus::access::Principal;
+    use herald_bus::ids::TenantId;
+    use herald_bus::schema::Registry;
+    use tokio::sync::Semaphore;
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    let app = TestApp::spawn().await;
+    let staff = app.token("sam", &["staff"], "acme");
+    let store = app.store();
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    // A buffer of four events per subscriber.
+    let tail = EventTail::start(
+        store.pool().clone(),
+        app.settings.database.clone(),
+        4,
+        &tracker,
+        shutdown.clone(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let registry = Registry::load(&app.settings.apps.dir).unwrap_or_else(|e| panic!("{e}"));
+    let selection = Selection {
+        principal: Principal {
+            sub: Some("sam".into()),
+            tenant: TenantId::parse("acme").unwrap_or_else(|| unreachable!()),
+            roles: vec!["staff".into()],
+        },
+        collection: None,
+        stream_id: None,
+        types: None,
+    };
+    // The slow subscriber takes its first event, then stalls until the gate opens.
+    let gate = Arc::new(Semaphore::new(0));
+    let delivered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let slow = {
+        let (pool, tail, selection, shutdown) = (
+            store.pool().clone(),
+            tail.clone(),
+            selection.clone(),
+            shutdown.clone(),
+        );
+        let (gate, delivered, registry) = (gate.clone(), delivered.clone(), registry.clone());
+        tokio::spawn(async move {
+            follow(&pool, &registry, &tail, &selection, None, &shutdown, |_| {
+                let (gate, delivered) = (gate.clone(), delivered.clone());
+                async move {
+                    if delivered.fetch_add(1, Ordering::SeqCst) > 0 {
+                        drop(gate.acquire().await);
+                    }
+                    true
+                }
+            })
+            .await
+        })
+    };
+    let mut fast = subscribe(&app, "/v1/events", &staff, None).await;
+    app.create(
+        "petstore/product",
+        &staff,
+        &json!({"name": "s0", "price": 0}),
+    )
+    .await;
+    herald_tests::eventually("the slow subscriber's first event", || async {
+        (delivered.load(Ordering::SeqCst) >= 1).then_some(())
+    })
+    .await;
+    for i in 1..=12 {
+        app.create(
+            "petstore/product",
+            &staff,
+            &json!({"name": format!("s{i}"), "price": i}),
+        )
+        .await;
+    }
+    for _ in 0..13 {
+        assert!(
+            fast.next(DEADLINE).await.is_some(),
+            "a fast subscriber is not held up by a slow one"
+        );
+    }
+    gate.add_permits(100);
+    let ending = tokio::time::timeout(DEADLINE, slow)
+        .await
+        .unwrap_or_else(|_| panic!("the slow subscriber was never ended"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ending, Some(Ending::Lagged));
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
     app.stop_and_clean().await;
 }
