@@ -35,8 +35,6 @@ const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct EventTail {
     events: broadcast::Sender<Arc<RecordedEvent>>,
-    /// How far the tail has read (and broadcast).
-    position: watch::Receiver<LogPosition>,
 }
 
 impl EventTail {
@@ -53,33 +51,21 @@ impl EventTail {
             frontier(&**client).await?
         };
         let (events, _) = broadcast::channel(buffer);
-        let (position_tx, position) = watch::channel(start);
-        let waker = watch::Sender::new(0u64);
-        let wake = waker.subscribe();
-        background.spawn(notify::listen(
-            database,
-            move |_| waker.send_modify(|n| *n = n.wrapping_add(1)),
-            shutdown.clone(),
-        ));
-        background.spawn(tail(pool, events.clone(), position_tx, wake, shutdown));
-        Ok(Self { events, position })
+        let wake = notify::wake_on_appends(database, None, background, shutdown.clone());
+        background.spawn(tail(pool, events.clone(), start, wake, shutdown));
+        Ok(Self { events })
     }
 
     /// A live subscription: the receiver sees every event the tail broadcasts from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<RecordedEvent>> {
         self.events.subscribe()
     }
-
-    /// How far the tail has read.
-    pub fn position(&self) -> LogPosition {
-        *self.position.borrow()
-    }
 }
 
 async fn tail(
     pool: Pool,
     events: broadcast::Sender<Arc<RecordedEvent>>,
-    position: watch::Sender<LogPosition>,
+    mut after: LogPosition,
     mut wake: watch::Receiver<u64>,
     shutdown: CancellationToken,
 ) {
@@ -89,7 +75,6 @@ async fn tail(
     };
     let mut held_back_delay = Duration::from_millis(1);
     while !shutdown.is_cancelled() {
-        let after = *position.borrow();
         let step = async {
             let mut client = pool.get().await?;
             anyhow::Ok(read_batch(&mut client, after, &filter, READ_BATCH).await?)
@@ -111,7 +96,7 @@ async fn tail(
             // No subscriber is not an error: the event is simply not needed.
             drop(events.send(Arc::new(event)));
         }
-        position.send_replace(batch.checkpoint);
+        after = batch.checkpoint;
         if !batch.caught_up {
             continue;
         }
@@ -174,12 +159,8 @@ impl Selection {
             return None;
         }
         let schema = schema_of(registry, &event.collection)?;
-        let creator = event
-            .created_by
-            .as_deref()
-            .or_else(|| event.metadata["actor"]["sub"].as_str())
-            .unwrap_or_default();
-        let owner = Ownership::CreatedBy(creator);
+        // Unknown creator: nobody is its owner (the empty subject matches no token).
+        let owner = Ownership::CreatedBy(event.created_by.as_deref().unwrap_or_default());
         if !self.principal.may(schema.acl.roles("read"), owner) {
             return None;
         }

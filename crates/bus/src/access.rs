@@ -68,6 +68,12 @@ impl Principal {
         self.rank() == Rank::Admin
     }
 
+    /// An `admin` of the operators' tenant: may act on the installation as a whole (every
+    /// tenant's views, metrics).
+    pub fn is_operator(&self, operator_tenant: Option<&str>) -> bool {
+        self.is_admin() && operator_tenant.is_some_and(|t| t == self.tenant.as_str())
+    }
+
     fn has_role(&self, role: &Role, owner: Ownership<'_>) -> bool {
         match role {
             Role::Public => true,

@@ -19,6 +19,7 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::Stream;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::nats::Bus;
@@ -49,16 +50,9 @@ pub async fn run(
     let stream = bus
         .ensure_events_stream(Duration::from_secs(settings.max_age_secs))
         .await?;
-    let waker = watch::Sender::new(0u64);
-    let listener = {
-        let waker = waker.clone();
-        tokio::spawn(notify::listen(
-            database.clone(),
-            move |_| waker.send_modify(|n| *n = n.wrapping_add(1)),
-            shutdown.clone(),
-        ))
-    };
-    let mut wake = waker.subscribe();
+    let listener = TaskTracker::new();
+    let mut wake = notify::wake_on_appends(database.clone(), None, &listener, shutdown.clone());
+    listener.close();
     while !shutdown.is_cancelled() {
         if let Err(error) = hold(&bus, &stream, &database, &settings, &mut wake, &shutdown).await {
             warn!(error = format!("{error:#}"), "event relay failed; resuming");
@@ -68,7 +62,7 @@ pub async fn run(
             }
         }
     }
-    drop(listener.await);
+    listener.wait().await;
     Ok(())
 }
 

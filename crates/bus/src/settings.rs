@@ -79,6 +79,10 @@ pub struct AuthSettings {
     pub issuer: String,
     pub audience: String,
     pub leeway_secs: u64,
+    /// The tenant whose `admin`s operate the installation: `/v1/admin/…` and `/metrics` act on
+    /// every tenant's data, so an admin of any other tenant is refused. Unset: nobody but the
+    /// metrics scrape token gets in.
+    pub operator_tenant: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -227,6 +231,7 @@ impl Default for AuthSettings {
             issuer: "herald".to_owned(),
             audience: "herald".to_owned(),
             leeway_secs: 30,
+            operator_tenant: None,
         }
     }
 }

@@ -52,7 +52,12 @@ pub fn with_dev_secret(mut settings: Settings) -> anyhow::Result<Settings> {
 }
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let settings = with_dev_secret(settings)?;
+    let mut settings = with_dev_secret(settings)?;
+    // The printed admin token operates the local installation.
+    settings
+        .auth
+        .operator_tenant
+        .get_or_insert_with(|| "dev".to_owned());
     create_if_missing(&settings.database).await?;
     let herald = Herald::build(
         settings.clone(),

@@ -13,7 +13,6 @@ use herald_bus::store::{PgStore, notify};
 use herald_projector::catalog::{self, ProjectionVersion, VersionState, request_rebuild};
 use herald_projector::{Runtime, Stop, VersionTable, contend};
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -76,18 +75,12 @@ fn spawn_runner(
     table: &VersionTable,
     shutdown: &CancellationToken,
 ) -> JoinHandle<Stop> {
-    let waker = watch::Sender::new(0u64);
-    let wake = waker.subscribe();
-    let projection = table.projection.clone();
-    tracker.spawn(notify::listen(
+    let wake = notify::wake_on_appends(
         settings.database.clone(),
-        move |collection| {
-            if collection.is_none_or(|c| c == projection) {
-                waker.send_modify(|n| *n = n.wrapping_add(1));
-            }
-        },
+        Some(table.projection.clone()),
+        tracker,
         shutdown.clone(),
-    ));
+    );
     let runtime = Runtime {
         database: settings.database.clone(),
         settings: settings.projector.clone(),

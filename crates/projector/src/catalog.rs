@@ -155,7 +155,7 @@ pub async fn ensure_projection(
         }
     }
     tx.commit().await?;
-    drop_retired(&**client, &name).await
+    drop_retired(client, &name).await
 }
 
 /// Starts a rebuild of `schema`'s view: a new version, building from position zero, or the one
@@ -261,6 +261,13 @@ pub async fn activate(
     client.batch_execute(&table.index_sql()).await?;
     let tx = client.transaction().await?;
     lock_catalog(&*tx, &table.projection).await?;
+    // The active runner updates its row in every batch: locking the rows waits for a batch in
+    // flight and keeps the next one out, so the checkpoints read below are final.
+    tx.execute(
+        "SELECT 1 FROM herald.projections WHERE name = $1 AND state <> 'retired' FOR UPDATE",
+        &[&table.projection],
+    )
+    .await?;
     let rows = tx
         .query(
             "SELECT p.version, p.state, c.tx_id::text, c.position
@@ -328,36 +335,44 @@ pub async fn activate(
     .await?;
     tx.batch_execute(&point_reads_at(table)).await?;
     tx.commit().await?;
-    drop_retired(&**client, &table.projection).await?;
+    if let Err(error) = drop_retired(client, &table.projection).await {
+        // Reads have switched; the old table goes at the next switch or start-up instead.
+        tracing::warn!(%error, projection = %table.projection, "cannot drop a replaced version yet");
+    }
     Ok(true)
 }
 
-/// Removes retired versions: their tables, checkpoints and catalog rows.
-pub async fn drop_retired(client: &impl GenericClient, name: &str) -> Result<(), StoreError> {
-    let retired = client
+/// Removes retired versions: their tables, checkpoints and catalog rows. A table still being
+/// read is waited for, but not longer than a few seconds: the caller is a view's runner.
+pub async fn drop_retired(client: &mut ClientWrapper, name: &str) -> Result<(), StoreError> {
+    let retired: Vec<i32> = client
         .query(
             "SELECT version FROM herald.projections WHERE name = $1 AND state = 'retired'",
             &[&name],
         )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for version in retired {
+        let table = VersionTable::new(name, version, Vec::new());
+        let tx = client.transaction().await?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = '5s'; DROP TABLE IF EXISTS {}",
+            table.table
+        ))
         .await?;
-    for row in retired {
-        let table = VersionTable::new(name, row.get(0), Vec::new());
-        // Waits for queries still reading the old table.
-        client
-            .batch_execute(&format!("DROP TABLE IF EXISTS {}", table.table))
-            .await?;
-        client
-            .execute(
-                "DELETE FROM herald.checkpoints WHERE name = $1",
-                &[&table.checkpoint],
-            )
-            .await?;
-        client
-            .execute(
-                "DELETE FROM herald.projections WHERE name = $1 AND version = $2",
-                &[&name, &table.version],
-            )
-            .await?;
+        tx.execute(
+            "DELETE FROM herald.checkpoints WHERE name = $1",
+            &[&table.checkpoint],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM herald.projections WHERE name = $1 AND version = $2",
+            &[&name, &version],
+        )
+        .await?;
+        tx.commit().await?;
     }
     Ok(())
 }

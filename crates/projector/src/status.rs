@@ -3,7 +3,7 @@
 //! `/readyz`).
 
 use herald_bus::store::StoreError;
-use herald_bus::store::reader::{Lag, lag};
+use herald_bus::store::reader::{Lag, lag, oldest_unread_age};
 use serde_json::{Value, json};
 use tokio_postgres::GenericClient;
 
@@ -52,4 +52,22 @@ pub async fn statuses(client: &impl GenericClient) -> Result<Vec<VersionStatus>,
         out.push(VersionStatus { version, lag });
     }
     Ok(out)
+}
+
+/// The active versions whose oldest unapplied event is older than `bound_secs`.
+pub async fn stuck(
+    client: &impl GenericClient,
+    bound_secs: f64,
+) -> Result<Vec<String>, StoreError> {
+    let mut stuck = Vec::new();
+    for version in live_versions(client).await? {
+        if version.state != VersionState::Active {
+            continue;
+        }
+        let age = oldest_unread_age(client, version.checkpoint, &version.table.projection).await?;
+        if age > bound_secs {
+            stuck.push(version.table.checkpoint);
+        }
+    }
+    Ok(stuck)
 }

@@ -284,6 +284,8 @@ impl TestApp {
         settings.auth.hs256_secret = Some(SecretString::from(
             options.secret.unwrap_or_else(|| random_lower(32)),
         ));
+        // The tests' administrators operate the installation too.
+        settings.auth.operator_tenant = Some("acme".to_owned());
         (options.configure)(&mut settings);
         let herald = Herald::build(settings.clone(), &options.roles, options.tasks).await?;
         let addr = herald.api_addr();

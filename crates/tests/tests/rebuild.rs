@@ -221,7 +221,22 @@ async fn projection_status_metrics_and_readiness_report_lag() {
     );
     assert!(text.contains("herald_relay_lag_events"), "{text}");
     assert!(text.contains("herald_log_frontier_age_seconds"), "{text}");
-    // Operators' routes are for admins.
+    // Operators' routes act on every tenant: only admins of the operators' tenant reach them.
+    let tenant_admin = app.token("ola", &["admin"], "globex");
+    assert_eq!(app.get("/metrics", &tenant_admin).await.status(), 403);
+    assert_eq!(
+        app.get("/v1/admin/projections", &tenant_admin)
+            .await
+            .status(),
+        403
+    );
+    let foreign_rebuild = send(app.request(
+        Method::POST,
+        "/v1/admin/projections/petstore.product/rebuild",
+        Some(&tenant_admin),
+    ))
+    .await;
+    assert_eq!(foreign_rebuild.status(), 403);
     assert_eq!(app.get("/metrics", &staff).await.status(), 403);
     assert_eq!(
         send(app.request(Method::GET, "/metrics", None))

@@ -1,4 +1,4 @@
-//! Operators' routes (role `admin`): projection status and rebuilds.
+//! Operators' routes (admins of `auth.operator_tenant`): projection status and rebuilds.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -22,15 +22,17 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/projections/{name}/rebuild", post(rebuild))
 }
 
-/// Admins only: anonymous callers must authenticate, others are refused.
-fn admin(caller: &Caller) -> Result<(), ApiError> {
-    if caller.0.is_admin() {
+/// Operators only (admins of `auth.operator_tenant`): these routes act on every tenant's data.
+/// Anonymous callers must authenticate, others are refused.
+fn admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    let operator_tenant = state.settings.auth.operator_tenant.as_deref();
+    if caller.0.is_operator(operator_tenant) {
         Ok(())
     } else if caller.0.is_anonymous() {
         Err(ApiError::Unauthenticated("a bearer token is required"))
     } else {
         Err(ApiError::Forbidden(
-            "this route needs the admin role".into(),
+            "this route needs the admin role in the operators' tenant".into(),
         ))
     }
 }
@@ -52,7 +54,7 @@ async fn projections(state: &AppState) -> Result<Vec<Value>, ApiError> {
 }
 
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    admin(&caller)?;
+    admin(&state, &caller)?;
     Ok(Json(json!({"data": projections(&state).await?})))
 }
 
@@ -61,7 +63,7 @@ async fn show(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    admin(&caller)?;
+    admin(&state, &caller)?;
     schema_of(&state.registry, &name).ok_or(ApiError::NotFound)?;
     let versions: Vec<Value> = projections(&state)
         .await?
@@ -78,7 +80,7 @@ async fn rebuild(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    admin(&caller)?;
+    admin(&state, &caller)?;
     let schema = schema_of(&state.registry, &name).ok_or(ApiError::NotFound)?;
     let mut client = state
         .store

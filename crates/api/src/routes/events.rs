@@ -28,6 +28,8 @@ const MAX_LIMIT: i64 = 200;
 /// Events waiting to be written to one subscriber's connection.
 const SEND_BUFFER: usize = 16;
 const LAST_EVENT_ID: &str = "last-event-id";
+/// How long the last event (`reauth`, `lagged`) may wait for a slow client.
+const FINAL_EVENT_WAIT: Duration = Duration::from_secs(5);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -245,11 +247,14 @@ async fn subscribe(
     let (sender, mut receiver) = mpsc::channel::<Event>(SEND_BUFFER);
     // The stream ends when the server would start refusing the token: past `exp` and the leeway.
     let leeway = state.settings.auth.leeway_secs;
-    let expires_in = expiry.map(|TokenExpiry(exp)| {
-        let refused_from = UNIX_EPOCH + Duration::from_secs(exp.saturating_add(leeway) + 1);
-        refused_from
-            .duration_since(SystemTime::now())
-            .unwrap_or_default()
+    let expires_in = expiry.and_then(|TokenExpiry(exp)| {
+        let refused_from = exp.checked_add(leeway)?.checked_add(1)?;
+        let refused_from = UNIX_EPOCH.checked_add(Duration::from_secs(refused_from))?;
+        Some(
+            refused_from
+                .duration_since(SystemTime::now())
+                .unwrap_or_default(),
+        )
     });
     let task_state = state.clone();
     state.streams.tasks.spawn(async move {
@@ -275,9 +280,12 @@ async fn subscribe(
             }
         };
         let closed = sender.clone();
+        let stop = state.streams.stop.clone();
         let last_words = tokio::select! {
             // The client left: free its place now, not at the next event.
             () = closed.closed() => None,
+            // Even a client that stopped reading must not hold the api's drain.
+            () = stop.cancelled() => None,
             ending = feed => match ending {
                 Some(Ending::Lagged) => {
                     state.streams.lagged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -292,7 +300,8 @@ async fn subscribe(
             )),
         };
         if let Some(event) = last_words {
-            drop(sender.send(event).await);
+            // Best effort: a client that stopped reading does not get it.
+            drop(tokio::time::timeout(FINAL_EVENT_WAIT, sender.send(event)).await);
         }
     });
     let events =

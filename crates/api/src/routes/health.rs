@@ -8,8 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use herald_projector::catalog::VersionState;
-use herald_projector::status::statuses;
+use herald_projector::status::stuck;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -27,18 +26,11 @@ async fn healthz() -> Json<Value> {
 }
 
 /// Active views whose oldest unapplied event is older than the configured bound; `None` when
-/// Postgres does not answer.
+/// Postgres does not answer (or the check fails).
 async fn stuck_projections(state: &AppState) -> Option<Vec<String>> {
     let client = state.store.pool().get().await.ok()?;
     let bound = state.settings.projector.max_lag_secs as f64;
-    let versions = statuses(&**client).await.ok()?;
-    Some(
-        versions
-            .iter()
-            .filter(|s| s.version.state == VersionState::Active && s.lag.seconds > bound)
-            .map(|s| s.version.table.checkpoint.clone())
-            .collect(),
-    )
+    stuck(&**client, bound).await.ok()
 }
 
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -1,5 +1,5 @@
-//! `GET /metrics`: Prometheus text exposition. Readable with an `admin` token or the configured
-//! scrape token. Lags are read from the catalog at scrape time, so every api process reports
+//! `GET /metrics`: Prometheus text exposition. Readable with the configured scrape token or the
+//! token of an admin of `auth.operator_tenant`. Lags are read from the catalog at scrape time, so every api process reports
 //! the same, current figures; stream counters are this process's own.
 
 use std::sync::atomic::Ordering;
@@ -48,11 +48,12 @@ fn allowed(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         return Ok(());
     }
     let verified = state.verifier.verify(token)?;
-    if verified.principal.is_admin() {
+    let operator = state.settings.auth.operator_tenant.as_deref();
+    if verified.principal.is_operator(operator) {
         Ok(())
     } else {
         Err(ApiError::Forbidden(
-            "metrics need the admin role or the scrape token".into(),
+            "metrics need the scrape token or the admin role in the operators' tenant".into(),
         ))
     }
 }

@@ -1,9 +1,10 @@
 //! Leases: one active runner per job (a projection version, the relay), with standbys.
 //!
 //! A lease is a session-level advisory lock held by a dedicated connection, and the holder does
-//! all of its writes on that same connection. When the holder dies, Postgres ends its session
+//! its Postgres writes on that same connection. When the holder dies, Postgres ends its session
 //! and frees the lock, so a standby's next attempt takes over; a holder whose connection broke
-//! cannot write any more either, so two holders never write at once.
+//! cannot write to Postgres any more either. (Writes elsewhere — the relay's publishes — need a
+//! guard of their own: see `crate::relay`.)
 
 use std::sync::OnceLock;
 
@@ -35,7 +36,7 @@ pub fn runner_name() -> &'static str {
     })
 }
 
-/// A connection of its own, outside the pool (with the pool's statement cache).
+/// A connection of its own, outside the pool, with a statement cache of its own.
 pub async fn connect(database: &DatabaseSettings) -> Result<ClientWrapper, StoreError> {
     let (client, connection) = database.pg_config()?.connect(NoTls).await?;
     let driver = tokio::spawn(async move {
@@ -71,9 +72,5 @@ impl LeaseConnection {
     /// The connection, for the holder's work.
     pub fn client(&mut self) -> &mut ClientWrapper {
         &mut self.client
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
     }
 }

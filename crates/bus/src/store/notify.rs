@@ -6,14 +6,43 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::warn;
 
 use super::reader::EVENTS_CHANNEL;
 use crate::settings::DatabaseSettings;
 
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// A counter that moves on every append to `collection` (to any collection when `None`) and
+/// after every reconnect: what a single reader waits on between reads. The listener runs on
+/// `tracker` until `shutdown`.
+pub fn wake_on_appends(
+    database: DatabaseSettings,
+    collection: Option<String>,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) -> watch::Receiver<u64> {
+    let waker = watch::Sender::new(0u64);
+    let wake = waker.subscribe();
+    tracker.spawn(listen(
+        database,
+        move |appended| {
+            let wanted = match (&collection, appended) {
+                (Some(wanted), Some(appended)) => wanted == appended,
+                _ => true,
+            };
+            if wanted {
+                waker.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        },
+        shutdown,
+    ));
+    wake
+}
 
 /// Listens until `shutdown`, reconnecting after failures.
 pub async fn listen(
