@@ -25,3 +25,20 @@ impl From<QueryRejection> for ApiError {
         ApiError::invalid_query("query", rejection.body_text())
     }
 }
+
+/// Items per page when `limit` is not given, and the most it may ask for.
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 200;
+
+/// The `limit` of a paged read: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
+pub fn page_limit(raw: Option<&String>) -> Result<i64, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    raw.parse::<i64>()
+        .ok()
+        .filter(|l| (1..=MAX_LIMIT).contains(l))
+        .ok_or_else(|| {
+            ApiError::invalid_query("limit", format!("must be an integer from 1 to {MAX_LIMIT}"))
+        })
+}

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::TokenVerifier;
+use crate::error::ApiError;
 use crate::events::EventTail;
 use crate::rate_limit::Limiter;
 use crate::replies::ReplyRouter;
@@ -61,6 +62,15 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
+    }
+
+    /// A pooled connection to the event store; `503` when none can be had.
+    pub async fn db(&self) -> Result<deadpool_postgres::Object, ApiError> {
+        self.store
+            .pool()
+            .get()
+            .await
+            .map_err(ApiError::store_unavailable)
     }
 
     /// The document named by a route, with its view.

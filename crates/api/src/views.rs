@@ -43,12 +43,7 @@ pub async fn fetch_document(
     tenant: &str,
     id: Uuid,
 ) -> Result<(Option<DocumentState>, LogPosition), ApiError> {
-    let client = state
-        .store
-        .pool()
-        .get()
-        .await
-        .map_err(ApiError::store_unavailable)?;
+    let client = state.db().await?;
     let sql = format!(
         "SELECT c.tx_id::text, c.position, {cols}
          FROM (SELECT 1) AS one
@@ -107,12 +102,7 @@ pub async fn list_documents(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Page, ApiError> {
-    let client = state
-        .store
-        .pool()
-        .get()
-        .await
-        .map_err(ApiError::store_unavailable)?;
+    let client = state.db().await?;
     let owner = match scope {
         ListScope::All => None,
         ListScope::CreatedBy(sub) => Some(sub),
@@ -224,12 +214,7 @@ pub async fn wait_for_position(
     let deadline = Instant::now() + wait;
     let mut delay = Duration::from_millis(2);
     loop {
-        let client = state
-            .store
-            .pool()
-            .get()
-            .await
-            .map_err(ApiError::store_unavailable)?;
+        let client = state.db().await?;
         let checkpoint = active_checkpoint(&**client, &view.projection)
             .await
             .map_err(ApiError::store_unavailable)?;
@@ -251,12 +236,7 @@ pub async fn check_issued(
     parameter: &str,
     target: LogPosition,
 ) -> Result<(), ApiError> {
-    let client = state
-        .store
-        .pool()
-        .get()
-        .await
-        .map_err(ApiError::store_unavailable)?;
+    let client = state.db().await?;
     let head: String = client
         .query_one("SELECT pg_snapshot_xmax(pg_current_snapshot())::text", &[])
         .await

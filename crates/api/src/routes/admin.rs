@@ -39,12 +39,7 @@ fn admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
 
 /// Every live version, as operators see them.
 async fn projections(state: &AppState) -> Result<Vec<Value>, ApiError> {
-    let client = state
-        .store
-        .pool()
-        .get()
-        .await
-        .map_err(ApiError::store_unavailable)?;
+    let client = state.db().await?;
     Ok(statuses(&**client)
         .await
         .map_err(ApiError::store_unavailable)?
@@ -82,12 +77,7 @@ async fn rebuild(
 ) -> Result<Response, ApiError> {
     admin(&state, &caller)?;
     let schema = schema_of(&state.registry, &name).ok_or(ApiError::NotFound)?;
-    let mut client = state
-        .store
-        .pool()
-        .get()
-        .await
-        .map_err(ApiError::store_unavailable)?;
+    let mut client = state.db().await?;
     let version = request_rebuild(&mut client, schema)
         .await
         .map_err(ApiError::store_unavailable)?;

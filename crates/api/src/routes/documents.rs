@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::body::JsonBody;
 use crate::error::ApiError;
-use crate::extract::{Path, Query};
+use crate::extract::{Path, Query, page_limit};
 use crate::headers::{
     Wait, etag, idempotency_key, if_match, if_none_match, prefer_wait, traceparent,
 };
@@ -46,9 +46,6 @@ pub fn router() -> Router<AppState> {
             post(|s, c, p, m, u, h| bodiless(Action::Restore, s, c, p, m, u, h)),
         )
 }
-
-const DEFAULT_LIMIT: i64 = 50;
-const MAX_LIMIT: i64 = 200;
 
 /// The collection of a route, hidden (404, or 401 when anonymous) unless the caller could read
 /// at least one of its documents.
@@ -375,19 +372,7 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let (schema, view) = find(&state, &caller, &app, &doc)?;
     reject_unknown_parameters(&query, &["limit", "cursor", "min_position"])?;
-    let limit = match query.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| {
-                ApiError::invalid_query(
-                    "limit",
-                    format!("must be an integer from 1 to {MAX_LIMIT}"),
-                )
-            })?,
-    };
+    let limit = page_limit(query.get("limit"))?;
     let after =
         match query.get("cursor") {
             None => None,

@@ -20,11 +20,9 @@ use tokio::sync::mpsc;
 use crate::auth::{Caller, TokenExpiry};
 use crate::error::ApiError;
 use crate::events::{Delivery, Ending, Selection, follow};
-use crate::extract::{Path, Query};
+use crate::extract::{Path, Query, page_limit};
 use crate::state::AppState;
 
-const DEFAULT_LIMIT: i64 = 50;
-const MAX_LIMIT: i64 = 200;
 /// Events waiting to be written to one subscriber's connection.
 const SEND_BUFFER: usize = 16;
 const LAST_EVENT_ID: &str = "last-event-id";
@@ -196,25 +194,8 @@ async fn page(
     after: Option<LogPosition>,
     query: &Params,
 ) -> Result<Response, ApiError> {
-    let limit = match query.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| {
-                ApiError::invalid_query(
-                    "limit",
-                    format!("must be an integer from 1 to {MAX_LIMIT}"),
-                )
-            })?,
-    };
-    let mut client = state
-        .store
-        .pool()
-        .get()
-        .await
-        .map_err(ApiError::store_unavailable)?;
+    let limit = page_limit(query.get("limit"))?;
+    let mut client = state.db().await?;
     let batch = read_batch(
         &mut client,
         after.unwrap_or(LogPosition::START),

@@ -60,12 +60,7 @@ fn allowed(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     allowed(&state, &headers)?;
-    let client = state
-        .store
-        .pool()
-        .get()
-        .await
-        .map_err(ApiError::store_unavailable)?;
+    let client = state.db().await?;
     let versions = statuses(&**client)
         .await
         .map_err(ApiError::store_unavailable)?;
