@@ -36,6 +36,7 @@ pub fn describe(registry: &Registry) -> Value {
         paths.insert(base.clone(), collection_path(doc, &name));
         paths.insert(format!("{base}/{{id}}"), document_path(doc, &name));
         paths.insert(format!("{base}/{{id}}/restore"), restore_path(doc, &name));
+        paths.insert(format!("{base}/{{id}}/history"), history_path(doc));
         let types: Vec<String> = ["created", "updated", "archived", "restored"]
             .iter()
             .map(|verb| format!("{name}.{verb}"))
@@ -160,6 +161,24 @@ fn common_schemas() -> Map<String, Value> {
             "events_applied": {"type": "integer"},
             "rebuild": {"type": "object", "properties": {
                 "done": {"type": "integer"}, "total": {"type": "integer"}, "percent": {"type": "number"}}}}}),
+    );
+    schemas.insert(
+        "HistoryPage".into(),
+        json!({"type": "object", "required": ["data", "next_cursor", "has_more"], "properties": {
+            "data": {"type": "array", "items": {"type": "object",
+                "required": ["version", "type", "time", "actor", "command_id", "idempotency_key", "changes"],
+                "properties": {
+                    "version": {"type": "integer", "minimum": 1},
+                    "type": {"type": "string"},
+                    "time": {"type": "string", "format": "date-time"},
+                    "actor": {"type": "object", "properties": {
+                        "sub": {"type": "string"}, "roles": {"type": ["array", "null"], "items": {"type": "string"}}}},
+                    "command_id": {"type": ["string", "null"]},
+                    "idempotency_key": {"type": ["string", "null"]},
+                    "changes": {"type": "object", "additionalProperties": {"type": "object",
+                        "required": ["before", "after"], "properties": {"before": {}, "after": {}}}}}}},
+            "next_cursor": {"type": ["string", "null"]},
+            "has_more": {"type": "boolean"}}}),
     );
     schemas.insert(
         "Accepted".into(),
@@ -438,8 +457,10 @@ fn document_path(doc: &DocumentSchema, name: &str) -> Value {
     json!({
         "parameters": [id_parameter()],
         "get": {"summary": format!("Read a {tag}"), "tags": [tag],
-            "parameters": [min_position(), header("If-None-Match", "Entity tags of versions the client has.", json!({"type": "string"}))],
-            "responses": with_common(read_responses, &[("400", "Invalid query")])},
+            "parameters": [min_position(), header("If-None-Match", "Entity tags of versions the client has.", json!({"type": "string"})),
+                json!({"name": "as_of", "in": "query", "required": false, "schema": {"type": "string"},
+                    "description": "The document as it was at this version (an integer from 1) or RFC 3339 time; needs the history right."})],
+            "responses": with_common(read_responses, &[("400", "Invalid query"), ("403", "No history right (with as_of)")])},
         "patch": {"summary": format!("Update a {tag} (JSON Merge Patch)"), "tags": [tag], "parameters": if_match_headers,
             "requestBody": {"required": true, "content": {
                 "application/merge-patch+json": {"schema": patch}, "application/json": {"schema": patch}}},
@@ -548,4 +569,22 @@ fn admin_paths() -> Map<String, Value> {
             "responses": with_common(rebuild, &admin_errors)}}),
     );
     paths
+}
+
+fn history_path(doc: &DocumentSchema) -> Value {
+    let tag = doc.collection();
+    let mut responses = Map::new();
+    responses.insert(
+        "200".into(),
+        json!({"description": "The document's events, oldest first", "content": {"application/json": {"schema": reference("HistoryPage")}}}),
+    );
+    json!({
+        "parameters": [id_parameter()],
+        "get": {"summary": format!("The history of a {tag}"), "tags": [tag],
+            "parameters": [
+                {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+                {"name": "cursor", "in": "query", "required": false, "schema": token_schema()},
+            ],
+            "responses": with_common(responses, &[("400", "Invalid query"), ("403", "No history right")])},
+    })
 }

@@ -140,7 +140,7 @@ pub async fn list_documents(
     })
 }
 
-/// The key that signs list cursors, so a client cannot forge or alter one.
+/// The key that signs page cursors, so a client cannot forge or alter one.
 #[derive(Clone)]
 pub struct CursorKey([u8; 32]);
 
@@ -168,36 +168,34 @@ impl CursorKey {
         Self(key)
     }
 
-    fn mac(&self, collection: &str, id: Uuid) -> Option<Mac> {
+    fn mac(&self, scope: &str, payload: &[u8]) -> Option<Mac> {
         use hmac::Mac as _;
         let mut mac = Mac::new_from_slice(&self.0).ok()?;
-        mac.update(collection.as_bytes());
-        mac.update(id.as_bytes());
+        mac.update(scope.as_bytes());
+        mac.update(&[0]);
+        mac.update(payload);
         Some(mac)
     }
 
-    /// The cursor after `id` in `collection`: the id and a truncated MAC, base64url.
-    pub fn encode(&self, collection: &str, id: Uuid) -> String {
+    /// A cursor carrying `payload` (where a page ends) for `scope` (what it pages: a collection,
+    /// a document's history): the payload and a truncated MAC, base64url.
+    pub fn encode(&self, scope: &str, payload: &[u8]) -> String {
         use hmac::Mac as _;
-        let mut bytes = id.as_bytes().to_vec();
-        if let Some(mac) = self.mac(collection, id) {
+        let mut bytes = payload.to_vec();
+        if let Some(mac) = self.mac(scope, payload) {
             bytes.extend_from_slice(&mac.finalize().into_bytes()[..MAC_LEN]);
         }
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    /// The id a cursor continues after, if this server made it for `collection`.
-    pub fn decode(&self, collection: &str, cursor: &str) -> Option<Uuid> {
+    /// The payload of a cursor, if this server made it for `scope`.
+    pub fn decode(&self, scope: &str, cursor: &str) -> Option<Vec<u8>> {
         use hmac::Mac as _;
         let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-        if bytes.len() != 16 + MAC_LEN {
-            return None;
-        }
-        let id = Uuid::from_slice(&bytes[..16]).ok()?;
-        self.mac(collection, id)?
-            .verify_truncated_left(&bytes[16..])
-            .ok()?;
-        Some(id)
+        let split = bytes.len().checked_sub(MAC_LEN)?;
+        let (payload, tag) = bytes.split_at(split);
+        self.mac(scope, payload)?.verify_truncated_left(tag).ok()?;
+        Some(payload.to_vec())
     }
 }
 

@@ -9,11 +9,11 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{ClientWrapper, Transaction};
-use herald_bus::document::{Change, DocumentState, FoldError, Stamp, apply};
+use herald_bus::document::DocumentState;
 use herald_bus::position::LogPosition;
 use herald_bus::store::StoreError;
 use herald_bus::store::reader::{
-    Batch, RecordedEvent, load_checkpoint, read_batch, save_checkpoint,
+    Batch, RecordedEvent, ReplayError, load_checkpoint, read_batch, save_checkpoint,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -26,15 +26,8 @@ pub enum ProjectError {
     Store(#[from] StoreError),
     #[error("database error")]
     Database(#[from] tokio_postgres::Error),
-    #[error("event {event_id} has a type no view knows: {event_type}")]
-    UnknownEventType { event_id: Uuid, event_type: String },
-    #[error("event {event_id} ({event_type}) cannot be applied to its view")]
-    Unapplicable {
-        event_id: Uuid,
-        event_type: String,
-        #[source]
-        source: FoldError,
-    },
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
 }
 
 /// What one step did.
@@ -91,7 +84,7 @@ pub async fn apply_batch(
     let mut seen = HashSet::new();
     for event in &batch.events {
         let key = (event.tenant.clone(), event.document_id);
-        let next = fold_event(rows.remove(&key), event)?;
+        let next = event.fold(rows.remove(&key))?;
         rows.insert(key.clone(), next);
         if seen.insert(key.clone()) {
             touched.push(key);
@@ -119,30 +112,6 @@ pub async fn apply_batch(
     save_checkpoint(&*tx, &table.checkpoint, batch.checkpoint).await?;
     tx.commit().await?;
     Ok(progress)
-}
-
-fn fold_event(
-    current: Option<DocumentState>,
-    event: &RecordedEvent,
-) -> Result<DocumentState, ProjectError> {
-    let unapplicable = |source| ProjectError::Unapplicable {
-        event_id: event.event_id,
-        event_type: event.event_type.clone(),
-        source,
-    };
-    let change = Change::from_stored(&event.event_type, &event.data).ok_or_else(|| {
-        ProjectError::UnknownEventType {
-            event_id: event.event_id,
-            event_type: event.event_type.clone(),
-        }
-    })?;
-    let actor = event.metadata["actor"]["sub"].as_str().unwrap_or("unknown");
-    let stamp = Stamp {
-        version: event.version,
-        at: event.recorded_at,
-        by: actor,
-    };
-    apply(current, event.document_id, &change, stamp).map_err(unapplicable)
 }
 
 type RowKey = (String, Uuid);

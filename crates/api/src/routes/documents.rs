@@ -28,6 +28,7 @@ use crate::extract::{Path, Query, page_limit};
 use crate::headers::{
     Wait, etag, idempotency_key, if_match, if_none_match, prefer_wait, traceparent,
 };
+use crate::routes::history::{AsOf, readable_history, state_as_of};
 use crate::state::AppState;
 use crate::submit::submit;
 use crate::views::{DocumentView, ListScope, fetch_document, list_documents, wait_for_position};
@@ -335,7 +336,10 @@ async fn read(
 ) -> Result<Response, ApiError> {
     let (schema, view) = find(&state, &caller, &app, &doc)?;
     let id = parse_id(&caller, &id)?;
-    reject_unknown_parameters(&query, &["min_position"])?;
+    reject_unknown_parameters(&query, &["min_position", "as_of"])?;
+    if let Some(raw) = query.get("as_of") {
+        return read_as_of(&state, &caller, schema, id, AsOf::parse(raw)?).await;
+    }
     await_min_position(&state, view, &query, &headers).await?;
     let principal: &Principal = &caller.0;
     let (document, checkpoint) =
@@ -362,6 +366,26 @@ async fn read(
     Ok(([(header::ETAG, tag)], [position], Json(Value::Object(body))).into_response())
 }
 
+/// The document as it was at a version or time, folded from its events.
+async fn read_as_of(
+    state: &AppState,
+    caller: &Caller,
+    schema: &DocumentSchema,
+    id: Uuid,
+    as_of: AsOf,
+) -> Result<Response, ApiError> {
+    let events = readable_history(state, caller, schema, id).await?;
+    let document = state_as_of(&events, as_of)?.ok_or(ApiError::NotFound)?;
+    let tag = HeaderValue::from_str(&etag(document.version)).map_err(ApiError::internal)?;
+    let mut body = document.to_json();
+    caller.0.redact(
+        &schema.fields,
+        &mut body,
+        Ownership::CreatedBy(&document.created_by),
+    );
+    Ok(([(header::ETAG, tag)], Json(Value::Object(body))).into_response())
+}
+
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -373,13 +397,18 @@ async fn list(
     let (schema, view) = find(&state, &caller, &app, &doc)?;
     reject_unknown_parameters(&query, &["limit", "cursor", "min_position"])?;
     let limit = page_limit(query.get("limit"))?;
-    let after =
-        match query.get("cursor") {
-            None => None,
-            Some(raw) => Some(state.cursors.decode(&schema.collection(), raw).ok_or_else(
-                || ApiError::invalid_query("cursor", "not a cursor from this server"),
-            )?),
-        };
+    let after = match query.get("cursor") {
+        None => None,
+        Some(raw) => Some(
+            state
+                .cursors
+                .decode(&schema.collection(), raw)
+                .and_then(|id| Uuid::from_slice(&id).ok())
+                .ok_or_else(|| {
+                    ApiError::invalid_query("cursor", "not a cursor from this server")
+                })?,
+        ),
+    };
     await_min_position(&state, view, &query, &headers).await?;
     let principal = &caller.0;
     let scope = if principal.may_any_document(schema.acl.roles("read")) {
@@ -393,7 +422,7 @@ async fn list(
         .then(|| {
             page.documents
                 .last()
-                .map(|d| state.cursors.encode(&schema.collection(), d.id))
+                .map(|d| state.cursors.encode(&schema.collection(), d.id.as_bytes()))
         })
         .flatten();
     let data: Vec<Value> = page

@@ -6,6 +6,7 @@ mod docs;
 mod documents;
 mod events;
 mod health;
+pub(crate) mod history;
 mod metrics;
 
 use axum::Router;
@@ -20,5 +21,6 @@ pub fn router() -> Router<AppState> {
         .merge(commands::router())
         .merge(docs::router())
         .merge(documents::router())
+        .merge(history::router())
         .merge(events::router())
 }

@@ -13,6 +13,7 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::{StoreError, parse_tx_id};
+use crate::document::{Change, DocumentState, FoldError, Stamp, apply};
 use crate::position::LogPosition;
 
 /// The notification channel appends signal on (payload: the collection).
@@ -38,7 +39,44 @@ pub struct RecordedEvent {
     pub created_by: Option<String>,
 }
 
+/// Why a stored event cannot be folded.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("event {event_id} has a type no document knows: {event_type}")]
+    UnknownEventType { event_id: Uuid, event_type: String },
+    #[error("event {event_id} ({event_type}) cannot be applied")]
+    Unapplicable {
+        event_id: Uuid,
+        event_type: String,
+        #[source]
+        source: FoldError,
+    },
+}
+
 impl RecordedEvent {
+    /// The document after this event, given the state before it: the one fold of
+    /// [`crate::document::apply`], for views and history alike.
+    pub fn fold(&self, before: Option<DocumentState>) -> Result<DocumentState, ReplayError> {
+        let change = Change::from_stored(&self.event_type, &self.data).ok_or_else(|| {
+            ReplayError::UnknownEventType {
+                event_id: self.event_id,
+                event_type: self.event_type.clone(),
+            }
+        })?;
+        let stamp = Stamp {
+            version: self.version,
+            at: self.recorded_at,
+            by: self.metadata["actor"]["sub"].as_str().unwrap_or("unknown"),
+        };
+        apply(before, self.document_id, &change, stamp).map_err(|source| {
+            ReplayError::Unapplicable {
+                event_id: self.event_id,
+                event_type: self.event_type.clone(),
+                source,
+            }
+        })
+    }
+
     /// The event as clients see it (SSE, event pages, `HERALD_EVENTS`), with `data` given
     /// (redacted for the reader, where it must be).
     pub fn wire(&self, data: Value) -> Value {
@@ -55,6 +93,54 @@ impl RecordedEvent {
             "data": data,
         })
     }
+}
+
+/// The columns [`recorded`] reads, in its order.
+const EVENT_COLUMNS: &str = "e.position, e.tx_id::text, e.event_id, e.tenant, e.stream_id, \
+     e.collection, e.document_id, e.version, e.type, e.schema_version, e.data, e.metadata, \
+     e.recorded_at";
+
+/// An event row ([`EVENT_COLUMNS`], then the creator or `NULL`).
+fn recorded(row: &tokio_postgres::Row) -> Result<RecordedEvent, StoreError> {
+    Ok(RecordedEvent {
+        position: LogPosition {
+            tx_id: parse_tx_id(row.get(1))?,
+            position: row.get(0),
+        },
+        event_id: row.get(2),
+        tenant: row.get(3),
+        stream_id: row.get(4),
+        collection: row.get(5),
+        document_id: row.get(6),
+        version: row.get(7),
+        event_type: row.get(8),
+        schema_version: row.get(9),
+        data: row.get(10),
+        metadata: row.get(11),
+        recorded_at: row.get(12),
+        created_by: row.get(13),
+    })
+}
+
+/// Every event of one stream, by version, with the document's creator.
+pub async fn read_stream(
+    client: &impl GenericClient,
+    tenant: &str,
+    stream_id: &str,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS}, s.created_by
+         FROM herald.events e
+         JOIN herald.streams s ON s.tenant = e.tenant AND s.stream_id = e.stream_id
+         WHERE e.tenant = $1 AND e.stream_id = $2
+         ORDER BY e.version"
+    );
+    client
+        .query(&sql, &[&tenant, &stream_id])
+        .await?
+        .iter()
+        .map(recorded)
+        .collect()
 }
 
 /// Which events a read returns. Every condition is a bind parameter.
@@ -177,9 +263,7 @@ pub async fn read_batch(
     let mut params: Vec<Param<'_>> = vec![&after_tx, &after.position, &frontier, &limit];
     let (conditions, order) = filter.clauses(&mut params);
     let sql = format!(
-        "SELECT e.position, e.tx_id::text, e.event_id, e.tenant, e.stream_id, e.collection,
-                e.document_id, e.version, e.type, e.schema_version, e.data, e.metadata,
-                e.recorded_at, {creator}
+        "SELECT {EVENT_COLUMNS}, {creator}
          FROM herald.events e {join}
          WHERE {conditions}
          ORDER BY {order}
@@ -189,27 +273,7 @@ pub async fn read_batch(
     let rows = tx.query(&statement, &params).await?;
     let events = rows
         .iter()
-        .map(|row| {
-            let tx_text: &str = row.get(1);
-            Ok(RecordedEvent {
-                position: LogPosition {
-                    tx_id: parse_tx_id(tx_text)?,
-                    position: row.get(0),
-                },
-                event_id: row.get(2),
-                tenant: row.get(3),
-                stream_id: row.get(4),
-                collection: row.get(5),
-                document_id: row.get(6),
-                version: row.get(7),
-                event_type: row.get(8),
-                schema_version: row.get(9),
-                data: row.get(10),
-                metadata: row.get(11),
-                recorded_at: row.get(12),
-                created_by: row.get(13),
-            })
-        })
+        .map(recorded)
         .collect::<Result<Vec<_>, StoreError>>()?;
     // Anything of the filter's at or past the frontier: read it again soon.
     let start = LogPosition {
