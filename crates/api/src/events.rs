@@ -19,7 +19,7 @@ use herald_bus::position::LogPosition;
 use herald_bus::schema::{DocumentSchema, Registry};
 use herald_bus::settings::DatabaseSettings;
 use herald_bus::store::notify;
-use herald_bus::store::reader::{Batch, LogFilter, RecordedEvent, frontier, read_batch};
+use herald_bus::store::reader::{Batch, LogFilter, Pacing, RecordedEvent, frontier, read_batch};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
@@ -28,7 +28,6 @@ use tracing::warn;
 
 /// Events read per query by the tail and by catch-up reads.
 const READ_BATCH: i64 = 500;
-const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The process-wide tail of the log.
@@ -73,7 +72,7 @@ async fn tail(
         creators: true,
         ..LogFilter::default()
     };
-    let mut held_back_delay = Duration::from_millis(1);
+    let mut pacing = Pacing::default();
     while !shutdown.is_cancelled() {
         let step = async {
             let mut client = pool.get().await?;
@@ -112,13 +111,7 @@ async fn tail(
         if !batch.caught_up {
             continue;
         }
-        let wait = if batch.held_back {
-            held_back_delay = (held_back_delay * 2).min(Duration::from_millis(50));
-            held_back_delay
-        } else {
-            held_back_delay = Duration::from_millis(1);
-            POLL_INTERVAL
-        };
+        let wait = pacing.wait(batch.held_back);
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = wake.changed() => {}
@@ -181,6 +174,15 @@ impl Selection {
             self.principal.redact(&schema.fields, fields, owner);
         }
         Some(event.wire(data))
+    }
+
+    /// The event ready to send to this subscriber, if it may see it.
+    fn delivery(&self, registry: &Registry, event: &RecordedEvent) -> Option<Delivery> {
+        Some(Delivery {
+            position: event.position,
+            event_type: event.event_type.clone(),
+            body: self.view(registry, event)?,
+        })
     }
 }
 
@@ -267,15 +269,10 @@ where
                     }
                 };
                 for event in &batch.events {
-                    if let Some(body) = selection.view(registry, event) {
-                        let delivery = Delivery {
-                            position: event.position,
-                            event_type: event.event_type.clone(),
-                            body,
-                        };
-                        if !send(delivery).await {
-                            return None;
-                        }
+                    if let Some(delivery) = selection.delivery(registry, event)
+                        && !send(delivery).await
+                    {
+                        return None;
                     }
                 }
                 last = batch.checkpoint;
@@ -299,15 +296,10 @@ where
                         continue;
                     }
                     last = event.position;
-                    if let Some(body) = selection.view(registry, &event) {
-                        let delivery = Delivery {
-                            position: event.position,
-                            event_type: event.event_type.clone(),
-                            body,
-                        };
-                        if !send(delivery).await {
-                            return None;
-                        }
+                    if let Some(delivery) = selection.delivery(registry, &event)
+                        && !send(delivery).await
+                    {
+                        return None;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) if fresh => {

@@ -27,7 +27,7 @@ use crate::position::LogPosition;
 use crate::settings::{DatabaseSettings, RelaySettings};
 use crate::store::lease::{LeaseConnection, lease_key};
 use crate::store::notify;
-use crate::store::reader::{LogFilter, load_checkpoint, read_batch, save_checkpoint};
+use crate::store::reader::{LogFilter, Pacing, load_checkpoint, read_batch, save_checkpoint};
 
 /// The relay's checkpoint (and lease) name.
 pub const RELAY_CHECKPOINT: &str = "relay";
@@ -36,7 +36,6 @@ pub const POSITION_HEADER: &str = "Herald-Position";
 /// The header carrying the event's type.
 pub const TYPE_HEADER: &str = "Herald-Event-Type";
 
-const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const LEASE_RETRY: Duration = Duration::from_secs(1);
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -103,7 +102,7 @@ async fn hold(
     let checkpoint = load_checkpoint(&**lease.client(), RELAY_CHECKPOINT).await?;
     let mut after = published.map_or(checkpoint, |p| p.max(checkpoint));
     info!(resume = %after, sequence, "event relay lease taken");
-    let mut held_back_delay = Duration::from_millis(1);
+    let mut pacing = Pacing::default();
     loop {
         let batch = read_batch(
             lease.client(),
@@ -153,13 +152,7 @@ async fn hold(
             }
             continue;
         }
-        let wait = if batch.held_back {
-            held_back_delay = (held_back_delay * 2).min(Duration::from_millis(50));
-            held_back_delay
-        } else {
-            held_back_delay = Duration::from_millis(1);
-            POLL_INTERVAL
-        };
+        let wait = pacing.wait(batch.held_back);
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             _ = wake.changed() => {}

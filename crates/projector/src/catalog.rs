@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::ClientWrapper;
 use herald_bus::position::LogPosition;
 use herald_bus::schema::DocumentSchema;
+use herald_bus::store::StoreError;
 use herald_bus::store::lease::lease_key;
-use herald_bus::store::reader::save_checkpoint;
-use herald_bus::store::{StoreError, parse_tx_id};
+use herald_bus::store::reader::{checkpoint_at, save_checkpoint};
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
@@ -58,13 +58,7 @@ fn version_of(row: &tokio_postgres::Row) -> Result<ProjectionVersion, StoreError
     let name: String = row.get(0);
     let columns: Vec<Column> = serde_json::from_value(row.get(2))
         .map_err(|e| StoreError::Corrupt(format!("columns of projection {name}: {e}")))?;
-    let checkpoint = match row.get::<_, Option<&str>>(11) {
-        Some(tx) => LogPosition {
-            tx_id: parse_tx_id(tx)?,
-            position: row.get(12),
-        },
-        None => LogPosition::START,
-    };
+    let checkpoint = checkpoint_at(Some(row), 11)?;
     Ok(ProjectionVersion {
         table: VersionTable::new(&name, row.get(1), columns),
         shape: row.get(3),
@@ -279,13 +273,7 @@ pub async fn activate(
     let mut mine = None;
     let mut active = None;
     for row in &rows {
-        let checkpoint = match row.get::<_, Option<&str>>(2) {
-            Some(tx) => LogPosition {
-                tx_id: parse_tx_id(tx)?,
-                position: row.get(3),
-            },
-            None => LogPosition::START,
-        };
+        let checkpoint = checkpoint_at(Some(row), 2)?;
         let number: i32 = row.get(0);
         if number == table.version {
             mine = Some((row.get::<_, String>(1), checkpoint));
@@ -390,11 +378,5 @@ pub async fn active_checkpoint(
             &[&projection],
         )
         .await?;
-    let Some(row) = row else {
-        return Ok(LogPosition::START);
-    };
-    Ok(LogPosition {
-        tx_id: parse_tx_id(row.get(0))?,
-        position: row.get(1),
-    })
+    checkpoint_at(row.as_ref(), 0)
 }

@@ -13,7 +13,7 @@ use herald_bus::schema::Registry;
 use herald_bus::settings::{DatabaseSettings, ProjectorSettings};
 use herald_bus::store::lease::{LeaseConnection, connect, runner_name};
 use herald_bus::store::notify;
-use herald_bus::store::reader::{load_checkpoint, read_batch};
+use herald_bus::store::reader::{Pacing, load_checkpoint, read_batch};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -24,8 +24,6 @@ use crate::apply::{apply_batch, project_next};
 use crate::catalog::{self, VersionState};
 use crate::table::VersionTable;
 
-/// Re-read at least this often even without a notification.
-const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the supervisor looks for new versions (a rebuild requested elsewhere).
 const SUPERVISE_INTERVAL: Duration = Duration::from_secs(1);
 /// An idle holder still reports that it is alive this often.
@@ -185,7 +183,7 @@ async fn hold(
     if building && catch_up(runtime, &mut lease, table).await? == Some(Stop::Retired) {
         return Ok(Stop::Retired);
     }
-    let mut held_back_delay = Duration::from_millis(1);
+    let mut pacing = Pacing::default();
     let mut last_heartbeat = Instant::now();
     loop {
         let batch_size = if building {
@@ -233,13 +231,7 @@ async fn hold(
             }
             last_heartbeat = Instant::now();
         }
-        let wait = if progress.held_back {
-            held_back_delay = (held_back_delay * 2).min(Duration::from_millis(50));
-            held_back_delay
-        } else {
-            held_back_delay = Duration::from_millis(1);
-            POLL_INTERVAL
-        };
+        let wait = pacing.wait(progress.held_back);
         tokio::select! {
             () = runtime.shutdown.cancelled() => return Ok(Stop::Shutdown),
             _ = wake.changed() => {}

@@ -309,6 +309,38 @@ pub async fn read_batch(
     })
 }
 
+/// When a reader that has caught up reads again: soon, and a little later each time, while
+/// committed events are held back behind an older open transaction; otherwise after the
+/// polling interval (a notification usually comes first).
+#[derive(Debug)]
+pub struct Pacing {
+    held_back_delay: std::time::Duration,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self {
+            held_back_delay: Self::FIRST,
+        }
+    }
+}
+
+impl Pacing {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(1);
+    const MOST: std::time::Duration = std::time::Duration::from_millis(50);
+    pub const POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+    pub fn wait(&mut self, held_back: bool) -> std::time::Duration {
+        if held_back {
+            self.held_back_delay = (self.held_back_delay * 2).min(Self::MOST);
+            self.held_back_delay
+        } else {
+            self.held_back_delay = Self::FIRST;
+            Self::POLL
+        }
+    }
+}
+
 /// The safe frontier now: every event a reader can still be shown lies after it.
 pub async fn frontier(client: &impl GenericClient) -> Result<LogPosition, StoreError> {
     let text: String = client
@@ -319,6 +351,26 @@ pub async fn frontier(client: &impl GenericClient) -> Result<LogPosition, StoreE
         tx_id: parse_tx_id(&text)?,
         position: 0,
     })
+}
+
+/// A checkpoint read as `tx_id::text, position` starting at column `at` (the start of the log
+/// when the row or its columns are absent, as after an outer join).
+pub fn checkpoint_at(
+    row: Option<&tokio_postgres::Row>,
+    at: usize,
+) -> Result<LogPosition, StoreError> {
+    match row.and_then(|r| {
+        Some((
+            r.get::<_, Option<&str>>(at)?,
+            r.get::<_, Option<i64>>(at + 1)?,
+        ))
+    }) {
+        Some((tx, position)) => Ok(LogPosition {
+            tx_id: parse_tx_id(tx)?,
+            position,
+        }),
+        None => Ok(LogPosition::START),
+    }
 }
 
 /// How far the reader `name` has read the log (the start when it has not read anything yet).
@@ -332,13 +384,7 @@ pub async fn load_checkpoint(
             &[&name],
         )
         .await?;
-    let Some(row) = row else {
-        return Ok(LogPosition::START);
-    };
-    Ok(LogPosition {
-        tx_id: parse_tx_id(row.get(0))?,
-        position: row.get(1),
-    })
+    checkpoint_at(row.as_ref(), 0)
 }
 
 /// Moves the checkpoint `name` (in the caller's transaction, with the work it covers).
