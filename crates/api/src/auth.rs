@@ -302,6 +302,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 }
 
 impl Caller {
+    /// A document id from a path: one that is not a UUID names nothing the caller can see.
+    pub fn document_id(&self, raw: &str) -> Result<uuid::Uuid, ApiError> {
+        uuid::Uuid::parse_str(raw).map_err(|_| self.hidden())
+    }
+
     /// The refusal for a caller that may not see something: anonymous callers are asked to
     /// authenticate, others get `404` so existence never leaks.
     pub fn hidden(&self) -> ApiError {

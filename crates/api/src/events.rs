@@ -209,6 +209,30 @@ pub enum Ending {
     Shutdown,
 }
 
+/// Runs `attempt` until it succeeds, backing off after each failure; `None` on shutdown.
+async fn until_done<T, Fut>(
+    shutdown: &CancellationToken,
+    what: &str,
+    mut attempt: impl FnMut() -> Fut,
+) -> Option<T>
+where
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            result = attempt() => match result {
+                Ok(value) => return Some(value),
+                Err(error) => warn!(error = format!("{error:#}"), "event stream cannot {what}; retrying"),
+            },
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            () = tokio::time::sleep(ERROR_BACKOFF) => {}
+        }
+    }
+}
+
 /// Feeds a subscriber: catch-up from `after` (when given), then live events, each checked with
 /// `selection`, into `send` (which waits while the subscriber is slow). Returns why it ended,
 /// or `None` when the subscriber went away.
@@ -230,43 +254,28 @@ where
     // Live-only subscriptions start at the log's end now, even if the tail is a little behind.
     let mut last = match after {
         Some(after) => after,
-        None => loop {
-            let now = async {
+        None => {
+            let end = until_done(shutdown, "read the log's end", || async {
                 let client = pool.get().await?;
                 anyhow::Ok(frontier(&**client).await?)
-            };
-            tokio::select! {
-                () = shutdown.cancelled() => return Some(Ending::Shutdown),
-                result = now => match result {
-                    Ok(position) => break position,
-                    Err(error) => {
-                        warn!(error = format!("{error:#}"), "cannot read the log's end; retrying");
-                        tokio::time::sleep(ERROR_BACKOFF).await;
-                    }
-                },
+            });
+            match end.await {
+                Some(end) => end,
+                None => return Some(Ending::Shutdown),
             }
-        },
+        }
     };
     let mut catch_up = after.is_some();
     loop {
         if catch_up {
             // Read what the log holds after `last`; the broadcast buffers meanwhile.
             loop {
-                let batch = loop {
-                    let read = async {
-                        let mut client = pool.get().await?;
-                        anyhow::Ok(read_batch(&mut client, last, &filter, READ_BATCH).await?)
-                    };
-                    tokio::select! {
-                        () = shutdown.cancelled() => return Some(Ending::Shutdown),
-                        result = read => match result {
-                            Ok(batch) => break batch,
-                            Err(error) => {
-                                warn!(error = format!("{error:#}"), "event catch-up failed; retrying");
-                                tokio::time::sleep(ERROR_BACKOFF).await;
-                            }
-                        },
-                    }
+                let read = until_done(shutdown, "catch up", || async {
+                    let mut client = pool.get().await?;
+                    anyhow::Ok(read_batch(&mut client, last, &filter, READ_BATCH).await?)
+                });
+                let Some(batch) = read.await else {
+                    return Some(Ending::Shutdown);
                 };
                 for event in &batch.events {
                     if let Some(delivery) = selection.delivery(registry, event)

@@ -26,6 +26,17 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+/// Refuses the first query parameter not in `known`, naming it.
+pub fn reject_unknown_parameters(
+    query: &std::collections::HashMap<String, String>,
+    known: &[&str],
+) -> Result<(), ApiError> {
+    match query.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(unknown) => Err(ApiError::invalid_query(unknown, "unknown query parameter")),
+        None => Ok(()),
+    }
+}
+
 /// Items per page when `limit` is not given, and the most it may ask for.
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::TokenVerifier;
+use crate::auth::{Caller, TokenVerifier};
 use crate::error::ApiError;
 use crate::events::EventTail;
 use crate::rate_limit::Limiter;
@@ -71,6 +71,21 @@ impl AppState {
             .get()
             .await
             .map_err(ApiError::store_unavailable)
+    }
+
+    /// The collection of a route, hidden (404, or 401 when anonymous) unless the caller could
+    /// read at least one of its documents.
+    pub fn readable_collection(
+        &self,
+        caller: &Caller,
+        app: &str,
+        doc: &str,
+    ) -> Result<(&Arc<DocumentSchema>, &DocumentView), ApiError> {
+        let (schema, view) = self.collection(app, doc).ok_or_else(|| caller.hidden())?;
+        if !caller.0.may_some_document(schema.acl.roles("read")) {
+            return Err(caller.hidden());
+        }
+        Ok((schema, view))
     }
 
     /// The document named by a route, with its view.

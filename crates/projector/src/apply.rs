@@ -18,6 +18,7 @@ use herald_bus::store::reader::{
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::catalog::record_progress;
 use crate::table::{ROW_COLUMNS, VersionTable};
 
 #[derive(Debug, thiserror::Error)]
@@ -91,20 +92,8 @@ pub async fn apply_batch(
         }
     }
     write_rows(&tx, table, &touched, &rows).await?;
-    let live = tx
-        .execute(
-            "UPDATE herald.projections
-             SET events_done = events_done + $3, heartbeat_at = now(), runner = $4
-             WHERE name = $1 AND version = $2 AND state <> 'retired'",
-            &[
-                &table.projection,
-                &table.version,
-                &i64::try_from(batch.events.len()).unwrap_or(i64::MAX),
-                &herald_bus::store::lease::runner_name(),
-            ],
-        )
-        .await?;
-    if live == 0 {
+    let applied = i64::try_from(batch.events.len()).unwrap_or(i64::MAX);
+    if !record_progress(&*tx, table, applied).await? {
         tx.rollback().await?;
         progress.retired = true;
         return Ok(progress);

@@ -10,7 +10,7 @@ use deadpool_postgres::ClientWrapper;
 use herald_bus::position::LogPosition;
 use herald_bus::schema::DocumentSchema;
 use herald_bus::store::StoreError;
-use herald_bus::store::lease::lease_key;
+use herald_bus::store::lease::{lease_key, runner_name};
 use herald_bus::store::reader::{checkpoint_at, save_checkpoint};
 use serde::Serialize;
 use tokio_postgres::GenericClient;
@@ -328,6 +328,24 @@ pub async fn activate(
         tracing::warn!(%error, projection = %table.projection, "cannot drop a replaced version yet");
     }
     Ok(true)
+}
+
+/// Records that the version's runner is alive and has applied `applied` more events (in the
+/// caller's transaction, with those events); `false` when the version was retired meanwhile.
+pub async fn record_progress(
+    client: &impl GenericClient,
+    table: &VersionTable,
+    applied: i64,
+) -> Result<bool, StoreError> {
+    let updated = client
+        .execute(
+            "UPDATE herald.projections
+             SET events_done = events_done + $3, heartbeat_at = now(), runner = $4
+             WHERE name = $1 AND version = $2 AND state <> 'retired'",
+            &[&table.projection, &table.version, &applied, &runner_name()],
+        )
+        .await?;
+    Ok(updated > 0)
 }
 
 /// Removes retired versions: their tables, checkpoints and catalog rows. A table still being

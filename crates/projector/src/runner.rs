@@ -226,7 +226,7 @@ async fn hold(
             continue;
         }
         if last_heartbeat.elapsed() >= HEARTBEAT_INTERVAL {
-            if !heartbeat(lease.client(), table).await? {
+            if !catalog::record_progress(&**lease.client(), table, 0).await? {
                 return Ok(Stop::Retired);
             }
             last_heartbeat = Instant::now();
@@ -280,19 +280,4 @@ async fn catch_up(
     .await;
     read_ahead.abort();
     outcome
-}
-
-/// Records that the holder is alive; `false` when the version was retired.
-async fn heartbeat(
-    client: &deadpool_postgres::ClientWrapper,
-    table: &VersionTable,
-) -> Result<bool, tokio_postgres::Error> {
-    let updated = client
-        .execute(
-            "UPDATE herald.projections SET heartbeat_at = now(), runner = $3
-             WHERE name = $1 AND version = $2 AND state <> 'retired'",
-            &[&table.projection, &table.version, &runner_name()],
-        )
-        .await?;
-    Ok(updated > 0)
 }

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::body::JsonBody;
 use crate::error::ApiError;
-use crate::extract::{Path, Query, page_limit};
+use crate::extract::{Path, Query, page_limit, reject_unknown_parameters};
 use crate::headers::{
     Wait, etag, idempotency_key, if_match, if_none_match, prefer_wait, traceparent,
 };
@@ -48,21 +48,6 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// The collection of a route, hidden (404, or 401 when anonymous) unless the caller could read
-/// at least one of its documents.
-fn find<'s>(
-    state: &'s AppState,
-    caller: &Caller,
-    app: &str,
-    doc: &str,
-) -> Result<(&'s DocumentSchema, &'s DocumentView), ApiError> {
-    let (schema, view) = state.collection(app, doc).ok_or_else(|| caller.hidden())?;
-    if !caller.0.may_some_document(schema.acl.roles("read")) {
-        return Err(caller.hidden());
-    }
-    Ok((schema, view))
-}
-
 /// The early check for creating, where no document exists yet to be hidden; actions on an
 /// existing document are decided by the handler, which tells a missing document (`404`)
 /// from a forbidden action (`403`).
@@ -76,10 +61,6 @@ fn authorize(caller: &Caller, schema: &DocumentSchema, action: &str) -> Result<(
             "you may not {action} documents of this collection"
         )))
     }
-}
-
-fn parse_id(caller: &Caller, raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| caller.hidden())
 }
 
 /// The stateless checks (body shape, types, constraints, field write rights), so a bad request
@@ -225,7 +206,7 @@ async fn create(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let (schema, _) = find(&state, &caller, &app, &doc)?;
+    let (schema, _) = state.readable_collection(&caller, &app, &doc)?;
     authorize(&caller, schema, "create")?;
     let action = Action::Create {
         fields: body.object,
@@ -251,8 +232,8 @@ async fn update(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let (schema, _) = find(&state, &caller, &app, &doc)?;
-    let id = parse_id(&caller, &id)?;
+    let (schema, _) = state.readable_collection(&caller, &app, &doc)?;
+    let id = caller.document_id(&id)?;
     let action = Action::Update { patch: body.object };
     let request = Request {
         state: &state,
@@ -274,8 +255,8 @@ async fn bodiless(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (schema, _) = find(&state, &caller, &app, &doc)?;
-    let id = parse_id(&caller, &id)?;
+    let (schema, _) = state.readable_collection(&caller, &app, &doc)?;
+    let id = caller.document_id(&id)?;
     let request = Request {
         state: &state,
         caller,
@@ -311,16 +292,6 @@ async fn await_min_position(
     wait_for_position(state, view, target, wait).await
 }
 
-fn reject_unknown_parameters(
-    query: &HashMap<String, String>,
-    known: &[&str],
-) -> Result<(), ApiError> {
-    match query.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(unknown) => Err(ApiError::invalid_query(unknown, "unknown query parameter")),
-        None => Ok(()),
-    }
-}
-
 fn position_header(checkpoint: LogPosition) -> (&'static str, HeaderValue) {
     let value =
         HeaderValue::from_str(&checkpoint.token()).unwrap_or_else(|_| HeaderValue::from_static(""));
@@ -334,8 +305,8 @@ async fn read(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (schema, view) = find(&state, &caller, &app, &doc)?;
-    let id = parse_id(&caller, &id)?;
+    let (schema, view) = state.readable_collection(&caller, &app, &doc)?;
+    let id = caller.document_id(&id)?;
     reject_unknown_parameters(&query, &["min_position", "as_of"])?;
     if let Some(raw) = query.get("as_of") {
         return read_as_of(&state, &caller, schema, id, AsOf::parse(raw)?).await;
@@ -374,8 +345,8 @@ async fn read_as_of(
     id: Uuid,
     as_of: AsOf,
 ) -> Result<Response, ApiError> {
-    let events = readable_history(state, caller, schema, id).await?;
-    let document = state_as_of(&events, as_of)?.ok_or(ApiError::NotFound)?;
+    let past = readable_history(state, caller, schema, id).await?;
+    let document = state_as_of(&past.events, as_of)?.ok_or(ApiError::NotFound)?;
     let tag = HeaderValue::from_str(&etag(document.version)).map_err(ApiError::internal)?;
     let mut body = document.to_json();
     caller.0.redact(
@@ -394,7 +365,7 @@ async fn list(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let (schema, view) = find(&state, &caller, &app, &doc)?;
+    let (schema, view) = state.readable_collection(&caller, &app, &doc)?;
     reject_unknown_parameters(&query, &["limit", "cursor", "min_position"])?;
     let limit = page_limit(query.get("limit"))?;
     let after = match query.get("cursor") {

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::auth::{Caller, TokenExpiry};
 use crate::error::ApiError;
 use crate::events::{Delivery, Ending, Selection, follow};
-use crate::extract::{Path, Query, page_limit};
+use crate::extract::{Path, Query, page_limit, reject_unknown_parameters};
 use crate::state::AppState;
 
 /// Events waiting to be written to one subscriber's connection.
@@ -62,7 +62,10 @@ async fn collection(
     Query(query): Query<Params>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let name = readable_collection(&state, &caller, &app, &doc)?;
+    let name = state
+        .readable_collection(&caller, &app, &doc)?
+        .0
+        .collection();
     let selection = Selection {
         types: types(&state, &query, Some(&name))?,
         principal: caller.0,
@@ -80,8 +83,11 @@ async fn document(
     Query(query): Query<Params>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let name = readable_collection(&state, &caller, &app, &doc)?;
-    let id = uuid::Uuid::parse_str(&id).map_err(|_| caller.hidden())?;
+    let name = state
+        .readable_collection(&caller, &app, &doc)?
+        .0
+        .collection();
+    let id = caller.document_id(&id)?;
     let selection = Selection {
         types: types(&state, &query, Some(&name))?,
         principal: caller.0,
@@ -89,21 +95,6 @@ async fn document(
         collection: Some(name),
     };
     respond(state, selection, &query, &headers, expiry).await
-}
-
-/// The collection's name, if the caller may read some of its documents (else `404`/`401`).
-fn readable_collection(
-    state: &AppState,
-    caller: &Caller,
-    app: &str,
-    doc: &str,
-) -> Result<String, ApiError> {
-    let (schema, _) = state.collection(app, doc).ok_or_else(|| caller.hidden())?;
-    if caller.0.may_some_document(schema.acl.roles("read")) {
-        Ok(schema.collection())
-    } else {
-        Err(caller.hidden())
-    }
 }
 
 /// `types=a,b`: full type names of known documents (of `collection`, on its own paths).
@@ -177,9 +168,7 @@ async fn respond(
     } else {
         &["after", "types", "limit"]
     };
-    if let Some(unknown) = query.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(ApiError::invalid_query(unknown, "unknown query parameter"));
-    }
+    reject_unknown_parameters(query, known)?;
     let after = resume_position(&state, query, headers).await?;
     if streaming {
         subscribe(state, selection, after, expiry.map(|e| e.0)).await

@@ -19,26 +19,29 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{Path, Query, page_limit};
+use crate::extract::{Path, Query, page_limit, reject_unknown_parameters};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/{app}/{doc}/{id}/history", get(history))
 }
 
-/// The stream of a document the caller may read the history of: `404` (or `401`) when it may
-/// not read the document, `403` when it may read it but not its history. Archived documents
-/// keep their history.
+/// A document's events, by version, and its creator.
+pub struct Past {
+    pub events: Vec<RecordedEvent>,
+    pub creator: String,
+}
+
+/// The past of a document the caller may read the history of (its collection found with
+/// [`AppState::readable_collection`]): `404` (or `401`) when it may not read the document, `403`
+/// when it may read it but not its history. Archived documents keep their history.
 pub async fn readable_history(
     state: &AppState,
     caller: &Caller,
     schema: &DocumentSchema,
     id: Uuid,
-) -> Result<Vec<RecordedEvent>, ApiError> {
+) -> Result<Past, ApiError> {
     let principal = &caller.0;
-    if !principal.may_some_document(schema.acl.roles("read")) {
-        return Err(caller.hidden());
-    }
     let client = state.db().await?;
     let stream_id = format!("{}.{id}", schema.collection());
     let events = read_stream(&**client, principal.tenant.as_str(), &stream_id)
@@ -57,7 +60,7 @@ pub async fn readable_history(
             "you may not read the history of this document".into(),
         ));
     }
-    Ok(events)
+    Ok(Past { events, creator })
 }
 
 /// Folds `events` and returns the state after the last one.
@@ -149,16 +152,9 @@ async fn history(
     Path((app, doc, id)): Path<(String, String, String)>,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let (schema, _) = state
-        .collection(&app, &doc)
-        .ok_or_else(|| caller.hidden())?;
-    let id = Uuid::parse_str(&id).map_err(|_| caller.hidden())?;
-    if let Some(unknown) = query
-        .keys()
-        .find(|k| !["limit", "cursor"].contains(&k.as_str()))
-    {
-        return Err(ApiError::invalid_query(unknown, "unknown query parameter"));
-    }
+    let (schema, _) = state.readable_collection(&caller, &app, &doc)?;
+    let id = caller.document_id(&id)?;
+    reject_unknown_parameters(&query, &["limit", "cursor"])?;
     let limit = usize::try_from(page_limit(query.get("limit"))?).unwrap_or(usize::MAX);
     let scope = format!("history {}.{id}", schema.collection());
     let after = match query.get("cursor") {
@@ -169,11 +165,7 @@ async fn history(
             .and_then(|bytes| Some(i64::from_be_bytes(bytes.try_into().ok()?)))
             .ok_or_else(|| ApiError::invalid_query("cursor", "not a cursor from this server"))?,
     };
-    let events = readable_history(&state, &caller, schema, id).await?;
-    let creator = events
-        .first()
-        .and_then(|e| e.created_by.clone())
-        .unwrap_or_default();
+    let Past { events, creator } = readable_history(&state, &caller, schema, id).await?;
     let principal = &caller.0;
     let mut data = Vec::new();
     let mut current: Option<DocumentState> = None;
