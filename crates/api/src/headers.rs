@@ -15,23 +15,31 @@ pub enum Wait {
     Up(Duration),
 }
 
-pub fn prefer_wait(headers: &HeaderMap, default: Duration, max: Duration) -> Wait {
-    let mut wait = Wait::Up(default);
-    for value in headers
+/// Every preference of the `Prefer` headers (RFC 7240), trimmed.
+fn preferences(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
         .get_all("prefer")
         .iter()
         .filter_map(|v| v.to_str().ok())
-    {
-        for preference in value.split(',').map(str::trim) {
-            if preference.eq_ignore_ascii_case("respond-async") {
-                return Wait::Async;
-            }
-            if let Some(secs) = preference
-                .strip_prefix("wait=")
-                .and_then(|s| s.trim().parse::<u64>().ok())
-            {
-                wait = Wait::Up(Duration::from_secs(secs).min(max));
-            }
+        .flat_map(|value| value.split(',').map(str::trim))
+}
+
+/// `Prefer: count=exact` on a list: count every match too.
+pub fn prefer_count(headers: &HeaderMap) -> bool {
+    preferences(headers).any(|p| p.eq_ignore_ascii_case("count=exact"))
+}
+
+pub fn prefer_wait(headers: &HeaderMap, default: Duration, max: Duration) -> Wait {
+    let mut wait = Wait::Up(default);
+    for preference in preferences(headers) {
+        if preference.eq_ignore_ascii_case("respond-async") {
+            return Wait::Async;
+        }
+        if let Some(secs) = preference
+            .strip_prefix("wait=")
+            .and_then(|s| s.trim().parse::<u64>().ok())
+        {
+            wait = Wait::Up(Duration::from_secs(secs).min(max));
         }
     }
     wait

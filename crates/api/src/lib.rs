@@ -29,6 +29,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod headers;
+pub mod list;
 pub mod openapi;
 pub mod rate_limit;
 pub mod replies;

@@ -84,7 +84,7 @@ impl ApiServer {
         let streams_stop = streams.stop.clone();
         let views = registry
             .documents()
-            .map(|schema| (schema.collection(), DocumentView::new(schema.collection())))
+            .map(|schema| (schema.collection(), DocumentView::new(schema)))
             .collect();
         let openapi = serde_json::to_vec(&crate::openapi::describe(&registry))?.into();
         let listener = TcpListener::bind(settings.http.addr).await?;

@@ -8,10 +8,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use deadpool_postgres::GenericClient;
 use herald_bus::document::DocumentState;
 use herald_bus::position::LogPosition;
+use herald_bus::schema::DocumentSchema;
 use herald_bus::store::parse_tx_id;
 use herald_projector::apply::row_state;
 use herald_projector::catalog::active_checkpoint;
-use herald_projector::{ROW_COLUMNS, read_relation};
+use herald_projector::{Column, ROW_COLUMNS, columns_of, read_relation};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -25,13 +26,17 @@ pub struct DocumentView {
     pub projection: String,
     /// `herald_views."petstore.product"`, ready to splice into SQL.
     pub relation: String,
+    /// The typed and search columns the declaration gives it, which list queries use.
+    pub columns: Vec<Column>,
 }
 
 impl DocumentView {
-    pub fn new(collection: String) -> Self {
+    pub fn new(schema: &DocumentSchema) -> Self {
+        let projection = schema.collection();
         Self {
-            relation: read_relation(&collection),
-            projection: collection,
+            relation: read_relation(&projection),
+            projection,
+            columns: columns_of(schema),
         }
     }
 }
@@ -78,66 +83,6 @@ fn prefixed_columns(alias: &str) -> String {
         .map(|c| format!("{alias}.{c}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Which documents of a page the caller may see.
-pub enum ListScope<'a> {
-    All,
-    /// Only those the caller created (its read right is `owner`).
-    CreatedBy(&'a str),
-}
-
-pub struct Page {
-    pub documents: Vec<DocumentState>,
-    pub has_more: bool,
-    pub checkpoint: LogPosition,
-}
-
-/// A keyset page ordered by id (UUID v7, so creation order).
-pub async fn list_documents(
-    state: &AppState,
-    view: &DocumentView,
-    tenant: &str,
-    scope: ListScope<'_>,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Page, ApiError> {
-    let client = state.db().await?;
-    let owner = match scope {
-        ListScope::All => None,
-        ListScope::CreatedBy(sub) => Some(sub),
-    };
-    let sql = format!(
-        "SELECT {cols} FROM {table}
-         WHERE tenant = $1 AND NOT archived
-           AND ($2::uuid IS NULL OR id > $2)
-           AND ($3::text IS NULL OR created_by = $3)
-         ORDER BY id LIMIT $4",
-        cols = ROW_COLUMNS,
-        table = view.relation
-    );
-    let statement = client
-        .prepare_cached(&sql)
-        .await
-        .map_err(ApiError::store_unavailable)?;
-    let rows = client
-        .query(&statement, &[&tenant, &after, &owner, &(limit + 1)])
-        .await
-        .map_err(ApiError::store_unavailable)?;
-    let has_more = rows.len() as i64 > limit;
-    let documents = rows
-        .iter()
-        .take(usize::try_from(limit).unwrap_or(0))
-        .map(|r| row_state(r, 0))
-        .collect();
-    let checkpoint = active_checkpoint(&**client, &view.projection)
-        .await
-        .map_err(ApiError::store_unavailable)?;
-    Ok(Page {
-        documents,
-        has_more,
-        checkpoint,
-    })
 }
 
 /// The key that signs page cursors, so a client cannot forge or alter one.

@@ -39,6 +39,8 @@ pub struct HttpSettings {
     pub default_read_wait_ms: u64,
     /// Upper bound for `Prefer: wait=N`, in seconds.
     pub max_wait_secs: u64,
+    /// How long a list query may run in Postgres before it is cancelled, in milliseconds.
+    pub query_timeout_ms: u64,
     /// Requests per second each caller may make on average (0 turns limiting off).
     pub rate_limit_per_second: u32,
     /// Requests a caller may make at once above the average.
@@ -196,6 +198,7 @@ impl Default for HttpSettings {
             default_wait_ms: 5_000,
             default_read_wait_ms: 2_000,
             max_wait_secs: 60,
+            query_timeout_ms: 5_000,
             rate_limit_per_second: 100,
             rate_limit_burst: 200,
         }
@@ -320,6 +323,10 @@ impl Settings {
             (
                 "streams.heartbeat_secs",
                 i64::try_from(self.streams.heartbeat_secs).unwrap_or(i64::MAX),
+            ),
+            (
+                "http.query_timeout_ms",
+                i64::try_from(self.http.query_timeout_ms).unwrap_or(i64::MAX),
             ),
         ];
         if let Some((name, _)) = counts.iter().find(|(_, n)| *n < 1) {

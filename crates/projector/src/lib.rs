@@ -4,7 +4,7 @@
 //! # Layout
 //!
 //! - [`table`]: the tables of a view, derived from its YAML: typed columns and indexes for
-//!   `filter`/`sort` fields, the batched upsert, and the SQL view reads go through.
+//!   `filter`/`sort` fields, `tsvector` columns for `search` fields, the batched upsert, and the SQL view reads go through.
 //! - [`catalog`]: `herald.projections`, the versions of each view — one `active` serving reads,
 //!   at most one `building` from position zero — and the atomic switch between them.
 //! - [`apply`]: [`apply::project_next`] reads the next batch of the ordered log, folds it into
@@ -24,4 +24,4 @@ pub mod table;
 
 pub use apply::{Progress, ProjectError, project_next};
 pub use runner::{Runtime, Stop, contend, run};
-pub use table::{ROW_COLUMNS, VersionTable, read_relation};
+pub use table::{Column, ROW_COLUMNS, VersionTable, columns_of, read_relation};

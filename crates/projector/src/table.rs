@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use herald_bus::schema::{DocumentSchema, FieldKind};
+use herald_bus::schema::{DocumentSchema, FieldKind, Fields};
 use herald_bus::store::lease::lease_key;
 use herald_bus::store::reader::LogFilter;
 use serde::{Deserialize, Serialize};
@@ -14,13 +14,65 @@ use sha2::{Digest, Sha256};
 /// The schema holding every view table.
 pub const VIEWS_SCHEMA: &str = "herald_views";
 
-/// A typed copy of a top-level field, indexed for filters and sorting.
+/// A copy of a field in a column of its own, indexed: typed for the fields the YAML declares
+/// `filter` or `sort`, a weighted `tsvector` for `search` fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
+    /// The field's dotted path (`dimensions.width`).
     pub field: String,
-    /// The column name: `f_<field>`.
+    /// The column name: `f_<path>` (typed) or `s_<path>` (search), or a digest of it where
+    /// that would pass Postgres's 63-byte identifier limit.
     pub name: String,
     pub sql_type: String,
+    /// For a `tsvector` column: its text search configuration and rank weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<Search>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Search {
+    pub language: String,
+    /// `A` to `D`: the first declared search field weighs most.
+    pub weight: char,
+}
+
+impl Column {
+    fn new(prefix: &str, field: String, sql_type: &str, search: Option<Search>) -> Self {
+        let mut name = format!("{prefix}_{field}");
+        if name.len() > 63 {
+            name = format!("{prefix}_{}", digest_hex(&[field.as_bytes()]));
+        }
+        Self {
+            field,
+            name,
+            sql_type: sql_type.to_owned(),
+            search,
+        }
+    }
+
+    /// The field's value in a row's `doc`, as SQL over the alias `r`.
+    fn value_sql(&self) -> String {
+        let path = self.field.replace('.', ",");
+        match (&self.search, self.sql_type.as_str()) {
+            (Some(search), _) => format!(
+                "setweight(to_tsvector('{}'::regconfig, coalesce(r.doc #>> '{{{path}}}', '')), '{}')",
+                search.language, search.weight
+            ),
+            (None, "jsonb") => format!("r.doc #> '{{{path}}}'"),
+            (None, sql_type) => format!("(r.doc #>> '{{{path}}}')::{sql_type}"),
+        }
+    }
+
+    /// The DDL of its index on `table`, named `index`. Lists never show archived documents, so
+    /// the indexes leave them out; the tenant leads the B-trees as every query is tenant-scoped.
+    fn index_sql(&self, index: &str, table: &str) -> String {
+        let method = if self.search.is_some() || self.sql_type == "jsonb" {
+            format!("USING gin (\"{}\")", self.name)
+        } else {
+            format!("(tenant, \"{}\", id)", self.name)
+        };
+        format!("CREATE INDEX IF NOT EXISTS \"{index}\" ON {table} {method} WHERE NOT archived;\n")
+    }
 }
 
 /// The SQL type a field is stored as in its typed column, or `None` if it has none.
@@ -38,30 +90,68 @@ fn column_type(kind: &FieldKind) -> Option<&'static str> {
     })
 }
 
-/// The typed columns a document's YAML asks for.
+/// The columns a document's YAML asks for: typed ones first, then search ones, each in
+/// declaration order (nested fields where their object is declared).
 pub fn columns_of(schema: &DocumentSchema) -> Vec<Column> {
-    schema
-        .fields
-        .iter()
-        .filter(|(_, f)| f.filter || f.sort)
-        .filter_map(|(name, f)| {
-            Some(Column {
-                field: name.clone(),
-                name: format!("f_{name}"),
-                sql_type: column_type(&f.kind)?.to_owned(),
-            })
-        })
-        .collect()
+    let mut typed = Vec::new();
+    let mut search = Vec::new();
+    collect_columns(&schema.fields, "", &mut typed, &mut search);
+    let weights = ['A', 'B', 'C', 'D'];
+    typed.extend(search.into_iter().enumerate().map(|(ordinal, field)| {
+        let weight = weights[ordinal.min(weights.len() - 1)];
+        let language = schema.search_language.clone();
+        Column::new("s", field, "tsvector", Some(Search { language, weight }))
+    }));
+    typed
 }
 
-/// A stable digest of the columns (not std's hasher, which may change between Rust releases):
-/// a YAML change that alters it builds a new version.
+fn collect_columns(
+    fields: &Fields,
+    prefix: &str,
+    typed: &mut Vec<Column>,
+    search: &mut Vec<String>,
+) {
+    for (name, field) in fields {
+        let path = format!("{prefix}{name}");
+        if let FieldKind::Object(nested) = &field.kind {
+            collect_columns(nested, &format!("{path}."), typed, search);
+            continue;
+        }
+        if (field.filter || field.sort)
+            && let Some(sql_type) = column_type(&field.kind)
+        {
+            typed.push(Column::new("f", path.clone(), sql_type, None));
+        }
+        if field.search {
+            search.push(path);
+        }
+    }
+}
+
+/// Bumped when the layout of every view table changes (its fixed columns or indexes), so each
+/// projection builds a new version in the new layout.
+const LAYOUT: &str = "2";
+
+/// A stable digest of the layout and columns (not std's hasher, which may change between Rust
+/// releases): a YAML change that alters it builds a new version.
 pub fn shape_of(columns: &[Column]) -> String {
-    let mut digest = Sha256::new();
+    let mut parts = vec![LAYOUT.to_owned()];
     for column in columns {
-        digest.update(column.name.as_bytes());
-        digest.update([0]);
-        digest.update(column.sql_type.as_bytes());
+        parts.push(column.name.clone());
+        parts.push(column.sql_type.clone());
+        if let Some(search) = &column.search {
+            parts.push(format!("{} {}", search.language, search.weight));
+        }
+    }
+    let parts: Vec<&[u8]> = parts.iter().map(String::as_bytes).collect();
+    digest_hex(&parts)
+}
+
+/// The first 8 bytes of the SHA-256 of `parts`, each ended by a NUL, as hex.
+fn digest_hex(parts: &[&[u8]]) -> String {
+    let mut digest = Sha256::new();
+    for part in parts {
+        digest.update(part);
         digest.update([0]);
     }
     digest.finalize()[..8]
@@ -135,28 +225,23 @@ impl VersionTable {
         sql
     }
 
-    /// The DDL creating the indexes of the typed columns; safe to run again. A version being
-    /// built gets them only once it has caught up: building an index once is far cheaper than
-    /// maintaining it through every batch of a rebuild.
+    /// The DDL creating the indexes of the columns and of the managed timestamps; safe to run
+    /// again. A version being built gets them only once it has caught up: building an index
+    /// once is far cheaper than maintaining it through every batch of a rebuild.
     pub fn index_sql(&self) -> String {
+        // Short and unique in the schema: Postgres cuts identifiers at 63 bytes.
+        let prefix = format!("ix_{:016x}", self.lease_key);
         let mut sql = String::new();
+        for managed in ["created_at", "updated_at"] {
+            let _ = writeln!(
+                sql,
+                "CREATE INDEX IF NOT EXISTS \"{prefix}_{managed}\" ON {} (tenant, {managed}, id) \
+                 WHERE NOT archived;",
+                self.table
+            );
+        }
         for (ordinal, column) in self.columns.iter().enumerate() {
-            // Short and unique in the schema: Postgres cuts identifiers at 63 bytes.
-            let index = format!("ix_{:016x}_{ordinal}", self.lease_key);
-            let _ = if column.sql_type == "jsonb" {
-                writeln!(
-                    sql,
-                    "CREATE INDEX IF NOT EXISTS \"{index}\" ON {} USING gin (\"{}\");",
-                    self.table, column.name
-                )
-            } else {
-                // The tenant leads every index: every query is tenant-scoped.
-                writeln!(
-                    sql,
-                    "CREATE INDEX IF NOT EXISTS \"{index}\" ON {} (tenant, \"{}\", id);",
-                    self.table, column.name
-                )
-            };
+            sql.push_str(&column.index_sql(&format!("{prefix}_{ordinal}"), &self.table));
         }
         sql
     }
@@ -177,12 +262,7 @@ impl VersionTable {
         );
         for column in &self.columns {
             let _ = write!(names, ", \"{}\"", column.name);
-            let field = column.field.replace('\'', "''");
-            let _ = if column.sql_type == "jsonb" {
-                write!(values, ", r.doc -> '{field}'")
-            } else {
-                write!(values, ", (r.doc ->> '{field}')::{}", column.sql_type)
-            };
+            let _ = write!(values, ", {}", column.value_sql());
             let _ = write!(updates, ", \"{0}\" = EXCLUDED.\"{0}\"", column.name);
         }
         format!(

@@ -24,14 +24,15 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::body::JsonBody;
 use crate::error::ApiError;
-use crate::extract::{Path, Query, page_limit, reject_unknown_parameters};
+use crate::extract::{Path, Query, reject_unknown_parameters};
 use crate::headers::{
-    Wait, etag, idempotency_key, if_match, if_none_match, prefer_wait, traceparent,
+    Wait, etag, idempotency_key, if_match, if_none_match, prefer_count, prefer_wait, traceparent,
 };
+use crate::list::{ListQuery, Listing, Vocabulary};
 use crate::routes::history::{AsOf, readable_history, state_as_of};
 use crate::state::AppState;
 use crate::submit::submit;
-use crate::views::{DocumentView, ListScope, fetch_document, list_documents, wait_for_position};
+use crate::views::{DocumentView, fetch_document, wait_for_position};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -271,10 +272,10 @@ async fn bodiless(
 async fn await_min_position(
     state: &AppState,
     view: &DocumentView,
-    query: &HashMap<String, String>,
+    token: Option<&String>,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
-    let Some(token) = query.get("min_position") else {
+    let Some(token) = token else {
         return Ok(());
     };
     let target = LogPosition::parse(token).ok_or_else(|| {
@@ -311,7 +312,7 @@ async fn read(
     if let Some(raw) = query.get("as_of") {
         return read_as_of(&state, &caller, schema, id, AsOf::parse(raw)?).await;
     }
-    await_min_position(&state, view, &query, &headers).await?;
+    await_min_position(&state, view, query.get("min_position"), &headers).await?;
     let principal: &Principal = &caller.0;
     let (document, checkpoint) =
         fetch_document(&state, view, principal.tenant.as_str(), id).await?;
@@ -361,41 +362,30 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path((app, doc)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(pairs): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let (schema, view) = state.readable_collection(&caller, &app, &doc)?;
-    reject_unknown_parameters(&query, &["limit", "cursor", "min_position"])?;
-    let limit = page_limit(query.get("limit"))?;
-    let after = match query.get("cursor") {
-        None => None,
-        Some(raw) => Some(
-            state
-                .cursors
-                .decode(&schema.collection(), raw)
-                .and_then(|id| Uuid::from_slice(&id).ok())
-                .ok_or_else(|| {
-                    ApiError::invalid_query("cursor", "not a cursor from this server")
-                })?,
-        ),
-    };
-    await_min_position(&state, view, &query, &headers).await?;
     let principal = &caller.0;
-    let scope = if principal.may_any_document(schema.acl.roles("read")) {
-        ListScope::All
-    } else {
-        ListScope::CreatedBy(principal.actor_sub())
+    let own_only = !principal.may_any_document(schema.acl.roles("read"));
+    let vocabulary = Vocabulary {
+        schema,
+        columns: &view.columns,
+        principal,
+        own_only,
     };
-    let page = list_documents(&state, view, principal.tenant.as_str(), scope, after, limit).await?;
-    let next_cursor = page
-        .has_more
-        .then(|| {
-            page.documents
-                .last()
-                .map(|d| state.cursors.encode(&schema.collection(), d.id.as_bytes()))
-        })
-        .flatten();
+    let query = ListQuery::parse(&vocabulary, &pairs, &state.cursors)?;
+    let min_position = pairs.iter().find(|(name, _)| name == "min_position");
+    await_min_position(&state, view, min_position.map(|(_, v)| v), &headers).await?;
+    let count = prefer_count(&headers);
+    let listing = Listing {
+        view,
+        principal,
+        own_only,
+        count,
+    };
+    let page = query.run(&state, listing).await?;
     let data: Vec<Value> = page
         .documents
         .iter()
@@ -406,21 +396,37 @@ async fn list(
                 &mut body,
                 Ownership::CreatedBy(&document.created_by),
             );
+            if let Some(select) = &query.select {
+                body.retain(|name, _| name == "id" || select.contains(name));
+            }
             Value::Object(body)
         })
         .collect();
-    let mut response =
-        Json(json!({"data": data, "next_cursor": next_cursor, "has_more": page.has_more}))
-            .into_response();
+    let mut body =
+        json!({"data": data, "next_cursor": page.next_cursor, "has_more": page.has_more});
+    if let Some(total) = page.total {
+        body["total"] = json!(total);
+    }
+    let mut response = Json(body).into_response();
+    let response_headers = response.headers_mut();
     let (name, value) = position_header(page.checkpoint);
-    response.headers_mut().insert(name, value);
-    if let Some(cursor) = next_cursor {
+    response_headers.insert(name, value);
+    if count {
+        response_headers.insert(
+            "preference-applied",
+            HeaderValue::from_static("count=exact"),
+        );
+    }
+    if let Some(cursor) = page.next_cursor {
+        let mut next = query.link.clone();
+        next.push(("cursor".to_owned(), cursor));
         let link = format!(
-            "<{}?limit={limit}&cursor={cursor}>; rel=\"next\"",
-            uri.path()
+            "<{}?{}>; rel=\"next\"",
+            uri.path(),
+            serde_urlencoded::to_string(&next).map_err(ApiError::internal)?
         );
         if let Ok(value) = HeaderValue::from_str(&link) {
-            response.headers_mut().insert(header::LINK, value);
+            response_headers.insert(header::LINK, value);
         }
     }
     Ok(response)

@@ -7,6 +7,7 @@
 //! - `parse`: turns one YAML file into a [`DocumentSchema`] (used by [`load`]).
 //! - [`validate`]: checks a create body, a merge patch or a merged document, returning every
 //!   [`FieldError`] at once; `format` says what JSON each field kind accepts.
+//! - [`query`]: dotted field paths and typed values for list filters.
 //! - `patch`: [`merge_patch`], RFC 7396, the body format of `PATCH`.
 
 mod format;
@@ -14,11 +15,13 @@ pub mod load;
 pub mod model;
 mod parse;
 mod patch;
+pub mod query;
 pub mod validate;
 
 pub use load::{LoadError, LoadErrors, Registry};
 pub use model::{
     Acl, DocumentSchema, Field, FieldAcl, FieldKind, Fields, MANAGED_FIELDS, Role, RoleSet,
+    SEARCH_LANGUAGES,
 };
 pub use patch::merge_patch;
 pub use validate::{ErrorCode, FieldError, Mode};

@@ -17,6 +17,39 @@ pub const MANAGED_FIELDS: [&str; 6] = [
     "updated_by",
 ];
 
+/// The text search configurations Postgres ships with, accepted by `search_language`.
+pub const SEARCH_LANGUAGES: [&str; 29] = [
+    "simple",
+    "arabic",
+    "armenian",
+    "basque",
+    "catalan",
+    "danish",
+    "dutch",
+    "english",
+    "finnish",
+    "french",
+    "german",
+    "greek",
+    "hindi",
+    "hungarian",
+    "indonesian",
+    "irish",
+    "italian",
+    "lithuanian",
+    "nepali",
+    "norwegian",
+    "portuguese",
+    "romanian",
+    "russian",
+    "serbian",
+    "spanish",
+    "swedish",
+    "tamil",
+    "turkish",
+    "yiddish",
+];
+
 /// Names of apps, documents, fields and custom commands end up in URLs, subjects and SQL
 /// identifiers, so they share one conservative shape: `^[a-z][a-z0-9_]*$`.
 pub(crate) fn is_name(s: &str) -> bool {
@@ -35,6 +68,9 @@ pub struct DocumentSchema {
     pub acl: Acl,
     /// When set, writes without `If-Match` are refused with `428`.
     pub require_if_match: bool,
+    /// The Postgres text search configuration of `search` fields and of `q=` (YAML key
+    /// `search_language`, default `simple`).
+    pub search_language: String,
 }
 
 impl DocumentSchema {

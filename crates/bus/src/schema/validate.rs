@@ -383,7 +383,7 @@ fn child_pointer(pointer: &str, key: &str) -> String {
 }
 
 /// Enum membership compares numbers by value, so `1.0` matches an allowed `1`.
-fn same_value(a: &Value, b: &Value) -> bool {
+pub(super) fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
         _ => a == b,
@@ -391,7 +391,7 @@ fn same_value(a: &Value, b: &Value) -> bool {
 }
 
 /// Enum values as a reader writes them: strings without quotes.
-fn display_value(value: &Value) -> String {
+pub(super) fn display_value(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),

@@ -12,7 +12,7 @@ use std::path::Path;
 use saphyr::{LoadableYamlNode, MarkedYaml};
 
 use super::load::LoadError;
-use super::model::{Acl, DocumentSchema, Fields};
+use super::model::{Acl, DocumentSchema, Fields, SEARCH_LANGUAGES};
 use keys::Place;
 
 /// A `ref` target to check once every file is parsed, with the error to report if it is not
@@ -79,6 +79,7 @@ impl Parser<'_> {
             fields: Fields::new(),
             acl: Acl::default(),
             require_if_match: false,
+            search_language: "simple".to_owned(),
         };
         let mut has_fields = false;
         for entry in entries {
@@ -90,13 +91,30 @@ impl Parser<'_> {
                 }
                 "acl" => schema.acl = self.acl(entry.value),
                 "require_if_match" => {
-                    schema.require_if_match =
-                        self.boolean(entry.value, "`require_if_match`").unwrap_or(false);
+                    schema.require_if_match = self
+                        .boolean(entry.value, "`require_if_match`")
+                        .unwrap_or(false);
+                }
+                "search_language" => {
+                    if let Some(language) = self.string(entry.value, "`search_language`") {
+                        if SEARCH_LANGUAGES.contains(&language.as_str()) {
+                            schema.search_language = language;
+                        } else {
+                            self.error(
+                                entry.value,
+                                format!(
+                                    "unknown search language `{language}` (expected one of {})",
+                                    SEARCH_LANGUAGES.join(", ")
+                                ),
+                            );
+                        }
+                    }
                 }
                 other => self.error(
                     entry.key,
                     format!(
-                        "unknown key `{other}` (expected description, fields, acl, require_if_match)"
+                        "unknown key `{other}` (expected description, fields, acl, \
+                         require_if_match, search_language)"
                     ),
                 ),
             }

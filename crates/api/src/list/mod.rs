@@ -1,0 +1,402 @@
+//! The query language of `GET /v1/{app}/{doc}`: filters on `filter: true` fields, `order` on
+//! `sort: true` fields with `id` breaking ties, full-text `q` over `search: true` fields,
+//! `select`, and keyset pages with a signed cursor bound to the query.
+//!
+//! - [`target`]: which fields a caller may name, and how they map to columns.
+//! - [`filter`]: `<field>=[not.]<op>.<value>`, values read with the field's type.
+//! - [`sql`]: bind parameters, the order, and the keyset of the next page.
+//!
+//! Every value reaches Postgres as a bind parameter; only validated identifiers (column names
+//! from the YAML) and fixed keywords are written into the SQL.
+
+mod filter;
+mod sql;
+mod target;
+
+use std::collections::BTreeSet;
+
+use deadpool_postgres::tokio_postgres::error::SqlState;
+use herald_bus::access::Principal;
+use herald_bus::document::DocumentState;
+use herald_bus::position::LogPosition;
+use herald_bus::schema::{DocumentSchema, MANAGED_FIELDS};
+use herald_projector::ROW_COLUMNS;
+use herald_projector::apply::row_state;
+use herald_projector::catalog::active_checkpoint;
+
+use crate::error::ApiError;
+use crate::extract::page_limit;
+use crate::state::AppState;
+use crate::views::{CursorKey, DocumentView};
+use filter::Filter;
+use sql::{Key, Params, page_sql};
+pub use target::Vocabulary;
+use target::{Target, Use};
+
+/// The parameters a list takes besides filters.
+const RESERVED: [&str; 6] = ["limit", "cursor", "order", "select", "q", "min_position"];
+
+/// The most keys `order` takes (`id` is added after them).
+const MAX_ORDER_KEYS: usize = 4;
+
+/// The longest `q` accepted, in characters.
+const MAX_SEARCH_CHARS: usize = 500;
+
+/// A parsed list query.
+pub struct ListQuery {
+    filters: Vec<Filter>,
+    search: Option<Search>,
+    /// The order's keys; `None` stands for the search rank (which needs the query's
+    /// placeholder), then the `id` tie-breaker.
+    keys: Vec<Option<Key>>,
+    /// Top-level fields to return besides `id`; all when `None`.
+    pub select: Option<Vec<String>>,
+    pub limit: i64,
+    cursor: Option<Vec<Option<String>>>,
+    /// What a cursor is bound to: the collection, filters, order and search.
+    scope: String,
+    /// The parameters to repeat in the next page's link (all but `cursor`).
+    pub link: Vec<(String, String)>,
+}
+
+struct Search {
+    text: String,
+    language: String,
+    columns: Vec<String>,
+}
+
+impl ListQuery {
+    /// Reads the query string of a list. Every mistake is a `400 invalid_query` naming its
+    /// parameter.
+    pub fn parse(
+        vocabulary: &Vocabulary<'_>,
+        pairs: &[(String, String)],
+        cursors: &CursorKey,
+    ) -> Result<ListQuery, ApiError> {
+        let mut seen = BTreeSet::new();
+        for (name, _) in pairs {
+            if RESERVED.contains(&name.as_str()) && !seen.insert(name.as_str()) {
+                return Err(ApiError::invalid_query(name, "is given more than once"));
+            }
+        }
+        let get = |name: &str| pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+        let mut filters = Vec::new();
+        let mut bound: Vec<String> = Vec::new();
+        for (name, value) in pairs
+            .iter()
+            .filter(|(n, _)| !RESERVED.contains(&n.as_str()))
+        {
+            let filter = vocabulary
+                .target(name, Use::Filter)
+                .and_then(|target| Filter::parse(&target, value))
+                .map_err(|detail| ApiError::invalid_query(name, detail))?;
+            filters.push(filter);
+            bound.push(format!("{name}={value}"));
+        }
+        bound.sort();
+        let search = get("q")
+            .map(|text| search(vocabulary, text))
+            .transpose()
+            .map_err(|detail| ApiError::invalid_query("q", detail))?;
+        let keys = match get("order") {
+            Some(order) => keys(vocabulary, order)
+                .map_err(|detail| ApiError::invalid_query("order", detail))?,
+            None if search.is_some() => vec![None, Some(id_key(true))],
+            None => vec![Some(id_key(false))],
+        };
+        let select = get("select")
+            .map(|raw| select(vocabulary.schema, raw))
+            .transpose()
+            .map_err(|detail| ApiError::invalid_query("select", detail))?;
+        let scope = format!(
+            "list {}\n{}\norder={}\nq={}",
+            vocabulary.schema.collection(),
+            bound.join("&"),
+            get("order").map_or("", String::as_str),
+            get("q").map_or("", String::as_str),
+        );
+        let cursor = get("cursor")
+            .map(|raw| {
+                cursors
+                    .decode(&scope, raw)
+                    .and_then(|bytes| serde_json::from_slice::<Vec<Option<String>>>(&bytes).ok())
+                    .filter(|values| values.len() == keys.len())
+                    .ok_or_else(|| {
+                        ApiError::invalid_query(
+                            "cursor",
+                            "not a cursor this server issued for this query (its filters, order \
+                             and q must stay the same)",
+                        )
+                    })
+            })
+            .transpose()?;
+        Ok(ListQuery {
+            filters,
+            search,
+            keys,
+            select,
+            limit: page_limit(get("limit"))?,
+            cursor,
+            scope,
+            link: pairs
+                .iter()
+                .filter(|(name, _)| name != "cursor")
+                .cloned()
+                .collect(),
+        })
+    }
+}
+
+fn id_key(descending: bool) -> Key {
+    Key {
+        expr: "id".into(),
+        sql_type: "uuid".into(),
+        descending,
+        nulls_first: descending,
+        nullable: false,
+    }
+}
+
+fn search(vocabulary: &Vocabulary<'_>, text: &str) -> Result<Search, String> {
+    if text.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if text.chars().count() > MAX_SEARCH_CHARS || text.contains('\0') {
+        return Err(format!(
+            "must be at most {MAX_SEARCH_CHARS} characters, without NUL"
+        ));
+    }
+    let columns = vocabulary
+        .search_columns()?
+        .iter()
+        .map(|c| format!("\"{}\"", c.name))
+        .collect();
+    Ok(Search {
+        text: text.to_owned(),
+        language: vocabulary.schema.search_language.clone(),
+        columns,
+    })
+}
+
+/// `order=price.desc,name.asc.nullsfirst`: fields with an optional direction and nulls
+/// placement (nulls sort after values unless told otherwise: last ascending, first
+/// descending). `id` is appended in the direction of the last key unless named.
+fn keys(vocabulary: &Vocabulary<'_>, order: &str) -> Result<Vec<Option<Key>>, String> {
+    let mut keys: Vec<Option<Key>> = Vec::new();
+    let mut named = BTreeSet::new();
+    for item in order.split(',') {
+        let mut parts: Vec<&str> = item.split('.').collect();
+        let nulls_first = match parts.last() {
+            Some(&"nullsfirst") => parts.pop().map(|_| true),
+            Some(&"nullslast") => parts.pop().map(|_| false),
+            _ => None,
+        };
+        let descending = match parts.last() {
+            Some(&"desc") => parts.pop().is_some(),
+            Some(&"asc") => parts.pop().is_none(),
+            _ => false,
+        };
+        let path = parts.join(".");
+        if path.is_empty() {
+            return Err(format!(
+                "`{item}` names no field (expected <field>[.asc|.desc][.nullsfirst|.nullslast])"
+            ));
+        }
+        if !named.insert(path.clone()) {
+            return Err(format!("`{path}` is named twice"));
+        }
+        let Target {
+            expr,
+            sql_type,
+            nullable,
+            ..
+        } = vocabulary.target(&path, Use::Sort)?;
+        keys.push(Some(Key {
+            expr,
+            sql_type,
+            descending,
+            nulls_first: nulls_first.unwrap_or(descending),
+            nullable,
+        }));
+        if path == "id" {
+            return Ok(keys);
+        }
+    }
+    if keys.len() > MAX_ORDER_KEYS {
+        return Err(format!("takes at most {MAX_ORDER_KEYS} fields besides id"));
+    }
+    let descending = keys
+        .last()
+        .and_then(Option::as_ref)
+        .is_some_and(|k| k.descending);
+    keys.push(Some(id_key(descending)));
+    Ok(keys)
+}
+
+/// `select=name,price`: top-level fields (declared or managed) to return besides `id`.
+fn select(schema: &DocumentSchema, raw: &str) -> Result<Vec<String>, String> {
+    raw.split(',')
+        .map(|name| {
+            if schema.fields.contains_key(name) || MANAGED_FIELDS.contains(&name) {
+                Ok(name.to_owned())
+            } else {
+                Err(format!(
+                    "`{name}` is not a top-level field of {}",
+                    schema.collection()
+                ))
+            }
+        })
+        .collect()
+}
+
+/// Which documents of a collection the caller lists.
+pub struct Listing<'a> {
+    pub view: &'a DocumentView,
+    pub principal: &'a Principal,
+    /// Only those it created (its read right is `owner`).
+    pub own_only: bool,
+    /// Count every match too (`Prefer: count=exact`).
+    pub count: bool,
+}
+
+/// One page of a list.
+pub struct Page {
+    pub documents: Vec<DocumentState>,
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+    pub total: Option<i64>,
+    pub checkpoint: LogPosition,
+}
+
+impl ListQuery {
+    /// Runs the query: the view's checkpoint, the page and the count share one snapshot, and
+    /// Postgres cancels them past `http.query_timeout_ms`.
+    pub async fn run(&self, state: &AppState, listing: Listing<'_>) -> Result<Page, ApiError> {
+        let mut params = Params::default();
+        let mut conditions = format!(
+            "tenant = {} AND NOT archived",
+            params.text(listing.principal.tenant.as_str().to_owned())
+        );
+        if listing.own_only {
+            let sub = params.text(listing.principal.actor_sub().to_owned());
+            conditions.push_str(&format!(" AND created_by = {sub}"));
+        }
+        for filter in &self.filters {
+            conditions.push_str(" AND ");
+            conditions.push_str(&filter.sql(&mut params));
+        }
+        let mut rank = String::new();
+        if let Some(search) = &self.search {
+            let query = format!(
+                "websearch_to_tsquery('{}'::regconfig, {}::text)",
+                search.language,
+                params.text(search.text.clone())
+            );
+            let matches: Vec<String> = search
+                .columns
+                .iter()
+                .map(|c| format!("{c} @@ {query}"))
+                .collect();
+            conditions.push_str(&format!(" AND ({})", matches.join(" OR ")));
+            rank = format!("ts_rank({}, {query})", search.columns.join(" || "));
+        }
+        let keys: Vec<Key> = self
+            .keys
+            .iter()
+            .map(|key| {
+                key.clone().unwrap_or_else(|| Key {
+                    expr: rank.clone(),
+                    sql_type: "real".into(),
+                    descending: true,
+                    nulls_first: true,
+                    nullable: false,
+                })
+            })
+            .collect();
+        let relation = &listing.view.relation;
+        let count_sql = format!("SELECT count(*) FROM {relation} WHERE {conditions}");
+        let count_params = params.len();
+        let page_sql = page_sql(
+            relation,
+            &conditions,
+            &keys,
+            self.cursor.as_deref(),
+            self.limit,
+            &mut params,
+        );
+        let typed = params.typed();
+        let mut client = state.db().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(deadpool_postgres::tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(ApiError::store_unavailable)?;
+        tx.batch_execute(&format!(
+            "SET LOCAL statement_timeout = {}",
+            state.settings.http.query_timeout_ms
+        ))
+        .await
+        .map_err(ApiError::store_unavailable)?;
+        let checkpoint = active_checkpoint(&*tx, &listing.view.projection);
+        let rows = tx.query_typed(&page_sql, &typed);
+        let total = async {
+            if listing.count {
+                let row = tx.query_typed(&count_sql, &typed[..count_params]).await?;
+                Ok(row.first().map(|r| r.get::<_, i64>(0)))
+            } else {
+                Ok(None)
+            }
+        };
+        // Pipelined: one round trip for the three.
+        let (checkpoint, rows, total) = tokio::join!(checkpoint, rows, total);
+        let checkpoint = checkpoint.map_err(ApiError::store_unavailable)?;
+        let rows = rows.map_err(|e| query_failed(e, state))?;
+        let total = total.map_err(|e| query_failed(e, state))?;
+        tx.commit().await.map_err(ApiError::store_unavailable)?;
+        let limit = usize::try_from(self.limit).unwrap_or(0);
+        let has_more = rows.len() > limit;
+        let last = limit.checked_sub(1).and_then(|i| rows.get(i));
+        let next_cursor = match last.filter(|_| has_more) {
+            Some(last) => {
+                let offset = ROW_COLUMNS.split(", ").count();
+                let values: Vec<Option<String>> = (0..keys.len())
+                    .map(|i| last.get(offset + 2 * i + 1))
+                    .collect();
+                let payload = serde_json::to_vec(&values).map_err(ApiError::internal)?;
+                Some(state.cursors.encode(&self.scope, &payload))
+            }
+            None => None,
+        };
+        Ok(Page {
+            documents: rows.iter().take(limit).map(|r| row_state(r, 0)).collect(),
+            next_cursor,
+            has_more,
+            total,
+            checkpoint,
+        })
+    }
+}
+
+/// A list query Postgres refused. A column the query names may be missing while the view's
+/// new version (with it) is still being built, and a query may outrun the time limit: both are
+/// `503`, never the driver's text.
+fn query_failed(error: deadpool_postgres::tokio_postgres::Error, state: &AppState) -> ApiError {
+    match error.code() {
+        Some(code)
+            if *code == SqlState::UNDEFINED_COLUMN || *code == SqlState::UNDEFINED_FUNCTION =>
+        {
+            ApiError::Unavailable(
+                "this query needs the view version being built for the current declaration; \
+                 retry once the rebuild is done"
+                    .into(),
+            )
+        }
+        Some(code) if *code == SqlState::QUERY_CANCELED => ApiError::Unavailable(format!(
+            "the query ran longer than {} ms; narrow it with filters",
+            state.settings.http.query_timeout_ms
+        )),
+        _ => ApiError::store_unavailable(error),
+    }
+}
