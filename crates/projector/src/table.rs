@@ -15,16 +15,18 @@ use sha2::{Digest, Sha256};
 pub const VIEWS_SCHEMA: &str = "herald_views";
 
 /// A copy of a field in a column of its own, indexed: typed for the fields the YAML declares
-/// `filter` or `sort`, a weighted `tsvector` for `search` fields.
+/// `filter` or `sort`; or the weighted `tsvector` of the `search` fields (see [`SEARCH_ALL`]).
+///
+/// [`SEARCH_ALL`]: Column::SEARCH_ALL
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
-    /// The field's dotted path (`dimensions.width`).
+    /// The field's dotted path (`dimensions.width`); empty for a search column.
     pub field: String,
-    /// The column name: `f_<path>` (typed) or `s_<path>` (search), or a digest of it where
-    /// that would pass Postgres's 63-byte identifier limit.
+    /// The column name: `f_<path>` (or a digest of the path where that would pass Postgres's
+    /// 63-byte identifier limit), or one of the search columns' names.
     pub name: String,
     pub sql_type: String,
-    /// For a `tsvector` column: its text search configuration and rank weight.
+    /// For a `tsvector` column: its text search configuration and fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<Search>,
 }
@@ -32,34 +34,52 @@ pub struct Column {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Search {
     pub language: String,
-    /// `A` to `D`: the first declared search field weighs most.
-    pub weight: char,
+    /// The fields' paths with their rank weights, `A` for the first declared down to `D`.
+    pub fields: Vec<(String, char)>,
 }
 
 impl Column {
-    fn new(prefix: &str, field: String, sql_type: &str, search: Option<Search>) -> Self {
-        let mut name = format!("{prefix}_{field}");
+    /// The search column over every `search` field. A query matches the words of all of them
+    /// at once, so `a -b` excludes a document with `b` in any field.
+    pub const SEARCH_ALL: &str = "search_all";
+    /// The search column over the `search` fields without a read rule (on them or on an
+    /// enclosing object), present when some have one: what a caller who may not read all of
+    /// them searches, so hidden words never decide a match.
+    pub const SEARCH_OPEN: &str = "search_open";
+
+    fn typed(field: String, sql_type: &str) -> Self {
+        let mut name = format!("f_{field}");
         if name.len() > 63 {
-            name = format!("{prefix}_{}", digest_hex(&[field.as_bytes()]));
+            name = format!("f_{}", digest_hex(&[field.as_bytes()]));
         }
         Self {
             field,
             name,
             sql_type: sql_type.to_owned(),
-            search,
+            search: None,
         }
     }
 
-    /// The field's value in a row's `doc`, as SQL over the alias `r`.
+    /// The column's value from a row's `doc`, as SQL over the alias `r`.
     fn value_sql(&self) -> String {
-        let path = self.field.replace('.', ",");
+        let path = |field: &str| field.replace('.', ",");
         match (&self.search, self.sql_type.as_str()) {
-            (Some(search), _) => format!(
-                "setweight(to_tsvector('{}'::regconfig, coalesce(r.doc #>> '{{{path}}}', '')), '{}')",
-                search.language, search.weight
-            ),
-            (None, "jsonb") => format!("r.doc #> '{{{path}}}'"),
-            (None, sql_type) => format!("(r.doc #>> '{{{path}}}')::{sql_type}"),
+            (Some(search), _) => {
+                let parts: Vec<String> = search
+                    .fields
+                    .iter()
+                    .map(|(field, weight)| {
+                        format!(
+                            "setweight(to_tsvector('{}'::regconfig, coalesce(r.doc #>> '{{{}}}', '')), '{weight}')",
+                            search.language,
+                            path(field)
+                        )
+                    })
+                    .collect();
+                parts.join(" || ")
+            }
+            (None, "jsonb") => format!("r.doc #> '{{{}}}'", path(&self.field)),
+            (None, sql_type) => format!("(r.doc #>> '{{{}}}')::{sql_type}", path(&self.field)),
         }
     }
 
@@ -90,40 +110,68 @@ fn column_type(kind: &FieldKind) -> Option<&'static str> {
     })
 }
 
-/// The columns a document's YAML asks for: typed ones first, then search ones, each in
-/// declaration order (nested fields where their object is declared).
+/// The columns a document's YAML asks for: typed ones in declaration order (nested fields
+/// where their object is declared), then the search columns.
 pub fn columns_of(schema: &DocumentSchema) -> Vec<Column> {
-    let mut typed = Vec::new();
+    let mut columns = Vec::new();
     let mut search = Vec::new();
-    collect_columns(&schema.fields, "", &mut typed, &mut search);
+    collect_columns(&schema.fields, "", false, &mut columns, &mut search);
     let weights = ['A', 'B', 'C', 'D'];
-    typed.extend(search.into_iter().enumerate().map(|(ordinal, field)| {
-        let weight = weights[ordinal.min(weights.len() - 1)];
-        let language = schema.search_language.clone();
-        Column::new("s", field, "tsvector", Some(Search { language, weight }))
-    }));
-    typed
+    let weighted: Vec<((String, char), bool)> = search
+        .into_iter()
+        .enumerate()
+        .map(|(ordinal, (field, restricted))| {
+            ((field, weights[ordinal.min(weights.len() - 1)]), restricted)
+        })
+        .collect();
+    let search_column = |name: &str, fields: Vec<(String, char)>| Column {
+        field: String::new(),
+        name: name.to_owned(),
+        sql_type: "tsvector".to_owned(),
+        search: Some(Search {
+            language: schema.search_language.clone(),
+            fields,
+        }),
+    };
+    if !weighted.is_empty() {
+        let all = weighted.iter().map(|(f, _)| f.clone()).collect();
+        columns.push(search_column(Column::SEARCH_ALL, all));
+    }
+    if weighted.iter().any(|(_, restricted)| *restricted) {
+        let open: Vec<(String, char)> = weighted
+            .into_iter()
+            .filter(|(_, restricted)| !restricted)
+            .map(|(f, _)| f)
+            .collect();
+        if !open.is_empty() {
+            columns.push(search_column(Column::SEARCH_OPEN, open));
+        }
+    }
+    columns
 }
 
+/// Walks `fields`, pushing typed columns and `(path, has a read rule)` for search fields.
 fn collect_columns(
     fields: &Fields,
     prefix: &str,
+    restricted: bool,
     typed: &mut Vec<Column>,
-    search: &mut Vec<String>,
+    search: &mut Vec<(String, bool)>,
 ) {
     for (name, field) in fields {
         let path = format!("{prefix}{name}");
+        let restricted = restricted || field.acl.read.is_some();
         if let FieldKind::Object(nested) = &field.kind {
-            collect_columns(nested, &format!("{path}."), typed, search);
+            collect_columns(nested, &format!("{path}."), restricted, typed, search);
             continue;
         }
         if (field.filter || field.sort)
             && let Some(sql_type) = column_type(&field.kind)
         {
-            typed.push(Column::new("f", path.clone(), sql_type, None));
+            typed.push(Column::typed(path.clone(), sql_type));
         }
         if field.search {
-            search.push(path);
+            search.push((path, restricted));
         }
     }
 }
@@ -140,7 +188,10 @@ pub fn shape_of(columns: &[Column]) -> String {
         parts.push(column.name.clone());
         parts.push(column.sql_type.clone());
         if let Some(search) = &column.search {
-            parts.push(format!("{} {}", search.language, search.weight));
+            parts.push(search.language.clone());
+            for (field, weight) in &search.fields {
+                parts.push(format!("{field} {weight}"));
+            }
         }
     }
     let parts: Vec<&[u8]> = parts.iter().map(String::as_bytes).collect();

@@ -62,7 +62,8 @@ pub struct ListQuery {
 struct Search {
     text: String,
     language: String,
-    columns: Vec<String>,
+    /// The `tsvector` column searched, quoted.
+    column: String,
 }
 
 impl ListQuery {
@@ -166,15 +167,14 @@ fn search(vocabulary: &Vocabulary<'_>, text: &str) -> Result<Search, String> {
             "must be at most {MAX_SEARCH_CHARS} characters, without NUL"
         ));
     }
-    let columns = vocabulary
-        .search_columns()?
-        .iter()
-        .map(|c| format!("\"{}\"", c.name))
-        .collect();
+    let column = vocabulary.search_column()?;
     Ok(Search {
         text: text.to_owned(),
-        language: vocabulary.schema.search_language.clone(),
-        columns,
+        language: column
+            .search
+            .as_ref()
+            .map_or_else(|| "simple".to_owned(), |s| s.language.clone()),
+        column: format!("\"{}\"", column.name),
     })
 }
 
@@ -292,13 +292,8 @@ impl ListQuery {
                 search.language,
                 params.text(search.text.clone())
             );
-            let matches: Vec<String> = search
-                .columns
-                .iter()
-                .map(|c| format!("{c} @@ {query}"))
-                .collect();
-            conditions.push_str(&format!(" AND ({})", matches.join(" OR ")));
-            rank = format!("ts_rank({}, {query})", search.columns.join(" || "));
+            conditions.push_str(&format!(" AND {} @@ {query}", search.column));
+            rank = format!("ts_rank({}, {query})", search.column);
         }
         let keys: Vec<Key> = self
             .keys

@@ -69,25 +69,24 @@ impl Vocabulary<'_> {
         })
     }
 
-    /// The search columns the caller may read; an error when there are none.
-    pub fn search_columns(&self) -> Result<Vec<&Column>, String> {
-        let declared: Vec<&Column> = self.columns.iter().filter(|c| c.search.is_some()).collect();
-        if declared.is_empty() {
-            return Err(format!(
+    /// The search column for the caller: the one over every `search` field when it may read
+    /// them all, else the one over those without a read rule.
+    pub fn search_column(&self) -> Result<&Column, String> {
+        let named = |name: &str| self.columns.iter().find(|c| c.name == name);
+        let all = named(Column::SEARCH_ALL).ok_or_else(|| {
+            format!(
                 "{} declares no `search: true` fields",
                 self.schema.collection()
-            ));
+            )
+        })?;
+        let readable = all.search.iter().flat_map(|s| &s.fields).all(|(path, _)| {
+            field_path(&self.schema.fields, path).is_some_and(|chain| self.readable(&chain))
+        });
+        if readable {
+            return Ok(all);
         }
-        let readable: Vec<&Column> = declared
-            .into_iter()
-            .filter(|c| {
-                field_path(&self.schema.fields, &c.field).is_some_and(|f| self.readable(&f))
-            })
-            .collect();
-        if readable.is_empty() {
-            return Err("you may not read any of the fields search covers".into());
-        }
-        Ok(readable)
+        named(Column::SEARCH_OPEN)
+            .ok_or_else(|| "you may not read the fields search covers".to_owned())
     }
 
     /// Whether the caller may read every field of `chain` on every document it lists: a
