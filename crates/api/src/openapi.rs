@@ -2,7 +2,10 @@
 //! documents: one schema per document for reads, creates and patches, every route with its
 //! headers, and the problem responses.
 
+use herald_bus::schema::query::field_path;
 use herald_bus::schema::{DocumentSchema, Field, FieldKind, Fields, Registry};
+
+use crate::list::{MANAGED_QUERY_FIELDS, managed, operator_names};
 use serde_json::{Map, Value, json};
 
 /// The whole document served at `/v1/openapi.json`.
@@ -29,6 +32,7 @@ pub fn describe(registry: &Registry) -> Value {
                     "data": {"type": "array", "items": reference(&name)},
                     "next_cursor": {"type": ["string", "null"]},
                     "has_more": {"type": "boolean"},
+                    "total": {"type": "integer", "description": "With Prefer: count=exact."},
                 },
             }),
         );
@@ -438,6 +442,65 @@ fn collection_path(doc: &DocumentSchema, name: &str) -> Value {
             "responses": with_common(list_responses, &[("400", "Invalid query")]),
         },
     })
+}
+
+/// The query parameters of a list: one per filterable field, then order, q, select, paging.
+fn list_parameters(doc: &DocumentSchema) -> Vec<Value> {
+    let columns = herald_projector::columns_of(doc);
+    let mut parameters = Vec::new();
+    let mut sortable: Vec<&str> = MANAGED_QUERY_FIELDS.to_vec();
+    let managed_fields = MANAGED_QUERY_FIELDS
+        .iter()
+        .filter_map(|path| managed(path).map(|target| (*path, target.field, true)));
+    let declared = columns
+        .iter()
+        .filter(|c| c.search.is_none())
+        .filter_map(|c| {
+            let chain = field_path(&doc.fields, &c.field)?;
+            let field = chain.last()?;
+            if field.sort {
+                sortable.push(&c.field);
+            }
+            Some((c.field.as_str(), (*field).clone(), field.filter))
+        });
+    let filters: Vec<(&str, Field, bool)> = managed_fields.chain(declared).collect();
+    for (path, field, filter) in &filters {
+        if !filter {
+            continue;
+        }
+        parameters.push(json!({
+            "name": path, "in": "query", "required": false, "schema": {"type": "string"},
+            "description": format!("Filter on this {} field: [not.]<operator>.<value> with operator one of {}.",
+                field.kind.name(), operator_names(field).join(", ")),
+        }));
+    }
+    parameters.push(json!({
+        "name": "order", "in": "query", "required": false, "schema": {"type": "string"},
+        "description": format!("Comma-separated <field>[.asc|.desc][.nullsfirst|.nullslast], at most 4 fields; id breaks ties. Sortable: {}.", sortable.join(", ")),
+    }));
+    if columns
+        .iter()
+        .any(|c| c.name == herald_projector::Column::SEARCH_ALL)
+    {
+        parameters.push(json!({
+            "name": "q", "in": "query", "required": false, "schema": {"type": "string", "maxLength": 500},
+            "description": format!("Full-text search (web search syntax: words, \"phrases\", or, -word) in the {} language; ranked unless order is given.", doc.search_language),
+        }));
+    }
+    parameters.push(json!({
+        "name": "select", "in": "query", "required": false, "schema": {"type": "string"},
+        "description": "Comma-separated top-level fields to return besides id.",
+    }));
+    parameters.push(json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}));
+    parameters.push(
+        json!({"name": "cursor", "in": "query", "required": false, "schema": token_schema()}),
+    );
+    parameters.push(
+        json!({"name": "Prefer", "in": "header", "required": false, "schema": {"type": "string"},
+        "description": "count=exact adds total, the number of every match."}),
+    );
+    parameters.push(min_position());
+    parameters
 }
 
 fn document_path(doc: &DocumentSchema, name: &str) -> Value {

@@ -112,6 +112,9 @@ fn items() -> Vec<Value> {
     ]
 }
 
+/// A query and the names it finds.
+type Case<'a> = (Vec<(&'a str, &'a str)>, BTreeSet<String>);
+
 #[tokio::test]
 async fn every_operator_filters_every_field_type() {
     let app = spawn().await;
@@ -127,7 +130,7 @@ async fn every_operator_filters_every_field_type() {
             .map(|n| (*n).to_owned())
             .collect::<BTreeSet<_>>()
     };
-    let cases: Vec<(Vec<(&str, &str)>, BTreeSet<String>)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (vec![("name", "eq.alpha")], set(&["alpha"])),
         (
             vec![("name", "neq.alpha")],

@@ -92,6 +92,11 @@ fn operators_for(field: &Field) -> &'static [Operator] {
     }
 }
 
+/// The operators a filter on `field` takes, by name (for the API description).
+pub fn operator_names(field: &Field) -> Vec<&'static str> {
+    operators_for(field).iter().map(|o| o.name()).collect()
+}
+
 /// The most values `in` and `cs` take.
 const MAX_VALUES: usize = 100;
 
@@ -134,11 +139,10 @@ impl Filter {
         })?;
         let field = &target.field;
         if !operators_for(field).contains(&operator) {
-            let names: Vec<&str> = operators_for(field).iter().map(|o| o.name()).collect();
             return Err(format!(
                 "`{name}` does not apply to this {} field (it takes {})",
                 field.kind.name(),
-                names.join(", ")
+                operator_names(field).join(", ")
             ));
         }
         let operand = match operator {

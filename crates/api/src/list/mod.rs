@@ -29,9 +29,9 @@ use crate::extract::page_limit;
 use crate::state::AppState;
 use crate::views::{CursorKey, DocumentView};
 use filter::Filter;
+pub use filter::operator_names;
 use sql::{Key, Params, page_sql};
-pub use target::Vocabulary;
-use target::{Target, Use};
+pub use target::{MANAGED_QUERY_FIELDS, Target, Use, Vocabulary, managed};
 
 /// The parameters a list takes besides filters.
 const RESERVED: [&str; 6] = ["limit", "cursor", "order", "select", "q", "min_position"];

@@ -107,7 +107,10 @@ impl Vocabulary<'_> {
 }
 
 /// `id`, `created_at` and `updated_at`: every document has them, each with its own index.
-fn managed(path: &str) -> Option<Target> {
+pub const MANAGED_QUERY_FIELDS: [&str; 3] = ["id", "created_at", "updated_at"];
+
+/// The target of a managed field, if `path` is one of [`MANAGED_QUERY_FIELDS`].
+pub fn managed(path: &str) -> Option<Target> {
     let (sql_type, kind) = match path {
         "id" => ("uuid", FieldKind::Uuid),
         "created_at" | "updated_at" => ("timestamptz", FieldKind::Datetime),
