@@ -434,11 +434,8 @@ fn collection_path(doc: &DocumentSchema, name: &str) -> Value {
         },
         "get": {
             "summary": format!("List {tag} documents"), "tags": [tag],
-            "parameters": [
-                {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
-                {"name": "cursor", "in": "query", "required": false, "schema": token_schema()},
-                min_position(),
-            ],
+            "description": "Filters are `<field>=[not.]<operator>.<value>`; several filters (on the same field too) must all hold. Pages are keyset pages: follow `next_cursor` (or the `Link: rel=\"next\"` header) with the same filters, order and q.",
+            "parameters": list_parameters(doc),
             "responses": with_common(list_responses, &[("400", "Invalid query")]),
         },
     })
