@@ -1,7 +1,7 @@
 -- Appends :count petstore products to the event log of tenant :tenant (one without products)
--- in one transaction,
--- as the command handler would: one `petstore.product.created` event per document, its stream
--- row with the folded snapshot, and its unique name. The projector then builds the view.
+-- in one transaction, as the command handler would: one `petstore.product.created` event per
+-- document, its stream row with the folded snapshot, and its unique name. The projector then
+-- builds the view.
 --
 --   psql "$DATABASE_URL" -v tenant=bench -v count=1000000 -f scripts/seed-products.sql
 --

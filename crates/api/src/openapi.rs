@@ -5,7 +5,9 @@
 use herald_bus::schema::query::field_path;
 use herald_bus::schema::{DocumentSchema, Field, FieldKind, Fields, Registry};
 
-use crate::list::{MANAGED_QUERY_FIELDS, managed, operator_names};
+use crate::list::{
+    MANAGED_QUERY_FIELDS, MAX_ORDER_KEYS, MAX_SEARCH_CHARS, managed, operator_names,
+};
 use serde_json::{Map, Value, json};
 
 /// The whole document served at `/v1/openapi.json`.
@@ -473,14 +475,11 @@ fn list_parameters(doc: &DocumentSchema) -> Vec<Value> {
     }
     parameters.push(json!({
         "name": "order", "in": "query", "required": false, "schema": {"type": "string"},
-        "description": format!("Comma-separated <field>[.asc|.desc][.nullsfirst|.nullslast], at most 4 fields; id breaks ties. Sortable: {}.", sortable.join(", ")),
+        "description": format!("Comma-separated <field>[.asc|.desc][.nullsfirst|.nullslast], at most {MAX_ORDER_KEYS} fields; id breaks ties. Sortable: {}.", sortable.join(", ")),
     }));
-    if columns
-        .iter()
-        .any(|c| c.name == herald_projector::Column::SEARCH_ALL)
-    {
+    if columns.iter().any(|c| c.search.is_some()) {
         parameters.push(json!({
-            "name": "q", "in": "query", "required": false, "schema": {"type": "string", "maxLength": 500},
+            "name": "q", "in": "query", "required": false, "schema": {"type": "string", "maxLength": MAX_SEARCH_CHARS},
             "description": format!("Full-text search (web search syntax: words, \"phrases\", or, -word) in the {} language; ranked unless order is given.", doc.search_language),
         }));
     }

@@ -15,9 +15,7 @@ use sha2::{Digest, Sha256};
 pub const VIEWS_SCHEMA: &str = "herald_views";
 
 /// A copy of a field in a column of its own, indexed: typed for the fields the YAML declares
-/// `filter` or `sort`; or the weighted `tsvector` of the `search` fields (see [`SEARCH_ALL`]).
-///
-/// [`SEARCH_ALL`]: Column::SEARCH_ALL
+/// `filter` or `sort`; or a weighted `tsvector` of `search` fields (see [`Search`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
     /// The field's dotted path (`dimensions.width`); empty for a search column.
@@ -31,22 +29,22 @@ pub struct Column {
     pub search: Option<Search>,
 }
 
+/// A search column. Every document has one over every `search` field: a query matches the
+/// words of all of them at once, so `a -b` leaves out a document with `b` in any field. When
+/// some search fields have a read rule (on them or on an enclosing object), a second one covers
+/// the others: what a caller who may not read them all searches, so hidden words never decide
+/// a match.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Search {
+    /// Whether it covers only the search fields without a read rule.
+    #[serde(default)]
+    pub open: bool,
     pub language: String,
     /// The fields' paths with their rank weights, `A` for the first declared down to `D`.
     pub fields: Vec<(String, char)>,
 }
 
 impl Column {
-    /// The search column over every `search` field. A query matches the words of all of them
-    /// at once, so `a -b` excludes a document with `b` in any field.
-    pub const SEARCH_ALL: &str = "search_all";
-    /// The search column over the `search` fields without a read rule (on them or on an
-    /// enclosing object), present when some have one: what a caller who may not read all of
-    /// them searches, so hidden words never decide a match.
-    pub const SEARCH_OPEN: &str = "search_open";
-
     fn typed(field: String, sql_type: &str) -> Self {
         let mut name = format!("f_{field}");
         if name.len() > 63 {
@@ -78,7 +76,11 @@ impl Column {
                     .collect();
                 parts.join(" || ")
             }
-            (None, "jsonb") => format!("r.doc #> '{{{}}}'", path(&self.field)),
+            // A stored JSON `null` is no value, as for the other columns.
+            (None, "jsonb") => format!(
+                "NULLIF(r.doc #> '{{{}}}', 'null'::jsonb)",
+                path(&self.field)
+            ),
             (None, sql_type) => format!("(r.doc #>> '{{{}}}')::{sql_type}", path(&self.field)),
         }
     }
@@ -124,18 +126,28 @@ pub fn columns_of(schema: &DocumentSchema) -> Vec<Column> {
             ((field, weights[ordinal.min(weights.len() - 1)]), restricted)
         })
         .collect();
-    let search_column = |name: &str, fields: Vec<(String, char)>| Column {
-        field: String::new(),
-        name: name.to_owned(),
-        sql_type: "tsvector".to_owned(),
-        search: Some(Search {
+    // Named by a digest of what they hold, so a query never reads an older version's column
+    // that holds other fields (it is missing instead, until the new version serves).
+    let search_column = |open: bool, fields: Vec<(String, char)>| {
+        let search = Search {
+            open,
             language: schema.search_language.clone(),
             fields,
-        }),
+        };
+        let mut parts = vec![search.language.clone()];
+        parts.extend(search.fields.iter().map(|(f, w)| format!("{f} {w}")));
+        let parts: Vec<&[u8]> = parts.iter().map(String::as_bytes).collect();
+        let role = if open { "open" } else { "all" };
+        Column {
+            field: String::new(),
+            name: format!("search_{role}_{}", digest_hex(&parts)),
+            sql_type: "tsvector".to_owned(),
+            search: Some(search),
+        }
     };
     if !weighted.is_empty() {
         let all = weighted.iter().map(|(f, _)| f.clone()).collect();
-        columns.push(search_column(Column::SEARCH_ALL, all));
+        columns.push(search_column(false, all));
     }
     if weighted.iter().any(|(_, restricted)| *restricted) {
         let open: Vec<(String, char)> = weighted
@@ -144,7 +156,7 @@ pub fn columns_of(schema: &DocumentSchema) -> Vec<Column> {
             .map(|(f, _)| f)
             .collect();
         if !open.is_empty() {
-            columns.push(search_column(Column::SEARCH_OPEN, open));
+            columns.push(search_column(true, open));
         }
     }
     columns

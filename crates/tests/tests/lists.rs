@@ -21,7 +21,7 @@ fields:
   maker: {type: uuid, filter: true}
   contact: {type: email, filter: true}
   tags: {type: array, items: {type: string}, filter: true}
-  sizes: {type: array, items: {type: integer}, filter: true}
+  sizes: {type: array, items: {type: integer}, nullable: true, filter: true}
   dims:
     type: object
     fields:
@@ -105,7 +105,7 @@ fn items() -> Vec<Value> {
                "contact": "b@shop.io", "tags": ["red"], "sizes": [2, 3],
                "dims": {"width": 8, "label": "crate"}, "cost": 9}),
         json!({"name": "charlie", "price": 20, "qty": 3, "kind": "food",
-               "due": "2024-06-30", "tags": ["green"], "dims": {"label": "box"}}),
+               "due": "2024-06-30", "tags": ["green"], "sizes": null, "dims": {"label": "box"}}),
         json!({"name": "delta", "qty": 7, "active": true, "kind": "toy",
                "seen_at": "2023-12-31T23:00:00-05:00", "sizes": [3]}),
         json!({"name": "Echo", "price": 12.5, "active": false}),
@@ -207,6 +207,8 @@ async fn every_operator_filters_every_field_type() {
         (vec![("tags", "not.cs.{red}")], set(&["charlie"])),
         (vec![("tags", "is.null")], set(&["delta", "Echo"])),
         (vec![("sizes", "cs.{3}")], set(&["bravo", "delta"])),
+        // A stored null is no value, like an absent one.
+        (vec![("sizes", "is.null")], set(&["charlie", "Echo"])),
         (vec![("dims.width", "gt.5")], set(&["bravo"])),
         (vec![("dims.label", "eq.box")], set(&["alpha", "charlie"])),
         (
@@ -692,6 +694,9 @@ async fn every_bad_query_is_a_400_naming_its_parameter() {
         (vec![("order", "price,price.desc")], "order"),
         (vec![("order", ".desc")], "order"),
         (vec![("order", "name,price,qty,due,seen_at")], "order"),
+        (vec![("order", "id,name")], "order"),
+        (vec![("name", "like.abc\\")], "name"),
+        (vec![("due", "eq.+999-01-01")], "due"),
         (vec![("select", "name,colour")], "select"),
         (vec![("select", "dims.width")], "select"),
         (vec![("q", "")], "q"),

@@ -46,23 +46,36 @@ impl Operator {
     }
 
     fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, op)| *op == self)
-            .map_or("", |(n, _)| n)
+        match self {
+            Operator::Eq => "eq",
+            Operator::Neq => "neq",
+            Operator::Gt => "gt",
+            Operator::Gte => "gte",
+            Operator::Lt => "lt",
+            Operator::Lte => "lte",
+            Operator::In => "in",
+            Operator::Like => "like",
+            Operator::Ilike => "ilike",
+            Operator::Is => "is",
+            Operator::Cs => "cs",
+        }
     }
 
-    /// The SQL comparison of the plain comparisons.
-    fn comparison(self) -> Option<&'static str> {
-        Some(match self {
+    /// The SQL operator.
+    fn sql(self) -> &'static str {
+        match self {
             Operator::Eq => "=",
             Operator::Neq => "<>",
             Operator::Gt => ">",
             Operator::Gte => ">=",
             Operator::Lt => "<",
             Operator::Lte => "<=",
-            _ => return None,
-        })
+            Operator::In => "= ANY",
+            Operator::Like => "LIKE",
+            Operator::Ilike => "ILIKE",
+            Operator::Is => "IS",
+            Operator::Cs => "@>",
+        }
     }
 }
 
@@ -156,7 +169,7 @@ impl Filter {
                 _ => return Err("`is` takes null".into()),
             }),
             Operator::In => {
-                let items = list(text, '(', ')')?;
+                let items = split_list(text, '(', ')')?;
                 let values = items
                     .iter()
                     .map(|item| sql_text(field, item))
@@ -167,7 +180,7 @@ impl Filter {
                 let FieldKind::Array(item) = &field.kind else {
                     return Err("`cs` applies to arrays".into());
                 };
-                let items = list(text, '{', '}')?;
+                let items = split_list(text, '{', '}')?;
                 let values = items
                     .iter()
                     .map(|text| query_value(item, text))
@@ -177,6 +190,10 @@ impl Filter {
             Operator::Like | Operator::Ilike => {
                 if text.contains('\0') {
                     return Err("must not contain NUL characters".into());
+                }
+                let escapes = text.chars().rev().take_while(|c| *c == '\\').count();
+                if escapes % 2 == 1 {
+                    return Err("must not end with the escape character \\".into());
                 }
                 // `*` is the wildcard that needs no escaping in a URL.
                 Operand::Value(text.replace('*', "%"))
@@ -195,24 +212,21 @@ impl Filter {
     /// The condition, its values pushed onto `params`.
     pub fn sql(&self, params: &mut Params) -> String {
         let (expr, ty) = (&self.expr, &self.sql_type);
-        let condition = match (&self.operand, self.operator) {
-            (Operand::Is(what), _) => format!("{expr} IS {what}"),
-            (Operand::Values(values), _) => {
+        let op = self.operator.sql();
+        let condition = match &self.operand {
+            Operand::Is(what) => format!("{expr} IS {what}"),
+            Operand::Values(values) => {
                 let list = params.list(values.clone());
-                format!("{expr} = ANY(({list}::text[])::{ty}[])")
+                format!("{expr} {op}(({list}::text[])::{ty}[])")
             }
-            (Operand::Value(value), Operator::Cs) => {
-                format!("{expr} @> ({}::text)::jsonb", params.text(value.clone()))
-            }
-            (Operand::Value(value), Operator::Like) => {
-                format!("{expr} LIKE {}::text", params.text(value.clone()))
-            }
-            (Operand::Value(value), Operator::Ilike) => {
-                format!("{expr} ILIKE {}::text", params.text(value.clone()))
-            }
-            (Operand::Value(value), operator) => {
-                let op = operator.comparison().unwrap_or("=");
-                format!("{expr} {op} ({}::text)::{ty}", params.text(value.clone()))
+            Operand::Value(value) => {
+                // Patterns are text and containment a JSON array, whatever the column holds.
+                let cast = match self.operator {
+                    Operator::Like | Operator::Ilike => "text",
+                    Operator::Cs => "jsonb",
+                    _ => ty,
+                };
+                format!("{expr} {op} ({}::text)::{cast}", params.text(value.clone()))
             }
         };
         if self.negated {
@@ -238,15 +252,21 @@ fn sql_text(field: &Field, text: &str) -> Result<String, String> {
 
 /// The items of `(a,b,"c,d")` (with `open` and `close` as the brackets). An item may be
 /// double-quoted to hold commas, brackets or quotes (`\"` and `\\` escape inside quotes).
-fn list(text: &str, open: char, close: char) -> Result<Vec<String>, String> {
+fn split_list(text: &str, open: char, close: char) -> Result<Vec<String>, String> {
     let shape = || format!("expected a list in the form {open}a,b,c{close}");
     let inner = text
         .strip_prefix(open)
         .and_then(|t| t.strip_suffix(close))
         .ok_or_else(shape)?;
+    if inner.is_empty() {
+        return Err("needs at least one value".into());
+    }
     let mut items = Vec::new();
     let mut chars = inner.chars().peekable();
-    while chars.peek().is_some() {
+    // Each turn reads one item and the comma after it; a trailing comma leaves an empty item.
+    let mut more = true;
+    while more {
+        more = false;
         let mut item = String::new();
         if chars.peek() == Some(&'"') {
             chars.next();
@@ -259,12 +279,14 @@ fn list(text: &str, open: char, close: char) -> Result<Vec<String>, String> {
                 }
             }
             match chars.next() {
-                None | Some(',') => {}
+                None => {}
+                Some(',') => more = true,
                 Some(_) => return Err(shape()),
             }
         } else {
             for c in chars.by_ref() {
                 if c == ',' {
+                    more = true;
                     break;
                 }
                 item.push(c);
@@ -275,9 +297,6 @@ fn list(text: &str, open: char, close: char) -> Result<Vec<String>, String> {
             return Err(format!("takes at most {MAX_VALUES} values"));
         }
     }
-    if items.is_empty() {
-        return Err("needs at least one value".into());
-    }
     Ok(items)
 }
 
@@ -287,18 +306,33 @@ mod tests {
 
     #[test]
     fn lists_split_on_commas_outside_quotes() {
-        assert_eq!(list("(a,b)", '(', ')'), Ok(vec!["a".into(), "b".into()]));
         assert_eq!(
-            list(r#"("a,b",c,"q\"x")"#, '(', ')'),
+            split_list("(a,b)", '(', ')'),
+            Ok(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            split_list("(a,)", '(', ')'),
+            Ok(vec!["a".into(), "".into()])
+        );
+        assert_eq!(
+            split_list("(,a)", '(', ')'),
+            Ok(vec!["".into(), "a".into()])
+        );
+        assert_eq!(
+            split_list("(\"a\",)", '(', ')'),
+            Ok(vec!["a".into(), "".into()])
+        );
+        assert_eq!(
+            split_list(r#"("a,b",c,"q\"x")"#, '(', ')'),
             Ok(vec!["a,b".into(), "c".into(), "q\"x".into()])
         );
-        assert_eq!(list("{x}", '{', '}'), Ok(vec!["x".into()]));
-        assert!(list("a,b", '(', ')').is_err());
-        assert!(list("()", '(', ')').is_err());
-        assert!(list("(\"a", '(', ')').is_err());
-        assert!(list("(\"a\"b)", '(', ')').is_err());
+        assert_eq!(split_list("{x}", '{', '}'), Ok(vec!["x".into()]));
+        assert!(split_list("a,b", '(', ')').is_err());
+        assert!(split_list("()", '(', ')').is_err());
+        assert!(split_list("(\"a", '(', ')').is_err());
+        assert!(split_list("(\"a\"b)", '(', ')').is_err());
         let many = format!("({})", vec!["1"; 101].join(","));
-        assert!(list(&many, '(', ')').is_err());
+        assert!(split_list(&many, '(', ')').is_err());
     }
 
     fn target(kind: FieldKind) -> Target {
@@ -334,7 +368,7 @@ mod tests {
         let text = target(FieldKind::String);
         assert_eq!(
             sql(&text, "ilike.*dog*"),
-            (Ok("\"f_x\" ILIKE $1::text".into()), 1)
+            (Ok("\"f_x\" ILIKE ($1::text)::text".into()), 1)
         );
         let flag = target(FieldKind::Boolean);
         assert_eq!(sql(&flag, "is.true"), (Ok("\"f_x\" IS TRUE".into()), 0));

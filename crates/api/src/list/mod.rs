@@ -37,10 +37,10 @@ pub use target::{MANAGED_QUERY_FIELDS, Target, Use, Vocabulary, managed};
 const RESERVED: [&str; 6] = ["limit", "cursor", "order", "select", "q", "min_position"];
 
 /// The most keys `order` takes (`id` is added after them).
-const MAX_ORDER_KEYS: usize = 4;
+pub const MAX_ORDER_KEYS: usize = 4;
 
 /// The longest `q` accepted, in characters.
-const MAX_SEARCH_CHARS: usize = 500;
+pub const MAX_SEARCH_CHARS: usize = 500;
 
 /// A parsed list query.
 pub struct ListQuery {
@@ -82,7 +82,7 @@ impl ListQuery {
         }
         let get = |name: &str| pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v);
         let mut filters = Vec::new();
-        let mut bound: Vec<String> = Vec::new();
+        let mut bound: Vec<(&str, &str)> = Vec::new();
         for (name, value) in pairs
             .iter()
             .filter(|(n, _)| !RESERVED.contains(&n.as_str()))
@@ -92,30 +92,38 @@ impl ListQuery {
                 .and_then(|target| Filter::parse(&target, value))
                 .map_err(|detail| ApiError::invalid_query(name, detail))?;
             filters.push(filter);
-            bound.push(format!("{name}={value}"));
+            bound.push((name, value));
         }
         bound.sort();
         let search = get("q")
-            .map(|text| search(vocabulary, text))
+            .map(|text| parse_search(vocabulary, text))
             .transpose()
             .map_err(|detail| ApiError::invalid_query("q", detail))?;
         let keys = match get("order") {
-            Some(order) => keys(vocabulary, order)
+            Some(order) => parse_order(vocabulary, order)
                 .map_err(|detail| ApiError::invalid_query("order", detail))?,
             None if search.is_some() => vec![None, Some(id_key(true))],
             None => vec![Some(id_key(false))],
         };
         let select = get("select")
-            .map(|raw| select(vocabulary.schema, raw))
+            .map(|raw| parse_select(vocabulary.schema, raw))
             .transpose()
             .map_err(|detail| ApiError::invalid_query("select", detail))?;
-        let scope = format!(
-            "list {}\n{}\norder={}\nq={}",
+        // JSON keeps the parts apart whatever they contain; the key types make a cursor from
+        // before a declaration change (whose values may not cast to the new type) foreign.
+        let types: Vec<&str> = keys
+            .iter()
+            .map(|k| k.as_ref().map_or("real", |k| k.sql_type.as_str()))
+            .collect();
+        let scope = serde_json::json!([
+            "list",
             vocabulary.schema.collection(),
-            bound.join("&"),
-            get("order").map_or("", String::as_str),
-            get("q").map_or("", String::as_str),
-        );
+            bound,
+            get("order"),
+            get("q"),
+            types
+        ])
+        .to_string();
         let cursor = get("cursor")
             .map(|raw| {
                 cursors
@@ -158,7 +166,7 @@ fn id_key(descending: bool) -> Key {
     }
 }
 
-fn search(vocabulary: &Vocabulary<'_>, text: &str) -> Result<Search, String> {
+fn parse_search(vocabulary: &Vocabulary<'_>, text: &str) -> Result<Search, String> {
     if text.trim().is_empty() {
         return Err("must not be empty".into());
     }
@@ -180,27 +188,33 @@ fn search(vocabulary: &Vocabulary<'_>, text: &str) -> Result<Search, String> {
 
 /// `order=price.desc,name.asc.nullsfirst`: fields with an optional direction and nulls
 /// placement (nulls sort after values unless told otherwise: last ascending, first
-/// descending). `id` is appended in the direction of the last key unless named.
-fn keys(vocabulary: &Vocabulary<'_>, order: &str) -> Result<Vec<Option<Key>>, String> {
+/// descending). `id` is appended in the direction of the last key unless named, and ends the
+/// order when named.
+fn parse_order(vocabulary: &Vocabulary<'_>, order: &str) -> Result<Vec<Option<Key>>, String> {
     let mut keys: Vec<Option<Key>> = Vec::new();
     let mut named = BTreeSet::new();
     for item in order.split(',') {
+        if named.contains("id") {
+            return Err("`id` breaks every tie, so nothing may follow it".into());
+        }
         let mut parts: Vec<&str> = item.split('.').collect();
         let nulls_first = match parts.last() {
             Some(&"nullsfirst") => parts.pop().map(|_| true),
             Some(&"nullslast") => parts.pop().map(|_| false),
             _ => None,
         };
-        let descending = match parts.last() {
-            Some(&"desc") => parts.pop().is_some(),
-            Some(&"asc") => parts.pop().is_none(),
-            _ => false,
-        };
+        let descending = parts.last() == Some(&"desc");
+        if matches!(parts.last(), Some(&"asc" | &"desc")) {
+            parts.pop();
+        }
         let path = parts.join(".");
         if path.is_empty() {
             return Err(format!(
                 "`{item}` names no field (expected <field>[.asc|.desc][.nullsfirst|.nullslast])"
             ));
+        }
+        if path != "id" && named.len() == MAX_ORDER_KEYS {
+            return Err(format!("takes at most {MAX_ORDER_KEYS} fields besides id"));
         }
         if !named.insert(path.clone()) {
             return Err(format!("`{path}` is named twice"));
@@ -218,12 +232,9 @@ fn keys(vocabulary: &Vocabulary<'_>, order: &str) -> Result<Vec<Option<Key>>, St
             nulls_first: nulls_first.unwrap_or(descending),
             nullable,
         }));
-        if path == "id" {
-            return Ok(keys);
-        }
     }
-    if keys.len() > MAX_ORDER_KEYS {
-        return Err(format!("takes at most {MAX_ORDER_KEYS} fields besides id"));
+    if named.contains("id") {
+        return Ok(keys);
     }
     let descending = keys
         .last()
@@ -234,7 +245,7 @@ fn keys(vocabulary: &Vocabulary<'_>, order: &str) -> Result<Vec<Option<Key>>, St
 }
 
 /// `select=name,price`: top-level fields (declared or managed) to return besides `id`.
-fn select(schema: &DocumentSchema, raw: &str) -> Result<Vec<String>, String> {
+fn parse_select(schema: &DocumentSchema, raw: &str) -> Result<Vec<String>, String> {
     raw.split(',')
         .map(|name| {
             if schema.fields.contains_key(name) || MANAGED_FIELDS.contains(&name) {
@@ -271,6 +282,7 @@ pub struct Page {
 impl ListQuery {
     /// Runs the query: the view's checkpoint, the page and the count share one snapshot, and
     /// Postgres cancels them past `http.query_timeout_ms`.
+    #[tracing::instrument(skip_all, fields(projection = %listing.view.projection))]
     pub async fn run(&self, state: &AppState, listing: Listing<'_>) -> Result<Page, ApiError> {
         let mut params = Params::default();
         let mut conditions = format!(
@@ -376,9 +388,14 @@ impl ListQuery {
 
 /// A list query Postgres refused. A column the query names may be missing while the view's
 /// new version (with it) is still being built, and a query may outrun the time limit: both are
-/// `503`, never the driver's text.
+/// `503`. A value Postgres cannot take (data exceptions, class 22) is the query's fault: `400`.
+/// Never the driver's text.
 fn query_failed(error: deadpool_postgres::tokio_postgres::Error, state: &AppState) -> ApiError {
     match error.code() {
+        Some(code) if code.code().starts_with("22") => ApiError::invalid_query(
+            "query",
+            "a value of the query is out of range for its field",
+        ),
         Some(code)
             if *code == SqlState::UNDEFINED_COLUMN || *code == SqlState::UNDEFINED_FUNCTION =>
         {

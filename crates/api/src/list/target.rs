@@ -43,13 +43,15 @@ impl Vocabulary<'_> {
         let collection = self.schema.collection();
         let chain = field_path(&self.schema.fields, path)
             .ok_or_else(|| format!("`{path}` is not a field of {collection}"))?;
-        let field = chain[chain.len() - 1];
-        let (declared, flag, verb) = match usage {
-            Use::Filter => (field.filter, "filter", "filter"),
-            Use::Sort => (field.sort, "sort", "sort"),
+        let field = chain
+            .last()
+            .ok_or_else(|| format!("`{path}` is not a field of {collection}"))?;
+        let (declared, verb) = match usage {
+            Use::Filter => (field.filter, "filter"),
+            Use::Sort => (field.sort, "sort"),
         };
         if !declared {
-            return Err(format!("`{path}` is not declared `{flag}: true`"));
+            return Err(format!("`{path}` is not declared `{verb}: true`"));
         }
         if !self.readable(&chain) {
             return Err(format!(
@@ -64,7 +66,7 @@ impl Vocabulary<'_> {
         Ok(Target {
             expr: format!("\"{}\"", column.name),
             sql_type: column.sql_type.clone(),
-            field: field.clone(),
+            field: (*field).clone(),
             nullable: true,
         })
     }
@@ -72,8 +74,12 @@ impl Vocabulary<'_> {
     /// The search column for the caller: the one over every `search` field when it may read
     /// them all, else the one over those without a read rule.
     pub fn search_column(&self) -> Result<&Column, String> {
-        let named = |name: &str| self.columns.iter().find(|c| c.name == name);
-        let all = named(Column::SEARCH_ALL).ok_or_else(|| {
+        let covering = |open: bool| {
+            self.columns
+                .iter()
+                .find(|c| c.search.as_ref().is_some_and(|s| s.open == open))
+        };
+        let all = covering(false).ok_or_else(|| {
             format!(
                 "{} declares no `search: true` fields",
                 self.schema.collection()
@@ -85,8 +91,7 @@ impl Vocabulary<'_> {
         if readable {
             return Ok(all);
         }
-        named(Column::SEARCH_OPEN)
-            .ok_or_else(|| "you may not read the fields search covers".to_owned())
+        covering(true).ok_or_else(|| "you may not read the fields search covers".to_owned())
     }
 
     /// Whether the caller may read every field of `chain` on every document it lists: a

@@ -51,9 +51,16 @@ pub(super) fn format_problem(kind: &FieldKind, text: &str) -> Option<&'static st
         // Year 0 parses but has no place in the Gregorian calendar Postgres stores.
         FieldKind::Datetime => chrono::DateTime::parse_from_rfc3339(text)
             .is_ok_and(|t| chrono::Datelike::year(&t.naive_utc()) >= 1),
-        // chrono alone would also accept unpadded months and days.
+        // chrono alone would also accept unpadded months and days, signs and spaces.
         FieldKind::Date => {
             text.len() == 10
+                && text.bytes().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                })
                 && chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
                     .is_ok_and(|d| chrono::Datelike::year(&d) >= 1)
         }

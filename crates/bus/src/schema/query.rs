@@ -99,6 +99,9 @@ mod tests {
             value("d", "2024-1-1"),
             Err("must be a date in the form YYYY-MM-DD".into())
         );
+        for signed in ["+999-01-01", " 999-01-01", "-999-01-01"] {
+            assert!(value("d", signed).is_err(), "{signed}");
+        }
         assert_eq!(value("s", "c"), Err("is not one of a, b".into()));
         assert_eq!(value("s", "a"), Ok(serde_json::json!("a")));
     }
