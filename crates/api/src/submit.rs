@@ -6,13 +6,11 @@
 
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herald_bus::access::{Ownership, Principal};
 use herald_bus::command::{CommandEnvelope, Outcome, Success};
-use herald_bus::nats::REPLY_TO_HEADER;
 use herald_bus::schema::DocumentSchema;
 use herald_bus::store::{Acceptance, EventStore};
 use serde_json::Value;
@@ -82,28 +80,7 @@ async fn publish(
     command: &CommandEnvelope,
     reply_to: Option<String>,
 ) -> Result<(), ApiError> {
-    let subject = state
-        .bus
-        .command_subject(&command.principal.tenant, &command.app, &command.doc);
-    let payload = serde_json::to_vec(command).map_err(ApiError::internal)?;
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", command.id.to_string().as_str());
-    // Trace context travels in the headers too, for consumers that never decode the payload.
-    if let Some(traceparent) = &command.traceparent {
-        headers.insert("traceparent", traceparent.as_str());
-    }
-    if let Some(reply_to) = reply_to {
-        headers.insert(REPLY_TO_HEADER, reply_to.as_str());
-    }
-    let ack = async {
-        state
-            .bus
-            .jetstream
-            .publish_with_headers(subject, headers, payload.into())
-            .await?
-            .await
-            .map_err(async_nats::Error::from)
-    };
+    let ack = state.bus.publish_command(command, reply_to.as_deref());
     match tokio::time::timeout(PUBLISH_TIMEOUT, ack).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(error)) => {

@@ -95,6 +95,31 @@ impl Bus {
         format!("{}.cmd.{}.{app}.{doc}", self.prefix, tenant.as_str())
     }
 
+    /// Publishes a command and waits until JetStream has stored it. `Nats-Msg-Id` is the command
+    /// id, so a command published twice is stored once; trace context travels in the headers
+    /// too, for consumers that never decode the payload.
+    pub async fn publish_command(
+        &self,
+        command: &crate::command::CommandEnvelope,
+        reply_to: Option<&str>,
+    ) -> Result<(), async_nats::Error> {
+        let subject = self.command_subject(&command.principal.tenant, &command.app, &command.doc);
+        let payload = serde_json::to_vec(command)?;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", command.id.to_string().as_str());
+        if let Some(traceparent) = &command.traceparent {
+            headers.insert("traceparent", traceparent.as_str());
+        }
+        if let Some(reply_to) = reply_to {
+            headers.insert(REPLY_TO_HEADER, reply_to);
+        }
+        self.jetstream
+            .publish_with_headers(subject, headers, payload.into())
+            .await?
+            .await?;
+        Ok(())
+    }
+
     /// `HERALD_EVENTS` for the default prefix: every committed event, in log order.
     pub fn events_stream(&self) -> String {
         format!("{}_EVENTS", self.prefix.to_uppercase())

@@ -121,16 +121,9 @@ async fn hold(
                 if let Some(traceparent) = event.metadata["traceparent"].as_str() {
                     headers.insert("traceparent", traceparent);
                 }
-                let mut body = event.wire(event.data.clone());
-                body["tenant"] = event.tenant.clone().into();
-                body["metadata"] = serde_json::json!({
-                    "command_id": event.metadata["command_id"],
-                    "correlation_id": event.metadata["correlation_id"],
-                    "causation_id": event.metadata["causation_id"],
-                });
                 let publish = PublishMessage::build()
                     .headers(headers)
-                    .payload(serde_json::to_vec(&body)?.into())
+                    .payload(serde_json::to_vec(&event.published())?.into())
                     .message_id(event.event_id.to_string())
                     .expected_last_sequence(sequence);
                 acks.push(

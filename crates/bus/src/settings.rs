@@ -25,6 +25,7 @@ pub struct Settings {
     pub streams: StreamSettings,
     pub relay: RelaySettings,
     pub metrics: MetricsSettings,
+    pub webhooks: WebhookSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,6 +159,16 @@ pub struct MetricsSettings {
     /// A bearer token Prometheus may scrape `/metrics` with, besides admin tokens.
     #[serde(deserialize_with = "optional_secret")]
     pub scrape_token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Signing secrets of webhook tasks by the name `tasks.yaml` gives them (`secret: <name>`),
+    /// each `whsec_` + base64 as Standard Webhooks writes them; e.g.
+    /// `HERALD_WEBHOOKS__SECRETS__WAREHOUSE`. Never logged.
+    #[serde(deserialize_with = "secret_map")]
+    pub secrets: std::collections::HashMap<String, SecretString>,
 }
 
 impl Default for ProjectorSettings {
@@ -382,6 +393,16 @@ impl HttpSettings {
 
 /// A secret from any scalar (an all-digit key arrives from the environment as a number):
 /// a type error would otherwise print the value in the settings error.
+fn secret_map<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<std::collections::HashMap<String, SecretString>, D::Error> {
+    let plain = std::collections::HashMap::<String, String>::deserialize(deserializer)?;
+    Ok(plain
+        .into_iter()
+        .map(|(name, value)| (name.to_lowercase(), SecretString::from(value)))
+        .collect())
+}
+
 fn secret<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SecretString, D::Error> {
     struct Scalar;
     impl serde::de::Visitor<'_> for Scalar {

@@ -12,7 +12,7 @@ use herald_bus::schema::Registry;
 use herald_bus::settings::Settings;
 use herald_bus::store::PgStore;
 use herald_projector::catalog::ensure_projection;
-use herald_workers::TaskRegistry;
+use herald_workers::{TaskRegistry, Worker};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -46,7 +46,8 @@ pub struct Herald {
     bus: Bus,
     roles: Vec<Role>,
     api: Option<ApiServer>,
-    tasks: Arc<TaskRegistry>,
+    /// Present when this process runs the worker role.
+    worker: Option<Arc<Worker>>,
     /// Stops everything behind the api, once the api has drained.
     internal: CancellationToken,
 }
@@ -87,6 +88,20 @@ impl Herald {
         }
         let bus = Bus::connect(&settings.nats).await?;
         bus.ensure_commands_stream().await?;
+        let tasks = Arc::new(tasks);
+        let worker = if roles.contains(&Role::Worker) {
+            // Checked before anything runs: a declared task must be able to run here.
+            let worker = Worker::new(
+                bus.clone(),
+                store.clone(),
+                registry.clone(),
+                tasks.clone(),
+                &settings.webhooks.secrets,
+            )?;
+            Some(Arc::new(worker))
+        } else {
+            None
+        };
         let internal = CancellationToken::new();
         let api = if roles.contains(&Role::Api) {
             let server = ApiServer::build(
@@ -109,7 +124,7 @@ impl Herald {
             bus,
             roles: roles.to_vec(),
             api,
-            tasks: Arc::new(tasks),
+            worker,
             internal,
         })
     }
@@ -181,12 +196,23 @@ impl Herald {
                     .context("the event relay failed")
             });
         }
-        if self.roles.contains(&Role::Worker) {
-            let (bus, tasks, stop) = (self.bus.clone(), self.tasks.clone(), internal.clone());
+        if let Some(worker) = self.worker.clone() {
+            let stop = internal.clone();
             roles.spawn(async move {
-                herald_workers::run(bus, tasks, concurrency, stop)
+                herald_workers::run(worker, concurrency, stop)
                     .await
                     .context("the worker failed")
+            });
+            let (bus, database, registry, stop) = (
+                self.bus.clone(),
+                self.settings.database.clone(),
+                self.registry.clone(),
+                internal.clone(),
+            );
+            roles.spawn(async move {
+                herald_workers::triggers::run(bus, database, registry, stop)
+                    .await
+                    .context("the task triggers failed")
             });
         }
         info!(roles = ?self.roles, "herald running");

@@ -40,6 +40,8 @@ fn task(label: &str) -> TaskEnvelope {
         name: "record".into(),
         tenant: "acme".into(),
         payload: json!({"label": label}),
+        round: 0,
+        traceparent: None,
     }
 }
 
@@ -57,11 +59,16 @@ async fn tasks_run_once_retry_after_a_back_off_and_stop_when_permanent() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
+    let db = app.db().await;
     let once = task("once");
-    enqueue(&bus, &once).await.unwrap_or_else(|e| panic!("{e}"));
-    enqueue(&bus, &once).await.unwrap_or_else(|e| panic!("{e}"));
+    enqueue(&db, &bus, &once, 5)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    enqueue(&db, &bus, &once, 5)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     for label in ["flaky", "broken"] {
-        enqueue(&bus, &task(label))
+        enqueue(&db, &bus, &task(label), 5)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }

@@ -1,17 +1,29 @@
-//! The task runtime: *tasks* are units of background work published to `HERALD_TASKS`
-//! (`<prefix>.task.<name>`) and run by worker processes with explicit acks and bounded
-//! retries with exponential back-off.
+//! The task runtime: *tasks* are declared in `apps/<app>/tasks.yaml` (or registered in Rust),
+//! triggered by events, published to `HERALD_TASKS` (`<prefix>.task.<name>`) and run by worker
+//! processes with explicit acks, retries with exponential back-off and jitter, and dead
+//! letters.
 //!
 //! # Layout
 //!
 //! - [`task`]: the [`task::Task`] trait a team implements, its context and outcome.
 //! - [`queue`]: the task stream, its consumer, and [`queue::enqueue`].
-//! - [`runner`]: pulls tasks and runs the registered implementation for each.
+//! - [`runner`]: pulls runs and runs each by its kind (webhook, command, Rust), recording
+//!   every attempt; dead runs go to the dead letters.
+//! - [`triggers`]: turns matching events of the ordered log into runs, exactly once.
+//! - [`store`]: the run rows in `herald.tasks`, the source of truth for their state.
+//! - [`commands`]: issuing Herald commands from runs, as a system actor.
+//! - [`webhook`]: signs and posts one Standard Webhooks delivery, telling retryable failures
+//!   from permanent ones.
 
+pub mod commands;
 pub mod queue;
 pub mod runner;
+pub mod store;
 pub mod task;
+pub mod triggers;
+pub mod webhook;
 
+pub use commands::CommandRequest;
 pub use queue::enqueue;
-pub use runner::run;
-pub use task::{Task, TaskContext, TaskEnvelope, TaskError, TaskRegistry};
+pub use runner::{Worker, run};
+pub use task::{Task, TaskCommands, TaskContext, TaskEnvelope, TaskError, TaskRegistry};

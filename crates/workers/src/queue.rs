@@ -1,4 +1,6 @@
-//! The task stream (`HERALD_TASKS`, a work queue) and the consumer workers share.
+//! The task streams: `<PREFIX>_TASKS` (a work queue on `<prefix>.task.<name>`) that workers
+//! pull from, and `<PREFIX>_TASKS_DEAD` (limits retention, `<prefix>.dead.<name>`) where runs
+//! that will not succeed are parked with their error and attempts.
 
 use std::time::Duration;
 
@@ -8,8 +10,10 @@ use herald_bus::nats::{Bus, BusError};
 
 use crate::task::TaskEnvelope;
 
-/// Attempts before a task is given up on.
-pub const MAX_DELIVER: i64 = 5;
+/// JetStream's bound on deliveries of one message. Workers end a run after its declared
+/// attempts (at most 100), counted in Postgres; this only stops a message that keeps killing
+/// its workers before they can count it.
+pub const MAX_DELIVER: i64 = 101;
 
 pub fn stream_name(bus: &Bus) -> String {
     format!("{}_TASKS", bus.prefix().to_uppercase())
@@ -19,8 +23,32 @@ pub fn subject(bus: &Bus, task: &str) -> String {
     format!("{}.task.{task}", bus.prefix())
 }
 
+pub fn dead_stream_name(bus: &Bus) -> String {
+    format!("{}_TASKS_DEAD", bus.prefix().to_uppercase())
+}
+
+pub fn dead_subject(bus: &Bus, task: &str) -> String {
+    format!("{}.dead.{task}", bus.prefix())
+}
+
 pub async fn ensure_stream(bus: &Bus) -> Result<stream::Stream, BusError> {
     bus.ensure_work_queue(stream_name(bus), "task").await
+}
+
+/// The dead-letter stream: kept 30 days, for consumers outside Herald; the dead runs
+/// themselves stay in `herald.tasks` until retried.
+pub async fn ensure_dead_stream(bus: &Bus) -> Result<stream::Stream, BusError> {
+    let name = dead_stream_name(bus);
+    bus.jetstream
+        .get_or_create_stream(stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("{}.dead.>", bus.prefix())],
+            retention: stream::RetentionPolicy::Limits,
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            ..Default::default()
+        })
+        .await
+        .map_err(|source| BusError::Stream { name, source })
 }
 
 pub async fn consumer(bus: &Bus, ack_wait: Duration) -> Result<consumer::PullConsumer, BusError> {
@@ -52,19 +80,62 @@ pub enum EnqueueError {
     Encode(#[from] serde_json::Error),
     #[error("the task stream did not accept the task")]
     Publish(#[source] async_nats::Error),
+    #[error(transparent)]
+    Store(#[from] herald_bus::store::StoreError),
 }
 
-/// Publishes a task durably (the call returns once JetStream has stored it).
-pub async fn enqueue(bus: &Bus, task: &TaskEnvelope) -> Result<(), EnqueueError> {
-    ensure_stream(bus).await?;
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", task.id.to_string().as_str());
-    let payload = serde_json::to_vec(task)?;
-    bus.jetstream
-        .publish_with_headers(subject(bus, &task.name), headers, payload.into())
-        .await
-        .map_err(|e| EnqueueError::Publish(e.into()))?
-        .await
-        .map_err(|e| EnqueueError::Publish(e.into()))?;
+/// Publishes runs durably: every publish is sent before the first ack is awaited, and the call
+/// returns once JetStream has stored them all. `Nats-Msg-Id` is `<id>.<round>`, so a run
+/// published twice in a round is stored once.
+pub async fn publish(bus: &Bus, tasks: &[TaskEnvelope]) -> Result<(), EnqueueError> {
+    let mut acks = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{}.{}", task.id, task.round).as_str(),
+        );
+        if let Some(traceparent) = &task.traceparent {
+            headers.insert("traceparent", traceparent.as_str());
+        }
+        let payload = serde_json::to_vec(task)?;
+        acks.push(
+            bus.jetstream
+                .publish_with_headers(subject(bus, &task.name), headers, payload.into())
+                .await
+                .map_err(|e| EnqueueError::Publish(e.into()))?,
+        );
+    }
+    for ack in acks {
+        ack.await.map_err(|e| EnqueueError::Publish(e.into()))?;
+    }
+    Ok(())
+}
+
+/// Enqueues a run from code (a task without a trigger, or any task by hand): records it, then
+/// publishes it. A run with an id that was enqueued before is not enqueued again.
+pub async fn enqueue(
+    client: &impl tokio_postgres::GenericClient,
+    bus: &Bus,
+    task: &TaskEnvelope,
+    max_attempts: i32,
+) -> Result<(), EnqueueError> {
+    let created = crate::store::insert(
+        client,
+        &crate::store::NewTask {
+            id: task.id,
+            tenant: &task.tenant,
+            name: &task.name,
+            payload: &task.payload,
+            event_id: None,
+            traceparent: task.traceparent.as_deref(),
+            max_attempts,
+        },
+    )
+    .await?;
+    if created {
+        publish(bus, std::slice::from_ref(task)).await?;
+        crate::store::published(client, &[(task.id, task.round)]).await?;
+    }
     Ok(())
 }

@@ -1,115 +1,425 @@
-//! The worker role: pulls tasks, runs them, acknowledges success, naks retryable failures with
-//! an exponential back-off, and terminates permanent failures and unknown tasks.
+//! The worker role: pulls runs from `HERALD_TASKS`, runs each by its kind within its timeout
+//! and its task's concurrency limit, and records every attempt in `herald.tasks`.
+//!
+//! Success is acknowledged. A retryable failure is negatively acknowledged with the task's
+//! back-off (`NakWithDelay`), until its attempts are spent; then, or on a permanent failure,
+//! the run is dead: parked in `herald.tasks` and on the dead-letter stream, and terminated in
+//! JetStream so it blocks nothing. Attempts are counted in Postgres, not by JetStream's
+//! delivery count, so a retry from the dead letters starts afresh and a worker killed mid-run
+//! still used an attempt.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::AtomicU32;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{AckKind, Message};
-use herald_bus::nats::{Bus, BusError, consume};
+use chrono::Utc;
+use herald_bus::command::Action;
+use herald_bus::nats::{Bus, consume};
+use herald_bus::schema::Registry;
+use herald_bus::schema::tasks::{RetryPolicy, TaskDecl, TaskKind, TemplateAction};
+use herald_bus::store::PgStore;
+use rand::Rng;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::queue::{MAX_DELIVER, consumer};
-use crate::task::{TaskContext, TaskEnvelope, TaskError, TaskRegistry};
+use crate::commands::{CommandRequest, Commander, Lineage};
+use crate::queue::{consumer, dead_subject, ensure_dead_stream};
+use crate::store::{self, Finish, TaskRow};
+use crate::task::{TaskCommands, TaskContext, TaskEnvelope, TaskError, TaskRegistry};
+use crate::webhook::{self, Delivery, WebhookSecret};
 
-/// How long a run may go without acknowledging before JetStream redelivers it.
-const ACK_WAIT: Duration = Duration::from_secs(60);
+/// How long a run may go without acknowledging before JetStream redelivers it; a run in
+/// progress acknowledges every third of it.
+const ACK_WAIT: Duration = Duration::from_secs(30);
+/// How long a run may go on after shutdown begins before it is released to another worker.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// The back-off before attempt `attempt + 1`: 1 s, 2 s, 4 s, … capped at a minute.
-pub fn backoff(attempt: u64) -> Duration {
-    let exponent = u32::try_from(attempt.saturating_sub(1))
-        .unwrap_or(u32::MAX)
-        .min(6);
-    Duration::from_secs(1u64 << exponent).min(Duration::from_secs(60))
+/// The policy of a task registered in Rust but not declared in `tasks.yaml`.
+fn default_policy() -> (RetryPolicy, Duration, usize) {
+    let retry = RetryPolicy {
+        max_attempts: 5,
+        backoff: Duration::from_secs(1),
+        max_delay: Duration::from_secs(300),
+    };
+    (retry, Duration::from_secs(30), 10)
 }
 
-/// Runs tasks until `shutdown`; tasks in flight see their context cancelled and finish.
-pub async fn run(
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(
+        "task `{task}` uses webhook secret `{secret}`, which settings do not define (webhooks.secrets.{secret}, HERALD_WEBHOOKS__SECRETS__{upper})"
+    )]
+    MissingSecret {
+        task: String,
+        secret: String,
+        upper: String,
+    },
+    #[error("webhook secret `{name}` is not valid: {reason}")]
+    BadSecret { name: String, reason: String },
+    #[error(
+        "task `{0}` is declared `kind: rust` but no implementation is registered under that name"
+    )]
+    Unregistered(String),
+    #[error(transparent)]
+    Bus(#[from] herald_bus::nats::BusError),
+    #[error("the webhook client cannot be built: {0}")]
+    Client(String),
+}
+
+/// Everything runs need, shared by a worker process.
+pub struct Worker {
     bus: Bus,
-    registry: Arc<TaskRegistry>,
+    store: PgStore,
+    registry: Arc<Registry>,
+    rust: Arc<TaskRegistry>,
+    secrets: HashMap<String, WebhookSecret>,
+    http: reqwest::Client,
+    limits: HashMap<String, Arc<Semaphore>>,
+    commander: Commander,
+}
+
+impl Worker {
+    /// Checks that every declared task can run here: its webhook secret is configured, its
+    /// Rust implementation registered.
+    pub fn new(
+        bus: Bus,
+        store: PgStore,
+        registry: Arc<Registry>,
+        rust: Arc<TaskRegistry>,
+        secrets: &HashMap<String, secrecy::SecretString>,
+    ) -> Result<Self, WorkerError> {
+        use secrecy::ExposeSecret;
+        let mut parsed = HashMap::new();
+        let mut limits = HashMap::new();
+        for decl in registry.tasks() {
+            let name = decl.full_name();
+            match &decl.kind {
+                TaskKind::Webhook { secret, .. } => {
+                    let text = secrets
+                        .get(secret)
+                        .ok_or_else(|| WorkerError::MissingSecret {
+                            task: name.clone(),
+                            secret: secret.clone(),
+                            upper: secret.to_uppercase(),
+                        })?;
+                    let key = WebhookSecret::parse(text.expose_secret()).map_err(|reason| {
+                        WorkerError::BadSecret {
+                            name: secret.clone(),
+                            reason,
+                        }
+                    })?;
+                    parsed.insert(secret.clone(), key);
+                }
+                TaskKind::Rust if rust.get(&name).is_none() => {
+                    return Err(WorkerError::Unregistered(name));
+                }
+                TaskKind::Rust | TaskKind::Command(_) => {}
+            }
+            limits.insert(name, Arc::new(Semaphore::new(decl.concurrency)));
+        }
+        let http = webhook::client().map_err(|e| WorkerError::Client(e.to_string()))?;
+        Ok(Self {
+            commander: Commander::new(bus.clone(), store.clone()),
+            bus,
+            store,
+            registry,
+            rust,
+            secrets: parsed,
+            http,
+            limits,
+        })
+    }
+
+    fn policy(&self, name: &str) -> (RetryPolicy, Duration, Option<&TaskDecl>) {
+        match self.registry.task(name) {
+            Some(decl) => (decl.retry.clone(), decl.timeout, Some(decl)),
+            None => {
+                let (retry, timeout, _) = default_policy();
+                (retry, timeout, None)
+            }
+        }
+    }
+
+    fn limit(&self, name: &str) -> Arc<Semaphore> {
+        self.limits
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Semaphore::new(default_policy().2)))
+    }
+}
+
+/// Runs tasks until `shutdown`; runs in flight get [`SHUTDOWN_GRACE`] to finish, then are
+/// released to another worker.
+pub async fn run(
+    worker: Arc<Worker>,
     concurrency: usize,
     shutdown: CancellationToken,
-) -> Result<(), BusError> {
-    let consumer = consumer(&bus, ACK_WAIT).await?;
+) -> Result<(), WorkerError> {
+    ensure_dead_stream(&worker.bus).await?;
+    let consumer = consumer(&worker.bus, ACK_WAIT).await?;
     info!(concurrency, "worker started");
     consume(&consumer, concurrency, &shutdown, |message| {
-        let (registry, cancel) = (registry.clone(), shutdown.child_token());
-        async move { run_one(&registry, message, cancel).await }
+        let (worker, shutdown) = (worker.clone(), shutdown.clone());
+        async move { handle(&worker, message, shutdown).await }
     })
     .await;
     info!("worker stopped");
     Ok(())
 }
 
-async fn run_one(registry: &TaskRegistry, message: Message, cancel: CancellationToken) {
-    let attempt = message
-        .info()
-        .map_or(1, |info| info.delivered.unsigned_abs());
-    let envelope: TaskEnvelope = match serde_json::from_slice(&message.payload) {
-        Ok(envelope) => envelope,
-        Err(error) => {
-            warn!(%error, "dropping an unreadable task");
-            drop(message.ack_with(AckKind::Term).await);
-            return;
-        }
-    };
-    let Some(task) = registry.get(&envelope.name) else {
-        warn!(task = %envelope.name, "no implementation registered for this task");
-        drop(message.ack_with(AckKind::Term).await);
-        return;
-    };
-    let task_id = envelope.id;
-    let name = envelope.name.clone();
-    let run = task.run(TaskContext {
-        task: envelope,
-        attempt,
-        cancel,
-    });
-    tokio::pin!(run);
-    // A long run tells JetStream it is still alive, so the task is not handed to a second
-    // worker while this one works on it.
-    let mut alive = tokio::time::interval(ACK_WAIT / 3);
-    alive.tick().await;
-    let result = loop {
+/// Keeps a message alive (in-progress acks) while `work` runs.
+async fn alive<F: std::future::Future>(message: &Message, work: F) -> F::Output {
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(ACK_WAIT / 3);
+    tick.tick().await;
+    loop {
         tokio::select! {
-            result = &mut run => break result,
-            _ = alive.tick() => drop(message.ack_with(AckKind::Progress).await),
+            output = &mut work => return output,
+            _ = tick.tick() => drop(message.ack_with(AckKind::Progress).await),
         }
-    };
-    let last_attempt = attempt >= MAX_DELIVER.unsigned_abs();
-    let ack = match result {
-        Ok(()) => AckKind::Ack,
-        Err(TaskError::Retry(reason)) if last_attempt => {
-            // JetStream would neither redeliver nor remove it: end it, visibly.
-            error!(%task_id, task = %name, attempt, %reason, "task failed on its last attempt; giving up");
-            AckKind::Term
-        }
-        Err(TaskError::Retry(reason)) => {
-            warn!(%task_id, task = %name, attempt, %reason, "task failed; will retry");
-            AckKind::Nak(Some(backoff(attempt)))
-        }
-        Err(TaskError::Permanent(reason)) => {
-            warn!(%task_id, task = %name, attempt, %reason, "task failed permanently");
-            AckKind::Term
-        }
-    };
-    // Confirmed by the server: a lost nak would otherwise leave the task waiting out the ack
-    // deadline instead of its back-off.
-    if let Err(error) = message.double_ack_with(ack).await {
-        warn!(%task_id, %error, "task acknowledgement failed; it may run again");
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::backoff;
-    use std::time::Duration;
+async fn handle(worker: &Worker, message: Message, shutdown: CancellationToken) {
+    let envelope: TaskEnvelope = match serde_json::from_slice(&message.payload) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            warn!(%error, "dropping an unreadable task message");
+            acknowledge(&message, AckKind::Term).await;
+            return;
+        }
+    };
+    let limit = worker.limit(&envelope.name);
+    let Ok(_permit) = alive(&message, limit.acquire_owned()).await else {
+        return;
+    };
+    let row = match worker.store.pool().get().await {
+        Ok(client) => store::start_attempt(&**client, envelope.id).await,
+        Err(error) => Err(error.into()),
+    };
+    let row = match row {
+        Ok(Some(row)) => row,
+        Ok(None) => {
+            // Ended already (a duplicate delivery), or never recorded: nothing to run.
+            acknowledge(&message, AckKind::Ack).await;
+            return;
+        }
+        Err(error) => {
+            warn!(task_id = %envelope.id, %error, "cannot record the attempt; retrying soon");
+            acknowledge(&message, AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            return;
+        }
+    };
+    let (retry, timeout, decl) = worker.policy(&envelope.name);
+    let attempt = u32::try_from(row.attempts).unwrap_or(u32::MAX);
+    let started = Instant::now();
+    let result = if attempt > retry.max_attempts {
+        Err(TaskError::Permanent(format!(
+            "attempt {attempt} of at most {}: an earlier attempt never finished",
+            retry.max_attempts
+        )))
+    } else {
+        let run = run_attempt(worker, decl, &envelope, &row, attempt, timeout, &shutdown);
+        let released = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            result = alive(&message, run) => result,
+            () = released => {
+                release(worker, &message, &row).await;
+                return;
+            }
+        }
+    };
+    let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    settle(worker, &message, &row, &retry, attempt, duration_ms, result).await;
+}
 
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(1), Duration::from_secs(1));
-        assert_eq!(backoff(2), Duration::from_secs(2));
-        assert_eq!(backoff(4), Duration::from_secs(8));
-        assert_eq!(backoff(50), Duration::from_secs(60));
+/// One attempt of a run, by its kind, within its timeout.
+async fn run_attempt(
+    worker: &Worker,
+    decl: Option<&TaskDecl>,
+    envelope: &TaskEnvelope,
+    row: &TaskRow,
+    attempt: u32,
+    timeout: Duration,
+    shutdown: &CancellationToken,
+) -> Result<(), TaskError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let event = &envelope.payload;
+    let lineage = Lineage {
+        tenant: envelope.tenant.clone(),
+        actor: format!("task:{}", envelope.name),
+        task_id: row.id,
+        correlation_id: event["metadata"]["correlation_id"]
+            .as_str()
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            .unwrap_or(row.id),
+        causation_id: row.event_id.unwrap_or(row.id),
+        traceparent: envelope.traceparent.clone(),
+    };
+    let work = async {
+        match decl.map(|d| &d.kind) {
+            Some(TaskKind::Webhook { url, secret }) => {
+                let key = worker
+                    .secrets
+                    .get(secret)
+                    .ok_or_else(|| TaskError::Permanent(format!("no webhook secret `{secret}`")))?;
+                let body = serde_json::to_vec(event).map_err(|e| {
+                    TaskError::Permanent(format!("the event cannot be encoded: {e}"))
+                })?;
+                let id = row.id.to_string();
+                webhook::deliver(
+                    &worker.http,
+                    Delivery {
+                        url,
+                        secret: key,
+                        id: &id,
+                        body: body.into(),
+                        timeout,
+                        traceparent: envelope.traceparent.as_deref(),
+                    },
+                )
+                .await
+            }
+            Some(TaskKind::Command(template)) => {
+                let (document_id, body) = template.render(event).map_err(TaskError::Permanent)?;
+                let action = match template.action {
+                    TemplateAction::Create => Action::Create { fields: body },
+                    TemplateAction::Update => Action::Update { patch: body },
+                    TemplateAction::Archive => Action::Archive,
+                    TemplateAction::Restore => Action::Restore,
+                };
+                let request = CommandRequest {
+                    app: template.app.clone(),
+                    doc: template.doc.clone(),
+                    document_id,
+                    action,
+                    roles: template.roles.clone(),
+                };
+                worker
+                    .commander
+                    .issue(&lineage, 0, request, deadline)
+                    .await
+                    .map(|_| ())
+            }
+            Some(TaskKind::Rust) | None => {
+                let task = worker.rust.get(&envelope.name).ok_or_else(|| {
+                    TaskError::Permanent(format!(
+                        "no implementation is registered for task `{}`",
+                        envelope.name
+                    ))
+                })?;
+                let context = TaskContext {
+                    task: envelope.clone(),
+                    attempt: u64::from(attempt),
+                    cancel: shutdown.child_token(),
+                    commands: TaskCommands {
+                        commander: Some(worker.commander.clone()),
+                        lineage: lineage.clone(),
+                        deadline,
+                        issued: AtomicU32::new(0),
+                    },
+                };
+                task.run(context).await
+            }
+        }
+    };
+    match tokio::time::timeout_at(deadline, work).await {
+        Ok(result) => result,
+        Err(_) => Err(TaskError::Retry(format!(
+            "timed out after {} ms",
+            timeout.as_millis()
+        ))),
+    }
+}
+
+/// Records how the attempt ended and tells JetStream.
+async fn settle(
+    worker: &Worker,
+    message: &Message,
+    row: &TaskRow,
+    retry: &RetryPolicy,
+    attempt: u32,
+    duration_ms: i64,
+    result: Result<(), TaskError>,
+) {
+    let (finish, ack, error) = match &result {
+        Ok(()) => (Finish::Succeeded, AckKind::Ack, None),
+        Err(TaskError::Retry(reason)) if attempt < retry.max_attempts => {
+            let delay = retry.delay(attempt, rand::rng().random::<f64>());
+            let next_attempt_at =
+                Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            warn!(task_id = %row.id, task = %row.name, attempt, %reason, delay_ms = delay.as_millis(), "task failed; will retry");
+            (
+                Finish::Retrying {
+                    error: reason,
+                    next_attempt_at,
+                },
+                AckKind::Nak(Some(delay)),
+                None,
+            )
+        }
+        Err(TaskError::Retry(reason) | TaskError::Permanent(reason)) => {
+            error!(task_id = %row.id, task = %row.name, attempt, %reason, "task is dead");
+            (Finish::Dead { error: reason }, AckKind::Term, Some(reason))
+        }
+    };
+    let recorded = match worker.store.pool().get().await {
+        Ok(client) => store::finish_attempt(&**client, row.id, duration_ms, finish).await,
+        Err(error) => Err(error.into()),
+    };
+    if let Err(error) = recorded {
+        // The attempt's outcome is lost: let the run come back rather than end it unrecorded.
+        warn!(task_id = %row.id, %error, "cannot record the attempt's outcome; it will run again");
+        acknowledge(message, AckKind::Nak(Some(Duration::from_secs(1)))).await;
+        return;
+    }
+    if let Some(reason) = error {
+        let letter = serde_json::json!({
+            "id": row.id, "name": row.name, "tenant": row.tenant, "attempts": attempt,
+            "error": reason, "event_id": row.event_id, "payload": row.payload,
+        });
+        let published = async {
+            worker
+                .bus
+                .jetstream
+                .publish(
+                    dead_subject(&worker.bus, &row.name),
+                    letter.to_string().into(),
+                )
+                .await?
+                .await
+                .map_err(async_nats::Error::from)
+        };
+        if let Err(error) = published.await {
+            warn!(task_id = %row.id, %error, "the dead letter was not published; the run stays dead in herald.tasks");
+        }
+    }
+    acknowledge(message, ack).await;
+}
+
+/// Gives a run back at shutdown: its attempt is not counted and another worker takes it now.
+async fn release(worker: &Worker, message: &Message, row: &TaskRow) {
+    let released = match worker.store.pool().get().await {
+        Ok(client) => store::release_attempt(&**client, row.id).await,
+        Err(error) => Err(error.into()),
+    };
+    if let Err(error) = released {
+        warn!(task_id = %row.id, %error, "cannot release the run's attempt");
+    }
+    info!(task_id = %row.id, "released a run at shutdown");
+    acknowledge(message, AckKind::Nak(None)).await;
+}
+
+/// Acknowledges and waits for the server's confirmation: a lost nak would otherwise leave the
+/// run waiting out the ack deadline instead of its back-off.
+async fn acknowledge(message: &Message, ack: AckKind) {
+    if let Err(error) = message.double_ack_with(ack).await {
+        warn!(%error, "task acknowledgement failed; it may run again");
     }
 }

@@ -24,7 +24,7 @@ pub fn router() -> Router<AppState> {
 
 /// Operators only (admins of `auth.operator_tenant`): these routes act on every tenant's data.
 /// Anonymous callers must authenticate, others are refused.
-fn admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+pub(crate) fn operator(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
     let operator_tenant = state.settings.auth.operator_tenant.as_deref();
     if caller.0.is_operator(operator_tenant) {
         Ok(())
@@ -49,7 +49,7 @@ async fn projections(state: &AppState) -> Result<Vec<Value>, ApiError> {
 }
 
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    admin(&state, &caller)?;
+    operator(&state, &caller)?;
     Ok(Json(json!({"data": projections(&state).await?})))
 }
 
@@ -58,7 +58,7 @@ async fn show(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    admin(&state, &caller)?;
+    operator(&state, &caller)?;
     schema_of(&state.registry, &name).ok_or(ApiError::NotFound)?;
     let versions: Vec<Value> = projections(&state)
         .await?
@@ -75,7 +75,7 @@ async fn rebuild(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    admin(&state, &caller)?;
+    operator(&state, &caller)?;
     let schema = schema_of(&state.registry, &name).ok_or(ApiError::NotFound)?;
     let mut client = state.db().await?;
     let version = request_rebuild(&mut client, schema)

@@ -12,6 +12,7 @@ use axum::routing::get;
 use herald_bus::relay::relay_lag;
 use herald_bus::store::reader::frontier_age;
 use herald_projector::status::statuses;
+use herald_workers::store as task_store;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -33,6 +34,69 @@ struct ProjectionLabels {
     projection: String,
     version: String,
     state: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabels {
+    task: String,
+    state: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuantileLabels {
+    task: String,
+    quantile: String,
+}
+
+/// The runs whose durations `/metrics` reports ended within this many seconds.
+const DURATION_WINDOW_SECS: f64 = 300.0;
+
+/// Task figures, read from `herald.tasks` at scrape time (so every api process reports the
+/// runs of every worker): runs by state (queued, running, retrying, succeeded, dead), attempts
+/// and retries by state, and the recent attempt durations.
+fn register_tasks(
+    registry: &mut Registry,
+    states: &[task_store::StateCount],
+    durations: &[(String, f64, f64, i64)],
+) {
+    let runs = Family::<TaskLabels, Gauge>::default();
+    let attempts = Family::<TaskLabels, Gauge>::default();
+    let retries = Family::<TaskLabels, Gauge>::default();
+    for count in states {
+        let labels = TaskLabels {
+            task: count.name.clone(),
+            state: count.state.clone(),
+        };
+        runs.get_or_create(&labels).set(count.runs);
+        attempts.get_or_create(&labels).set(count.attempts);
+        retries.get_or_create(&labels).set(count.retries);
+    }
+    registry.register("task_runs", "Task runs by task and state", runs);
+    registry.register(
+        "task_attempts",
+        "Attempts made by the task runs in each state",
+        attempts,
+    );
+    registry.register(
+        "task_retries",
+        "Attempts after the first made by the task runs in each state",
+        retries,
+    );
+    let seconds = Family::<QuantileLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    for (task, p50, p99, _) in durations {
+        for (quantile, value) in [("0.5", p50), ("0.99", p99)] {
+            let labels = QuantileLabels {
+                task: task.clone(),
+                quantile: quantile.to_owned(),
+            };
+            seconds.get_or_create(&labels).set(*value);
+        }
+    }
+    registry.register(
+        "task_duration_seconds",
+        "Last-attempt duration of the runs that ended in the last five minutes",
+        seconds,
+    );
 }
 
 /// Whether the request may scrape: the scrape token, or an admin's bearer token.
@@ -68,6 +132,12 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         .await
         .map_err(ApiError::store_unavailable)?;
     let frontier = frontier_age(&**client)
+        .await
+        .map_err(ApiError::store_unavailable)?;
+    let task_states = task_store::state_counts(&**client)
+        .await
+        .map_err(ApiError::store_unavailable)?;
+    let task_durations = task_store::recent_durations(&**client, DURATION_WINDOW_SECS)
         .await
         .map_err(ApiError::store_unavailable)?;
     drop(client);
@@ -157,6 +227,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         "Event streams this api process ended because the subscriber fell behind",
         lagged,
     );
+    register_tasks(&mut registry, &task_states, &task_durations);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).map_err(ApiError::internal)?;
     Ok((

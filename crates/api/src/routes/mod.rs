@@ -8,6 +8,7 @@ mod events;
 mod health;
 pub(crate) mod history;
 mod metrics;
+mod tasks;
 
 use axum::Router;
 
@@ -23,4 +24,5 @@ pub fn router() -> Router<AppState> {
         .merge(documents::router())
         .merge(history::router())
         .merge(events::router())
+        .merge(tasks::router())
 }

@@ -1,5 +1,6 @@
-//! Finds and loads every `<apps_dir>/<app>/<doc>.yaml` into a [`Registry`], collecting every
-//! mistake with its file, line and column so one start-up (or `herald check`) shows them all.
+//! Finds and loads every `<apps_dir>/<app>/<doc>.yaml`, and each app's `tasks.yaml`, into a
+//! [`Registry`], collecting every mistake with its file, line and column so one start-up (or
+//! `herald check`) shows them all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -10,15 +11,22 @@ use saphyr::Marker;
 
 use super::model::{DocumentSchema, is_name};
 use super::parse::{RefSite, parse_document};
+use super::tasks::TaskDecl;
+use super::tasks::parse::{Apps, Documents, parse_tasks};
 
 /// Longest app or document name: both end up inside NATS subjects, table names and index
 /// names, which have length limits of their own.
 const MAX_NAME_LEN: usize = 30;
 
-/// Every declared document, keyed by app then document name.
+/// The file stem of an app's task declarations, which therefore cannot be a document name.
+const TASKS_FILE: &str = "tasks";
+
+/// Every declared document, keyed by app then document name, and every declared task.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    apps: BTreeMap<String, BTreeMap<String, Arc<DocumentSchema>>>,
+    apps: Apps,
+    /// Sorted by app, then in file order.
+    tasks: Vec<TaskDecl>,
 }
 
 /// One mistake in the YAML declarations.
@@ -71,11 +79,12 @@ struct Source {
 
 impl Registry {
     /// Loads every `<apps_dir>/<app>/<doc>.yaml` (also `.yml`); `apps_dir` holds one folder
-    /// per app. Hidden entries (`.git`, editor swap folders) are skipped.
+    /// per app. `<app>/tasks.yaml` declares the app's tasks rather than a document. Hidden
+    /// entries (`.git`, editor swap folders) are skipped.
     ///
     /// # Errors
     /// Every mistake found: unreadable or misnamed files and folders, invalid YAML, invalid
-    /// declarations, `ref`s to undeclared documents, or no documents at all.
+    /// declarations, `ref`s to undeclared documents, invalid tasks, or no documents at all.
     pub fn load(apps_dir: &Path) -> Result<Registry, LoadErrors> {
         let mut errors = Vec::new();
         let sources = read_sources(apps_dir, &mut errors);
@@ -83,7 +92,7 @@ impl Registry {
     }
 
     /// Like [`Registry::load`], from in-memory `(app, doc, yaml)` sources; errors name the file
-    /// `<app>/<doc>.yaml`.
+    /// `<app>/<doc>.yaml`. A source whose doc is `tasks` is the app's `tasks.yaml`.
     ///
     /// # Errors
     /// As [`Registry::load`].
@@ -109,10 +118,25 @@ impl Registry {
     pub fn documents(&self) -> impl Iterator<Item = &Arc<DocumentSchema>> {
         self.apps.values().flat_map(BTreeMap::values)
     }
+
+    /// Every task, sorted by app, then in the order of its `tasks.yaml`.
+    #[must_use]
+    pub fn tasks(&self) -> &[TaskDecl] {
+        &self.tasks
+    }
+
+    /// The task named `<app>.<name>`.
+    #[must_use]
+    pub fn task(&self, full_name: &str) -> Option<&TaskDecl> {
+        let (app, name) = full_name.split_once('.')?;
+        self.tasks
+            .iter()
+            .find(|task| task.app == app && task.name == name)
+    }
 }
 
-/// Parses the sources, then checks what needs all of them at once: duplicates and `ref`
-/// targets.
+/// Parses the sources, then checks what needs all of them at once: duplicates, `ref` targets
+/// and the documents tasks name.
 fn build(
     root: &Path,
     sources: Vec<Source>,
@@ -120,6 +144,7 @@ fn build(
 ) -> Result<Registry, LoadErrors> {
     let mut declared: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
     let mut valid = Vec::new();
+    let mut task_files: BTreeMap<String, Source> = BTreeMap::new();
     for source in sources {
         if !is_collection_name(&source.app) {
             let message = format!("app name `{}` {}", source.app, NAME_RULE);
@@ -130,6 +155,17 @@ fn build(
                 source.app, source.app
             );
             errors.push(LoadError::file(&source.file, message));
+        } else if source.doc == TASKS_FILE {
+            if let Some(first) = task_files.get(&source.app) {
+                let message = format!(
+                    "the tasks of `{}` are already declared in {}",
+                    source.app,
+                    first.file.display()
+                );
+                errors.push(LoadError::file(&source.file, message));
+            } else {
+                task_files.insert(source.app.clone(), source);
+            }
         } else if !is_collection_name(&source.doc) {
             let message = format!("document name `{}` {}", source.doc, NAME_RULE);
             errors.push(LoadError::file(&source.file, message));
@@ -159,7 +195,7 @@ fn build(
     }
 
     let mut refs: Vec<RefSite> = Vec::new();
-    let mut apps: BTreeMap<String, BTreeMap<String, Arc<DocumentSchema>>> = BTreeMap::new();
+    let mut apps = Apps::new();
     for source in valid {
         let parsed = parse_document(
             &source.file,
@@ -184,8 +220,25 @@ fn build(
         }
     }
 
+    // Tasks come last: their triggers, conditions and command targets name documents.
+    let documents = Documents {
+        declared: &targets,
+        parsed: &apps,
+    };
+    let mut tasks = Vec::new();
+    for source in task_files.into_values() {
+        let parsed = parse_tasks(
+            &source.file,
+            &source.app,
+            &source.text,
+            &documents,
+            &mut errors,
+        );
+        tasks.extend(parsed);
+    }
+
     if errors.is_empty() {
-        Ok(Registry { apps })
+        Ok(Registry { apps, tasks })
     } else {
         // Stable, so errors at one position keep the order they were found in.
         errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
@@ -406,6 +459,45 @@ pub(super) mod tests {
         let registry = registry.unwrap();
         assert!(registry.get("shop", "order").unwrap().require_if_match);
         assert_eq!(registry.documents().count(), 1);
+    }
+
+    #[test]
+    fn a_tasks_file_declares_tasks_rather_than_a_document() {
+        let dir = temp_dir("tasks");
+        fs::create_dir_all(dir.join("shop")).unwrap();
+        fs::write(
+            dir.join("shop/order.yaml"),
+            "fields: {total: {type: number}}",
+        )
+        .unwrap();
+        fs::write(
+            dir.join("shop/tasks.yaml"),
+            "big_order:\n  on: shop.order.created\n  when: {total: {gte: 1000}}\n  kind: rust\n",
+        )
+        .unwrap();
+        let registry = Registry::load(&dir);
+        fs::write(dir.join("shop/tasks.yml"), "other:\n  kind: rust\n").unwrap();
+        let duplicate = Registry::load(&dir);
+        fs::remove_dir_all(&dir).unwrap();
+
+        let registry = registry.unwrap();
+        let names: Vec<String> = registry.documents().map(|doc| doc.collection()).collect();
+        assert_eq!(names, ["shop.order"]);
+        let task = registry.task("shop.big_order").unwrap();
+        assert_eq!(
+            task.trigger.as_ref().map(|t| t.event_type.as_str()),
+            Some("shop.order.created")
+        );
+        let errors = duplicate.unwrap_err().0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].file, dir.join("shop/tasks.yml"));
+        assert!(
+            errors[0]
+                .message
+                .starts_with("the tasks of `shop` are already declared in"),
+            "{}",
+            errors[0].message
+        );
     }
 
     #[test]

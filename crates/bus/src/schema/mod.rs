@@ -9,6 +9,8 @@
 //!   [`FieldError`] at once; `format` says what JSON each field kind accepts.
 //! - [`query`]: dotted field paths and typed values for list filters.
 //! - `patch`: [`merge_patch`], RFC 7396, the body format of `PATCH`.
+//! - [`tasks`]: background tasks declared in `apps/<app>/tasks.yaml` ([`TaskDecl`]), loaded
+//!   into the same [`Registry`] and checked against the documents.
 
 mod format;
 pub mod load;
@@ -16,6 +18,7 @@ pub mod model;
 mod parse;
 mod patch;
 pub mod query;
+pub mod tasks;
 pub mod validate;
 
 pub use load::{LoadError, LoadErrors, Registry};
@@ -24,4 +27,8 @@ pub use model::{
     SEARCH_LANGUAGES,
 };
 pub use patch::merge_patch;
+pub use tasks::{
+    CommandTemplate, Condition, ConditionOp, RetryPolicy, TaskDecl, TaskKind, TemplateAction,
+    Trigger,
+};
 pub use validate::{ErrorCode, FieldError, Mode};

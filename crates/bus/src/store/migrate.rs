@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         2,
         include_str!("../../migrations/0002_projections_and_streams.sql"),
     ),
+    (3, include_str!("../../migrations/0003_tasks.sql")),
 ];
 
 /// Any constant works; it only has to be the same for every Herald process.

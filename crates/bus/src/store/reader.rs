@@ -77,6 +77,19 @@ impl RecordedEvent {
         })
     }
 
+    /// The event as `HERALD_EVENTS` and task runs carry it: the [`Self::wire`] form with all
+    /// of `data`, the tenant, and the ids of the command behind it.
+    pub fn published(&self) -> Value {
+        let mut body = self.wire(self.data.clone());
+        body["tenant"] = self.tenant.clone().into();
+        body["metadata"] = serde_json::json!({
+            "command_id": self.metadata["command_id"],
+            "correlation_id": self.metadata["correlation_id"],
+            "causation_id": self.metadata["causation_id"],
+        });
+        body
+    }
+
     /// The event as clients see it (SSE, event pages, `HERALD_EVENTS`), with `data` given
     /// (redacted for the reader, where it must be).
     pub fn wire(&self, data: Value) -> Value {
