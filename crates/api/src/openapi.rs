@@ -153,6 +153,23 @@ fn common_schemas() -> Map<String, Value> {
             "next_after": {"oneOf": [token_schema(), {"type": "null"}]}}}),
     );
     schemas.insert(
+        "TaskRun".into(),
+        json!({"type": "object", "required": ["id", "name", "state", "attempts", "max_attempts"], "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "name": {"type": "string", "description": "<app>.<task>"},
+            "state": {"enum": ["queued", "running", "retrying", "succeeded", "dead"]},
+            "attempts": {"type": "integer"},
+            "max_attempts": {"type": "integer"},
+            "last_error": {"type": ["string", "null"]},
+            "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+            "event_id": {"type": ["string", "null"], "format": "uuid"},
+            "duration_ms": {"type": ["integer", "null"]},
+            "tenant": {"type": "string", "description": "In the dead-letter list only."},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "finished_at": {"type": ["string", "null"], "format": "date-time"}}}),
+    );
+    schemas.insert(
         "ProjectionVersion".into(),
         json!({"type": "object", "required": ["name", "version", "state", "checkpoint", "lag"], "properties": {
             "name": {"type": "string"},
@@ -626,6 +643,43 @@ fn admin_paths() -> Map<String, Value> {
         "/v1/admin/projections/{name}/rebuild".into(),
         json!({"parameters": [name], "post": {"summary": "Rebuild a projection (blue/green)", "tags": ["admin"],
             "responses": with_common(rebuild, &admin_errors)}}),
+    );
+    let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}});
+    let run = || json!({"content": {"application/json": {"schema": reference("TaskRun")}}});
+    let mut show_run = Map::new();
+    let mut shown = run();
+    shown["description"] = json!("The run (admins of its tenant, operators)");
+    show_run.insert("200".into(), shown);
+    paths.insert(
+        "/v1/tasks/{id}".into(),
+        json!({"parameters": [id.clone()], "get": {"summary": "A task run's state", "tags": ["tasks"],
+            "responses": with_common(show_run, &[])}}),
+    );
+    let mut dead = Map::new();
+    dead.insert(
+        "200".into(),
+        json!({"description": "Dead runs, most recently ended first", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["data", "next_cursor", "has_more"], "properties": {
+                "data": {"type": "array", "items": reference("TaskRun")},
+                "next_cursor": {"type": ["string", "null"]}, "has_more": {"type": "boolean"}}}}}}),
+    );
+    paths.insert(
+        "/v1/admin/tasks/dead".into(),
+        json!({"get": {"summary": "Dead task runs of every tenant", "tags": ["admin"],
+            "parameters": [
+                {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+                {"name": "cursor", "in": "query", "required": false, "schema": token_schema()}],
+            "responses": with_common(dead, &[("400", "Invalid query"), ("403", "Not an operator")])}}),
+    );
+    let mut requeued = Map::new();
+    let mut accepted = run();
+    accepted["description"] =
+        json!("Back in the queue with its attempts reset; Location is the run");
+    requeued.insert("202".into(), accepted);
+    paths.insert(
+        "/v1/admin/tasks/dead/{id}/retry".into(),
+        json!({"parameters": [id], "post": {"summary": "Retry a dead task run", "tags": ["admin"],
+            "responses": with_common(requeued, &[("403", "Not an operator"), ("409", "The run is not dead")])}}),
     );
     paths
 }

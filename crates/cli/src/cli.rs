@@ -158,6 +158,18 @@ impl Cli {
                             doc.fields.len()
                         );
                     }
+                    for task in registry.tasks() {
+                        let kind = match &task.kind {
+                            herald_bus::schema::TaskKind::Webhook { .. } => "webhook",
+                            herald_bus::schema::TaskKind::Command(_) => "command",
+                            herald_bus::schema::TaskKind::Rust => "rust",
+                        };
+                        let trigger = task.trigger.as_ref().map_or_else(
+                            || "enqueued by code".to_owned(),
+                            |t| format!("on {}", t.event_type),
+                        );
+                        println!("ok  task {}  ({kind}, {trigger})", task.full_name());
+                    }
                     Ok(())
                 }
                 Err(errors) => {

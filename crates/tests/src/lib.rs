@@ -55,6 +55,26 @@ pub fn petstore_apps() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/petstore/apps")
 }
 
+/// The example's documents without its tasks: what most tests run, so the example's webhooks
+/// and commands do not act on their data (the tasks have tests of their own).
+pub fn petstore_documents() -> PathBuf {
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let source = petstore_apps().join("petstore");
+        let read = |doc: &str| {
+            std::fs::read_to_string(source.join(format!("{doc}.yaml")))
+                .unwrap_or_else(|e| panic!("cannot read the petstore example {doc}: {e}"))
+        };
+        let (product, supplier) = (read("product"), read("supplier"));
+        write_apps(&[
+            ("petstore", "product", &product),
+            ("petstore", "supplier", &supplier),
+        ])
+        .unwrap_or_else(|e| panic!("cannot copy the petstore example: {e}"))
+    })
+    .clone()
+}
+
 /// Writes `(app, doc, yaml)` sources into a fresh apps folder.
 pub fn write_apps(sources: &[(&str, &str, &str)]) -> anyhow::Result<PathBuf> {
     let root = std::env::temp_dir().join(format!("herald-apps-{}", random_lower(12)));
@@ -225,7 +245,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            apps: petstore_apps(),
+            apps: petstore_documents(),
             roles: Role::ALL.to_vec(),
             database: None,
             prefix: None,
