@@ -86,6 +86,20 @@ impl Herald {
                 ensure_projection(&mut client, schema).await?;
             }
         }
+        {
+            // Before anything is served: a new trigger fires for every write after this.
+            let client = store
+                .pool()
+                .get()
+                .await
+                .context("cannot connect to the event store")?;
+            let triggered: Vec<_> = registry
+                .tasks()
+                .iter()
+                .filter(|t| t.trigger.is_some())
+                .collect();
+            herald_workers::triggers::register(&**client, &triggered).await?;
+        }
         let bus = Bus::connect(&settings.nats).await?;
         bus.ensure_commands_stream().await?;
         let tasks = Arc::new(tasks);

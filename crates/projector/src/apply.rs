@@ -57,7 +57,7 @@ impl Progress {
 }
 
 /// Reads and applies the next batch of the version's events.
-#[tracing::instrument(skip_all, fields(projection = %table.checkpoint), err(level = "warn"))]
+#[tracing::instrument(skip_all, fields(projection = %table.checkpoint), err(Debug, level = "warn"))]
 pub async fn project_next(
     client: &mut ClientWrapper,
     table: &VersionTable,

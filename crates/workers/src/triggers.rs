@@ -8,8 +8,8 @@
 //! event makes a run twice. The runs are then published from the outbox (`publish_pending`),
 //! which a crash between commit and publish leaves set: the next holder publishes them.
 //!
-//! A trigger fires for events after it was first seen (`herald.task_triggers`), not for the
-//! history before its declaration.
+//! A trigger fires for events after a Herald process (of any role) first started with it
+//! (`herald.task_triggers`), not for the history before its declaration.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -93,7 +93,7 @@ async fn hold(
             () = tokio::time::sleep(LEASE_RETRY) => {}
         }
     }
-    let since = register(lease.client(), triggered).await?;
+    let since = register(&**lease.client(), triggered).await?;
     let checkpoint = load_checkpoint(&**lease.client(), TRIGGER_CHECKPOINT).await?;
     // Never run: start where the oldest trigger starts, not at the beginning of the log.
     let mut after = if checkpoint == LogPosition::START {
@@ -148,13 +148,15 @@ async fn hold(
     }
 }
 
-/// Records where each trigger starts (the log's safe frontier when it is first seen) and
-/// returns every trigger's start.
-async fn register(
-    client: &mut ClientWrapper,
+/// Records where each trigger starts (the log's safe frontier when a Herald process first sees
+/// it) and returns every trigger's start. Every process runs this at start-up, before it
+/// serves, so a trigger starts before any write its declaration was deployed with, whether or
+/// not a worker runs yet.
+pub async fn register(
+    client: &impl tokio_postgres::GenericClient,
     triggered: &[&TaskDecl],
 ) -> anyhow::Result<HashMap<String, LogPosition>> {
-    let now = frontier(&**client).await?;
+    let now = frontier(client).await?;
     let tx_text = now.tx_id.to_string();
     let mut since = HashMap::new();
     for task in triggered {

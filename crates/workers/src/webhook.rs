@@ -110,11 +110,7 @@ pub struct Delivery<'a> {
 /// request itself (410 is its way to say "stop sending"). 408, 429, 5xx, 3xx (redirects are not
 /// followed), other statuses, timeouts and connection errors are `Retry`. A reason carries the
 /// status and at most 200 bytes of the response body, never the secret or the request body.
-#[tracing::instrument(
-    skip_all,
-    fields(webhook.id = delivery.id, webhook.url = delivery.url),
-    err(level = "warn")
-)]
+#[tracing::instrument(skip_all, fields(webhook.id = delivery.id, webhook.url = delivery.url))]
 pub async fn deliver(client: &reqwest::Client, delivery: Delivery<'_>) -> Result<(), TaskError> {
     let id = webhook_id(delivery.id)?;
     let timestamp = unix_now()?;
