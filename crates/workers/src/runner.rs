@@ -120,6 +120,12 @@ impl Worker {
             }
             limits.insert(name, Arc::new(Semaphore::new(decl.concurrency)));
         }
+        // Registered but not declared: enqueued by code, with the default limits.
+        for name in rust.names() {
+            limits
+                .entry(name.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(default_policy().2)));
+        }
         let http = webhook::client().map_err(|e| WorkerError::Client(e.to_string()))?;
         Ok(Self {
             commander: Commander::new(bus.clone(), store.clone()),
@@ -143,11 +149,9 @@ impl Worker {
         }
     }
 
-    fn limit(&self, name: &str) -> Arc<Semaphore> {
-        self.limits
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| Arc::new(Semaphore::new(default_policy().2)))
+    /// The concurrency limit of a task; `None` for a name this worker cannot run.
+    fn limit(&self, name: &str) -> Option<Arc<Semaphore>> {
+        self.limits.get(name).cloned()
     }
 }
 
@@ -192,7 +196,11 @@ async fn handle(worker: &Worker, message: Message, shutdown: CancellationToken) 
             return;
         }
     };
-    let limit = worker.limit(&envelope.name);
+    // A name no worker can run (a declaration removed while runs were queued) still gets an
+    // attempt, which records why it failed and ends the run.
+    let limit = worker
+        .limit(&envelope.name)
+        .unwrap_or_else(|| Arc::new(Semaphore::new(1)));
     let Ok(_permit) = alive(&message, limit.acquire_owned()).await else {
         return;
     };

@@ -128,4 +128,9 @@ impl TaskRegistry {
     pub fn get(&self, name: &str) -> Option<Arc<dyn Task>> {
         self.tasks.get(name).cloned()
     }
+
+    /// The names tasks are registered under.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tasks.keys().map(String::as_str)
+    }
 }
