@@ -20,6 +20,7 @@ mod patch;
 pub mod query;
 pub mod tasks;
 pub mod validate;
+mod yaml;
 
 pub use load::{LoadError, LoadErrors, Registry};
 pub use model::{

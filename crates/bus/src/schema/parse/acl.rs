@@ -3,8 +3,8 @@
 use saphyr::{MarkedYaml, YamlData};
 
 use super::Parser;
-use super::values::scalar_str;
 use crate::schema::model::{Acl, FieldAcl, Role, RoleSet, is_name};
+use crate::schema::yaml::scalar_str;
 
 impl Parser<'_> {
     /// The document's `acl`: each action maps to the roles allowed to perform it.

@@ -5,11 +5,12 @@ use saphyr::{MarkedYaml, YamlData};
 use serde_json::Value;
 
 use super::keys::{Place, key_problem};
-use super::values::{Entry, has_key, scalar_str};
+use super::values::has_key;
 use super::{Parser, RefSite};
 use crate::schema::load::LoadError;
 use crate::schema::model::{Field, FieldKind, Fields, MANAGED_FIELDS, is_name};
 use crate::schema::validate::{FieldError, check_field_value};
+use crate::schema::yaml::{Entry, scalar_str};
 
 /// A field spec as read so far: the parts whose checks need the whole spec keep their node,
 /// so errors point at them.

@@ -13,6 +13,7 @@ use saphyr::{LoadableYamlNode, MarkedYaml};
 
 use super::load::LoadError;
 use super::model::{Acl, DocumentSchema, Fields, SEARCH_LANGUAGES};
+use super::yaml::{Reader, reads_yaml};
 use keys::Place;
 
 /// A `ref` target to check once every file is parsed, with the error to report if it is not
@@ -42,7 +43,10 @@ pub(super) fn parse_document(
         }
     };
     let before = errors.len();
-    let mut parser = Parser { file, errors, refs };
+    let mut parser = Parser {
+        reader: Reader { file, errors },
+        refs,
+    };
     let schema = match docs.as_slice() {
         [] => {
             let message = "the file is empty; expected a mapping with `fields`";
@@ -59,17 +63,13 @@ pub(super) fn parse_document(
 }
 
 struct Parser<'a> {
-    file: &'a Path,
-    errors: &'a mut Vec<LoadError>,
+    reader: Reader<'a>,
     refs: &'a mut Vec<RefSite>,
 }
 
-impl Parser<'_> {
-    fn error(&mut self, node: &MarkedYaml<'_>, message: impl Into<String>) {
-        self.errors
-            .push(LoadError::at(self.file, node.span.start, message));
-    }
+reads_yaml!(Parser);
 
+impl Parser<'_> {
     fn document(&mut self, app: &str, doc: &str, root: &MarkedYaml<'_>) -> Option<DocumentSchema> {
         let entries = self.entries(root, "the document")?;
         let mut schema = DocumentSchema {

@@ -5,51 +5,9 @@ use saphyr::{MarkedYaml, Scalar, YamlData};
 use serde_json::{Map, Number, Value};
 
 use super::Parser;
-
-/// A mapping entry whose key is a string.
-pub(super) struct Entry<'n, 'i> {
-    pub name: &'n str,
-    pub key: &'n MarkedYaml<'i>,
-    pub value: &'n MarkedYaml<'i>,
-}
+use crate::schema::yaml::scalar_str;
 
 impl Parser<'_> {
-    /// The entries of a mapping, skipping (and reporting) keys that are not strings.
-    pub(super) fn entries<'n, 'i>(
-        &mut self,
-        node: &'n MarkedYaml<'i>,
-        what: &str,
-    ) -> Option<Vec<Entry<'n, 'i>>> {
-        let YamlData::Mapping(map) = &node.data else {
-            self.error(node, format!("{what} must be a mapping"));
-            return None;
-        };
-        let mut entries = Vec::with_capacity(map.len());
-        for (key, value) in map {
-            match scalar_str(key) {
-                Some(name) => entries.push(Entry { name, key, value }),
-                None => self.error(key, format!("{what}: keys must be strings")),
-            }
-        }
-        Some(entries)
-    }
-
-    pub(super) fn string(&mut self, node: &MarkedYaml<'_>, key: &str) -> Option<String> {
-        let text = scalar_str(node).map(str::to_owned);
-        if text.is_none() {
-            self.error(node, format!("{key} must be a string"));
-        }
-        text
-    }
-
-    pub(super) fn boolean(&mut self, node: &MarkedYaml<'_>, key: &str) -> Option<bool> {
-        if let YamlData::Value(Scalar::Boolean(value)) = &node.data {
-            return Some(*value);
-        }
-        self.error(node, format!("{key} must be true or false"));
-        None
-    }
-
     /// `min`/`max`: any number for numeric fields, a character count for text.
     pub(super) fn bound(&mut self, node: &MarkedYaml<'_>, key: &str, numeric: bool) -> Option<f64> {
         if !numeric {
@@ -130,12 +88,5 @@ pub(super) fn has_key(node: &MarkedYaml<'_>, key: &str) -> bool {
     match &node.data {
         YamlData::Mapping(map) => map.keys().any(|k| scalar_str(k) == Some(key)),
         _ => false,
-    }
-}
-
-pub(super) fn scalar_str<'n>(node: &'n MarkedYaml<'_>) -> Option<&'n str> {
-    match &node.data {
-        YamlData::Value(Scalar::String(s)) => Some(s),
-        _ => None,
     }
 }

@@ -4,11 +4,11 @@ use saphyr::{MarkedYaml, Scalar, YamlData};
 use serde_json::{Map, Number, Value};
 
 use super::Parser;
-use super::values::scalar_str;
 use crate::schema::format::format_problem;
 use crate::schema::model::{DocumentSchema, FieldKind, Role};
 use crate::schema::tasks::template::{is_template, template_problem};
 use crate::schema::tasks::{CommandTemplate, TemplateAction};
+use crate::schema::yaml::scalar_str;
 
 impl Parser<'_> {
     /// The `command` mapping of a command task.

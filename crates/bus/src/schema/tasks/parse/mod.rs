@@ -20,7 +20,7 @@ use super::{RetryPolicy, TaskDecl, TaskKind};
 use crate::schema::format::format_problem;
 use crate::schema::load::LoadError;
 use crate::schema::model::{DocumentSchema, FieldKind, is_name};
-use values::{Entry, scalar_str};
+use crate::schema::yaml::{Entry, Reader, reads_yaml, scalar_str};
 
 /// Parsed documents by app, then name.
 pub(in crate::schema) type Apps = BTreeMap<String, BTreeMap<String, Arc<DocumentSchema>>>;
@@ -59,10 +59,9 @@ pub(in crate::schema) fn parse_tasks(
     };
     let before = errors.len();
     let mut parser = Parser {
-        file,
+        reader: Reader { file, errors },
         app,
         documents,
-        errors,
     };
     let tasks = match docs.as_slice() {
         [] => Vec::new(),
@@ -80,11 +79,12 @@ pub(in crate::schema) fn parse_tasks(
 }
 
 struct Parser<'a> {
-    file: &'a Path,
+    reader: Reader<'a>,
     app: &'a str,
     documents: &'a Documents<'a>,
-    errors: &'a mut Vec<LoadError>,
 }
+
+reads_yaml!(Parser);
 
 /// The keys of one task spec as found, before the checks that need several of them.
 #[derive(Default)]

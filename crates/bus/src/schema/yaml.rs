@@ -1,0 +1,93 @@
+//! Reading marked YAML for every parser of the apps folder (documents, tasks): typed values
+//! from nodes, each mistake reported at its node's line and column.
+
+use std::path::Path;
+
+use saphyr::{MarkedYaml, Scalar, YamlData};
+
+use super::load::LoadError;
+
+/// Where a parser reports: the file it reads and the mistakes found so far. Parsers hold one
+/// and dereference to it, so `self.error(…)` and the readers below work on any of them.
+pub(super) struct Reader<'a> {
+    pub file: &'a Path,
+    pub errors: &'a mut Vec<LoadError>,
+}
+
+/// Lets a parser with a `reader: Reader` field use the reader's methods and fields as its own.
+macro_rules! reads_yaml {
+    ($parser:ident) => {
+        impl<'a> std::ops::Deref for $parser<'a> {
+            type Target = $crate::schema::yaml::Reader<'a>;
+
+            fn deref(&self) -> &Self::Target {
+                &self.reader
+            }
+        }
+
+        impl std::ops::DerefMut for $parser<'_> {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.reader
+            }
+        }
+    };
+}
+pub(super) use reads_yaml;
+
+/// A mapping entry whose key is a string.
+pub(super) struct Entry<'n, 'i> {
+    pub name: &'n str,
+    pub key: &'n MarkedYaml<'i>,
+    pub value: &'n MarkedYaml<'i>,
+}
+
+impl Reader<'_> {
+    pub(super) fn error(&mut self, node: &MarkedYaml<'_>, message: impl Into<String>) {
+        self.errors
+            .push(LoadError::at(self.file, node.span.start, message));
+    }
+
+    /// The entries of a mapping, skipping (and reporting) keys that are not strings.
+    pub(super) fn entries<'n, 'i>(
+        &mut self,
+        node: &'n MarkedYaml<'i>,
+        what: &str,
+    ) -> Option<Vec<Entry<'n, 'i>>> {
+        let YamlData::Mapping(map) = &node.data else {
+            self.error(node, format!("{what} must be a mapping"));
+            return None;
+        };
+        let mut entries = Vec::with_capacity(map.len());
+        for (key, value) in map {
+            match scalar_str(key) {
+                Some(name) => entries.push(Entry { name, key, value }),
+                None => self.error(key, format!("{what}: keys must be strings")),
+            }
+        }
+        Some(entries)
+    }
+
+    pub(super) fn string(&mut self, node: &MarkedYaml<'_>, key: &str) -> Option<String> {
+        let text = scalar_str(node).map(str::to_owned);
+        if text.is_none() {
+            self.error(node, format!("{key} must be a string"));
+        }
+        text
+    }
+
+    pub(super) fn boolean(&mut self, node: &MarkedYaml<'_>, key: &str) -> Option<bool> {
+        if let YamlData::Value(Scalar::Boolean(value)) = &node.data {
+            return Some(*value);
+        }
+        self.error(node, format!("{key} must be true or false"));
+        None
+    }
+}
+
+/// The text of a string scalar.
+pub(super) fn scalar_str<'n>(node: &'n MarkedYaml<'_>) -> Option<&'n str> {
+    match &node.data {
+        YamlData::Value(Scalar::String(s)) => Some(s),
+        _ => None,
+    }
+}
