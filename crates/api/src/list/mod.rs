@@ -412,3 +412,87 @@ fn query_failed(error: deadpool_postgres::tokio_postgres::Error, state: &AppStat
         _ => ApiError::store_unavailable(error),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use herald_bus::access::Principal;
+    use herald_bus::ids::TenantId;
+    use herald_bus::schema::Registry;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const ITEM: &str = "search_language: english
+fields:
+  name: {type: string, filter: true, sort: true, search: true}
+  price: {type: number, filter: true, sort: true}
+  due: {type: date, filter: true, sort: true}
+  kind: {type: string, enum: [a, b], filter: true}
+  tags: {type: array, items: {type: integer}, filter: true}
+  box: {type: object, fields: {w: {type: number, filter: true, sort: true}}}
+  secret: {type: string, filter: true, acl: {read: admin, write: admin}}
+acl: {read: user}
+";
+
+    fn parse(pairs: &[(String, String)]) -> Result<ListQuery, ApiError> {
+        let registry =
+            Registry::from_sources(&[("shop", "item", ITEM)]).unwrap_or_else(|e| panic!("{e}"));
+        let schema = registry
+            .get("shop", "item")
+            .unwrap_or_else(|| unreachable!());
+        let columns = herald_projector::columns_of(schema);
+        let principal = Principal {
+            sub: Some("u".into()),
+            tenant: TenantId::parse("t").unwrap_or_else(|| unreachable!()),
+            roles: Vec::new(),
+        };
+        let vocabulary = Vocabulary {
+            schema,
+            columns: &columns,
+            principal: &principal,
+            own_only: false,
+        };
+        let cursors = CursorKey::from_settings(&herald_bus::settings::AuthSettings::default());
+        ListQuery::parse(&vocabulary, pairs, &cursors)
+    }
+
+    /// Parameter names and values near the language, so most inputs reach deep into the parser.
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("name".to_owned()),
+            Just("price".to_owned()),
+            Just("due".to_owned()),
+            Just("kind".to_owned()),
+            Just("tags".to_owned()),
+            Just("box.w".to_owned()),
+            Just("secret".to_owned()),
+            Just("order".to_owned()),
+            Just("select".to_owned()),
+            Just("q".to_owned()),
+            Just("limit".to_owned()),
+            Just("cursor".to_owned()),
+            ".{0,12}",
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "(not\\.)?(eq|neq|gt|gte|lt|lte|in|like|ilike|is|cs)\\.[-0-9a-z.,(){}\"\\\\*%: ]{0,24}",
+            "[a-z.]{0,10}(\\.(asc|desc))?(\\.(nullsfirst|nullslast))?(,[a-z.]{0,8}){0,5}",
+            ".{0,40}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_query_string_parses_or_is_refused_without_panicking(
+            pairs in proptest::collection::vec((name(), value()), 0..6)
+        ) {
+            match parse(&pairs) {
+                Ok(query) => prop_assert!(query.limit >= 1 && query.limit <= 200),
+                Err(ApiError::InvalidQuery { .. }) => {}
+                Err(other) => prop_assert!(false, "not a 400: {other:?}"),
+            }
+        }
+    }
+}

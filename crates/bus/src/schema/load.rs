@@ -582,3 +582,60 @@ pub(super) mod tests {
         assert!(errors.to_string().contains("reserved"), "{errors}");
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::Registry;
+
+    /// YAML-ish text built from the declarations' own words, so inputs get past the YAML
+    /// parser into the document and task checks.
+    fn yamlish() -> impl Strategy<Value = String> {
+        let word = prop_oneof![
+            Just("fields"),
+            Just("acl"),
+            Just("type"),
+            Just("string"),
+            Just("integer"),
+            Just("array"),
+            Just("object"),
+            Just("items"),
+            Just("ref"),
+            Just("to"),
+            Just("min"),
+            Just("max"),
+            Just("enum"),
+            Just("filter"),
+            Just("on"),
+            Just("kind"),
+            Just("webhook"),
+            Just("command"),
+            Just("when"),
+            Just("retry"),
+            Just("shop.item.created"),
+            Just("{"),
+            Just("}"),
+            Just("["),
+            Just("]"),
+            Just(":"),
+            Just(","),
+            Just("\n  "),
+            Just("\n"),
+            Just("- "),
+            Just("1"),
+            Just("-1"),
+            Just("true"),
+            Just("$event.data.a"),
+        ];
+        proptest::collection::vec(word, 0..40).prop_map(|words| words.join(" "))
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_loads_or_is_refused_without_panicking(doc in yamlish(), tasks in yamlish()) {
+            let sources = [("shop", "item", doc.as_str()), ("shop", "tasks", tasks.as_str())];
+            let _ = Registry::from_sources(&sources);
+        }
+    }
+}
