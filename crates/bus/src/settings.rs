@@ -391,18 +391,26 @@ impl HttpSettings {
     }
 }
 
-/// A secret from any scalar (an all-digit key arrives from the environment as a number):
-/// a type error would otherwise print the value in the settings error.
+/// Named secrets, each read like [`secret`]; names are lowercased (environment variables are
+/// written in capitals).
 fn secret_map<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<std::collections::HashMap<String, SecretString>, D::Error> {
-    let plain = std::collections::HashMap::<String, String>::deserialize(deserializer)?;
-    Ok(plain
+    struct Named(SecretString);
+    impl<'de> Deserialize<'de> for Named {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            secret(deserializer).map(Named)
+        }
+    }
+    let named = std::collections::HashMap::<String, Named>::deserialize(deserializer)?;
+    Ok(named
         .into_iter()
-        .map(|(name, value)| (name.to_lowercase(), SecretString::from(value)))
+        .map(|(name, Named(value))| (name.to_lowercase(), value))
         .collect())
 }
 
+/// A secret from any scalar (an all-digit key arrives from the environment as a number):
+/// a type error would otherwise print the value in the settings error.
 fn secret<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SecretString, D::Error> {
     struct Scalar;
     impl serde::de::Visitor<'_> for Scalar {
@@ -441,6 +449,38 @@ fn optional_secret<'de, D: serde::Deserializer<'de>>(
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+
+    #[test]
+    fn webhook_secrets_come_by_name_from_file_and_environment_and_never_print() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "herald.toml",
+                "[webhooks.secrets]\nbilling = \"whsec_ZmlsZS1zZWNyZXQ=\"\n",
+            )?;
+            jail.set_env(
+                "HERALD_WEBHOOKS__SECRETS__WAREHOUSE",
+                "whsec_ZW52LXNlY3JldA==",
+            );
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            let secret = |name: &str| {
+                settings
+                    .webhooks
+                    .secrets
+                    .get(name)
+                    .map(|s| s.expose_secret().to_owned())
+            };
+            assert_eq!(secret("billing").as_deref(), Some("whsec_ZmlsZS1zZWNyZXQ="));
+            assert_eq!(
+                secret("warehouse").as_deref(),
+                Some("whsec_ZW52LXNlY3JldA==")
+            );
+            assert!(
+                !format!("{settings:?}").contains("whsec_"),
+                "secrets never print"
+            );
+            Ok(())
+        });
+    }
 
     #[test]
     fn layers_apply_in_order_defaults_file_environment() {

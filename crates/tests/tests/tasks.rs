@@ -1197,3 +1197,100 @@ async fn events_written_before_any_worker_ran_are_run_when_one_starts() {
         .unwrap_or_else(|e| panic!("the worker did not stop: {e:#}"));
     stop(app).await;
 }
+
+#[tokio::test]
+async fn another_copy_of_a_finished_runs_message_does_not_run_it_again() {
+    let receiver = Receiver::start(always(204)).await;
+    let app = spawn_shop(
+        &hook_yaml(&receiver.url, &[QUICK_RETRY]),
+        TaskRegistry::default(),
+    )
+    .await;
+    let db = app.db().await;
+    let staff = app.token("sam", &["staff"], "acme");
+    let item = create_item(&app, &staff, "once only").await;
+    let run = finished_hook(&db, item).await;
+    assert_eq!(run.state, "succeeded", "{run:?}");
+    assert_eq!(receiver.requests().len(), 1);
+
+    let bus = publish_copy(&app, run.id).await;
+    let stream = herald_workers::queue::stream_name(&bus);
+    eventually("the copy to be consumed", || async {
+        let mut stream = bus.jetstream.get_stream(&stream).await.ok()?;
+        (stream.info().await.ok()?.state.messages == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        receiver.requests().len(),
+        1,
+        "the copy did not deliver again"
+    );
+    let after = finished_hook(&db, item).await;
+    assert_eq!((after.state.as_str(), after.attempts), ("succeeded", 1));
+    stop(app).await;
+}
+
+/// Publishes another copy of a run's message, with a message id JetStream's duplicate window
+/// does not catch, as an outbox publish repeated after the window would be; returns the bus.
+async fn publish_copy(app: &TestApp, run: Uuid) -> Bus {
+    let bus = Bus::connect(&app.settings.nats)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let copy =
+        json!({"id": run, "name": "shop.hook", "tenant": "acme", "payload": null, "round": 0});
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", format!("{run}.copy").as_str());
+    bus.jetstream
+        .publish_with_headers(
+            herald_workers::queue::subject(&bus, "shop.hook"),
+            headers,
+            copy.to_string().into(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    bus
+}
+
+#[tokio::test]
+async fn another_copy_of_a_running_runs_message_waits_for_it_instead_of_running_it_too() {
+    // The first delivery takes a while, long enough for the copy to arrive meanwhile.
+    let receiver = Receiver::start(Box::new(|_, earlier| {
+        if earlier == 0 {
+            Reply::Late(Duration::from_secs(2))
+        } else {
+            Reply::Status(200)
+        }
+    }))
+    .await;
+    let app = spawn_shop(
+        &hook_yaml(&receiver.url, &["timeout_secs: 10", QUICK_RETRY]),
+        TaskRegistry::default(),
+    )
+    .await;
+    let db = app.db().await;
+    let staff = app.token("sam", &["staff"], "acme");
+    let item = create_item(&app, &staff, "slow").await;
+    let event = event_id(&db, item, 1).await;
+    let run = eventually("the run to be delivered", || async {
+        let run = run_for(&db, "shop.hook", event).await?;
+        (run.state == "running" && !receiver.requests().is_empty()).then_some(run)
+    })
+    .await;
+    let bus = publish_copy(&app, run.id).await;
+    let done = finished_hook(&db, item).await;
+    assert_eq!((done.state.as_str(), done.attempts), ("succeeded", 1));
+    let stream = herald_workers::queue::stream_name(&bus);
+    eventually("the copy to be consumed", || async {
+        let mut stream = bus.jetstream.get_stream(&stream).await.ok()?;
+        (stream.info().await.ok()?.state.messages == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        receiver.requests().len(),
+        1,
+        "the copy did not run the run a second time"
+    );
+    stop(app).await;
+}

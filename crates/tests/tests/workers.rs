@@ -61,14 +61,14 @@ async fn tasks_run_once_retry_after_a_back_off_and_stop_when_permanent() {
 
     let db = app.db().await;
     let once = task("once");
-    enqueue(&db, &bus, &once, 5)
+    enqueue(&db, &once, 5)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    enqueue(&db, &bus, &once, 5)
+    enqueue(&db, &once, 5)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     for label in ["flaky", "broken"] {
-        enqueue(&db, &bus, &task(label), 5)
+        enqueue(&db, &task(label), 5)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }

@@ -34,8 +34,10 @@ pub struct Lineage {
     pub tenant: String,
     /// The actor's `sub`: `task:<app>.<name>`.
     pub actor: String,
-    /// The run's id: with `sequence`, the command's id, so a retry issues the same command.
+    /// The run's id: with the round and `sequence`, the command's id, so a retried attempt
+    /// issues the same command, and a run retried from the dead letters a new one.
     pub task_id: Uuid,
+    pub round: i32,
     pub correlation_id: Uuid,
     /// The triggering event (or the run, when enqueued by code).
     pub causation_id: Uuid,
@@ -71,7 +73,7 @@ impl Commander {
             .ok_or_else(|| TaskError::Permanent(format!("bad tenant `{}`", lineage.tenant)))?;
         let id = CommandId(Uuid::new_v5(
             &lineage.task_id,
-            format!("command {sequence}").as_bytes(),
+            format!("command {}.{sequence}", lineage.round).as_bytes(),
         ));
         let body = serde_json::to_vec(&request.action)
             .map_err(|e| TaskError::Permanent(format!("the command cannot be encoded: {e}")))?;

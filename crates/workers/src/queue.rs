@@ -8,6 +8,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{consumer, stream};
 use herald_bus::nats::{Bus, BusError};
 
+use crate::store::{self, NewTask, TaskRow};
 use crate::task::TaskEnvelope;
 
 /// JetStream's bound on deliveries of one message. Workers end a run after its declared
@@ -85,23 +86,26 @@ pub enum EnqueueError {
 }
 
 /// Publishes runs durably: every publish is sent before the first ack is awaited, and the call
-/// returns once JetStream has stored them all. `Nats-Msg-Id` is `<id>.<round>`, so a run
-/// published twice in a round is stored once.
-pub async fn publish(bus: &Bus, tasks: &[TaskEnvelope]) -> Result<(), EnqueueError> {
-    let mut acks = Vec::with_capacity(tasks.len());
-    for task in tasks {
+/// returns once JetStream has stored them all. A message names its run (id, name, tenant,
+/// round, trace context); the worker reads the payload from the run's row, so no event is too
+/// large for the stream. `Nats-Msg-Id` is `<id>.<round>`, so a run published twice in a round
+/// is stored once.
+pub async fn publish(bus: &Bus, runs: &[TaskRow]) -> Result<(), EnqueueError> {
+    let mut acks = Vec::with_capacity(runs.len());
+    for run in runs {
+        let message = TaskEnvelope {
+            payload: serde_json::Value::Null,
+            ..TaskEnvelope::from(run)
+        };
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "Nats-Msg-Id",
-            format!("{}.{}", task.id, task.round).as_str(),
-        );
-        if let Some(traceparent) = &task.traceparent {
+        headers.insert("Nats-Msg-Id", format!("{}.{}", run.id, run.round).as_str());
+        if let Some(traceparent) = &run.traceparent {
             headers.insert("traceparent", traceparent.as_str());
         }
-        let payload = serde_json::to_vec(task)?;
+        let payload = serde_json::to_vec(&message)?;
         acks.push(
             bus.jetstream
-                .publish_with_headers(subject(bus, &task.name), headers, payload.into())
+                .publish_with_headers(subject(bus, &run.name), headers, payload.into())
                 .await
                 .map_err(|e| EnqueueError::Publish(e.into()))?,
         );
@@ -112,17 +116,18 @@ pub async fn publish(bus: &Bus, tasks: &[TaskEnvelope]) -> Result<(), EnqueueErr
     Ok(())
 }
 
-/// Enqueues a run from code (a task without a trigger, or any task by hand): records it, then
-/// publishes it. A run with an id that was enqueued before is not enqueued again.
+/// Enqueues a run from code (a task without a trigger, or any task by hand): records it in the
+/// outbox, which the trigger reader publishes within a second. Safe inside a transaction (the
+/// run is published only once it is committed). A run whose id was enqueued before is not
+/// enqueued again.
 pub async fn enqueue(
     client: &impl tokio_postgres::GenericClient,
-    bus: &Bus,
     task: &TaskEnvelope,
     max_attempts: i32,
 ) -> Result<(), EnqueueError> {
-    let created = crate::store::insert(
+    store::insert(
         client,
-        &crate::store::NewTask {
+        &NewTask {
             id: task.id,
             tenant: &task.tenant,
             name: &task.name,
@@ -133,9 +138,5 @@ pub async fn enqueue(
         },
     )
     .await?;
-    if created {
-        publish(bus, std::slice::from_ref(task)).await?;
-        crate::store::published(client, &[(task.id, task.round)]).await?;
-    }
     Ok(())
 }

@@ -18,7 +18,9 @@ use chrono::Utc;
 use herald_bus::command::Action;
 use herald_bus::nats::{Bus, consume};
 use herald_bus::schema::Registry;
-use herald_bus::schema::tasks::{RetryPolicy, TaskDecl, TaskKind, TemplateAction};
+use herald_bus::schema::tasks::{
+    DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RetryPolicy, TaskDecl, TaskKind, TemplateAction,
+};
 use herald_bus::store::PgStore;
 use rand::Rng;
 use tokio::sync::Semaphore;
@@ -36,16 +38,6 @@ use crate::webhook::{self, Delivery, WebhookSecret};
 const ACK_WAIT: Duration = Duration::from_secs(30);
 /// How long a run may go on after shutdown begins before it is released to another worker.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// The policy of a task registered in Rust but not declared in `tasks.yaml`.
-fn default_policy() -> (RetryPolicy, Duration, usize) {
-    let retry = RetryPolicy {
-        max_attempts: 5,
-        backoff: Duration::from_secs(1),
-        max_delay: Duration::from_secs(300),
-    };
-    (retry, Duration::from_secs(30), 10)
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -65,8 +57,8 @@ pub enum WorkerError {
     Unregistered(String),
     #[error(transparent)]
     Bus(#[from] herald_bus::nats::BusError),
-    #[error("the webhook client cannot be built: {0}")]
-    Client(String),
+    #[error("the webhook client cannot be built")]
+    Client(#[source] reqwest::Error),
 }
 
 /// Everything runs need, shared by a worker process.
@@ -124,9 +116,9 @@ impl Worker {
         for name in rust.names() {
             limits
                 .entry(name.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(default_policy().2)));
+                .or_insert_with(|| Arc::new(Semaphore::new(DEFAULT_CONCURRENCY)));
         }
-        let http = webhook::client().map_err(|e| WorkerError::Client(e.to_string()))?;
+        let http = webhook::client().map_err(WorkerError::Client)?;
         Ok(Self {
             commander: Commander::new(bus.clone(), store.clone()),
             bus,
@@ -139,13 +131,12 @@ impl Worker {
         })
     }
 
+    /// The back-off and timeout of a task: its declaration's, or the defaults for a task only
+    /// registered in Rust.
     fn policy(&self, name: &str) -> (RetryPolicy, Duration, Option<&TaskDecl>) {
         match self.registry.task(name) {
             Some(decl) => (decl.retry.clone(), decl.timeout, Some(decl)),
-            None => {
-                let (retry, timeout, _) = default_policy();
-                (retry, timeout, None)
-            }
+            None => (RetryPolicy::default(), DEFAULT_TIMEOUT, None),
         }
     }
 
@@ -174,22 +165,34 @@ pub async fn run(
     Ok(())
 }
 
-/// Keeps a message alive (in-progress acks) while `work` runs.
-async fn alive<F: std::future::Future>(message: &Message, work: F) -> F::Output {
+/// Keeps a message alive (in-progress acks) while `work` runs, and, when given a run, its
+/// heartbeat in `herald.tasks`, so another copy of the message does not take the run over.
+async fn alive<F: std::future::Future>(
+    worker: &Worker,
+    message: &Message,
+    run: Option<&TaskRow>,
+    work: F,
+) -> F::Output {
     tokio::pin!(work);
     let mut tick = tokio::time::interval(ACK_WAIT / 3);
     tick.tick().await;
     loop {
         tokio::select! {
             output = &mut work => return output,
-            _ = tick.tick() => drop(message.ack_with(AckKind::Progress).await),
+            _ = tick.tick() => {
+                drop(message.ack_with(AckKind::Progress).await);
+                if let (Some(run), Ok(client)) = (run, worker.store.pool().get().await) {
+                    drop(store::heartbeat(&**client, run).await);
+                }
+            }
         }
     }
 }
 
 async fn handle(worker: &Worker, message: Message, shutdown: CancellationToken) {
-    let envelope: TaskEnvelope = match serde_json::from_slice(&message.payload) {
-        Ok(envelope) => envelope,
+    // The message names the run; its payload is read from the run's row.
+    let named: TaskEnvelope = match serde_json::from_slice(&message.payload) {
+        Ok(named) => named,
         Err(error) => {
             warn!(%error, "dropping an unreadable task message");
             acknowledge(&message, AckKind::Term).await;
@@ -199,35 +202,37 @@ async fn handle(worker: &Worker, message: Message, shutdown: CancellationToken) 
     // A name no worker can run (a declaration removed while runs were queued) still gets an
     // attempt, which records why it failed and ends the run.
     let limit = worker
-        .limit(&envelope.name)
+        .limit(&named.name)
         .unwrap_or_else(|| Arc::new(Semaphore::new(1)));
-    let Ok(_permit) = alive(&message, limit.acquire_owned()).await else {
+    let Ok(_permit) = alive(worker, &message, None, limit.acquire_owned()).await else {
         return;
     };
     let row = match worker.store.pool().get().await {
-        Ok(client) => store::start_attempt(&**client, envelope.id).await,
+        Ok(client) => store::start_attempt(&**client, named.id, named.round, ACK_WAIT).await,
         Err(error) => Err(error.into()),
     };
     let row = match row {
         Ok(Some(row)) => row,
         Ok(None) => {
-            // Ended already (a duplicate delivery), or never recorded: nothing to run.
+            // Ended, requeued in a later round, running elsewhere, or never recorded.
             acknowledge(&message, AckKind::Ack).await;
             return;
         }
         Err(error) => {
-            warn!(task_id = %envelope.id, %error, "cannot record the attempt; retrying soon");
+            warn!(task_id = %named.id, %error, "cannot record the attempt; retrying soon");
             acknowledge(&message, AckKind::Nak(Some(Duration::from_secs(1)))).await;
             return;
         }
     };
+    let envelope = TaskEnvelope::from(&row);
     let (retry, timeout, decl) = worker.policy(&envelope.name);
+    // The run's own limit: a declaration changed since it was made does not change it.
+    let max_attempts = u32::try_from(row.max_attempts).unwrap_or(1);
     let attempt = u32::try_from(row.attempts).unwrap_or(u32::MAX);
     let started = Instant::now();
-    let result = if attempt > retry.max_attempts {
+    let result = if attempt > max_attempts {
         Err(TaskError::Permanent(format!(
-            "attempt {attempt} of at most {}: an earlier attempt never finished",
-            retry.max_attempts
+            "attempt {attempt} of at most {max_attempts}: an earlier attempt never finished"
         )))
     } else {
         let run = run_attempt(worker, decl, &envelope, &row, attempt, timeout, &shutdown);
@@ -235,16 +240,27 @@ async fn handle(worker: &Worker, message: Message, shutdown: CancellationToken) 
             shutdown.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
-        tokio::select! {
-            result = alive(&message, run) => result,
+        let result = tokio::select! {
+            result = alive(worker, &message, Some(&row), run) => result,
             () = released => {
                 release(worker, &message, &row).await;
                 return;
             }
+        };
+        // A run that gave up because the worker is stopping is handed on, not counted.
+        if matches!(result, Err(TaskError::Retry(_))) && shutdown.is_cancelled() {
+            release(worker, &message, &row).await;
+            return;
         }
+        result
     };
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    settle(worker, &message, &row, &retry, attempt, duration_ms, result).await;
+    let outcome = Outcome {
+        attempt,
+        max_attempts,
+        duration_ms,
+    };
+    settle(worker, &message, &row, &retry, outcome, result).await;
 }
 
 /// One attempt of a run, by its kind, within its timeout.
@@ -263,6 +279,7 @@ async fn run_attempt(
         tenant: envelope.tenant.clone(),
         actor: format!("task:{}", envelope.name),
         task_id: row.id,
+        round: row.round,
         correlation_id: event["metadata"]["correlation_id"]
             .as_str()
             .and_then(|s| uuid::Uuid::parse_str(s).ok())
@@ -346,19 +363,30 @@ async fn run_attempt(
     }
 }
 
+/// Where an attempt stands when it ends.
+struct Outcome {
+    attempt: u32,
+    max_attempts: u32,
+    duration_ms: i64,
+}
+
 /// Records how the attempt ended and tells JetStream.
 async fn settle(
     worker: &Worker,
     message: &Message,
     row: &TaskRow,
     retry: &RetryPolicy,
-    attempt: u32,
-    duration_ms: i64,
+    outcome: Outcome,
     result: Result<(), TaskError>,
 ) {
+    let Outcome {
+        attempt,
+        max_attempts,
+        duration_ms,
+    } = outcome;
     let (finish, ack, error) = match &result {
         Ok(()) => (Finish::Succeeded, AckKind::Ack, None),
-        Err(TaskError::Retry(reason)) if attempt < retry.max_attempts => {
+        Err(TaskError::Retry(reason)) if attempt < max_attempts => {
             let delay = retry.delay(attempt, rand::rng().random::<f64>());
             let next_attempt_at =
                 Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
@@ -378,14 +406,22 @@ async fn settle(
         }
     };
     let recorded = match worker.store.pool().get().await {
-        Ok(client) => store::finish_attempt(&**client, row.id, duration_ms, finish).await,
+        Ok(client) => store::finish_attempt(&**client, row, duration_ms, finish).await,
         Err(error) => Err(error.into()),
     };
-    if let Err(error) = recorded {
-        // The attempt's outcome is lost: let the run come back rather than end it unrecorded.
-        warn!(task_id = %row.id, %error, "cannot record the attempt's outcome; it will run again");
-        acknowledge(message, AckKind::Nak(Some(Duration::from_secs(1)))).await;
-        return;
+    match recorded {
+        Ok(true) => {}
+        Ok(false) => {
+            // Another copy of the message took the run over: it owns the outcome.
+            acknowledge(message, AckKind::Ack).await;
+            return;
+        }
+        Err(error) => {
+            // The outcome is lost: let the run come back rather than end it unrecorded.
+            warn!(task_id = %row.id, %error, "cannot record the attempt's outcome; it will run again");
+            acknowledge(message, AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            return;
+        }
     }
     if let Some(reason) = error {
         let letter = serde_json::json!({
@@ -414,7 +450,7 @@ async fn settle(
 /// Gives a run back at shutdown: its attempt is not counted and another worker takes it now.
 async fn release(worker: &Worker, message: &Message, row: &TaskRow) {
     let released = match worker.store.pool().get().await {
-        Ok(client) => store::release_attempt(&**client, row.id).await,
+        Ok(client) => store::release_attempt(&**client, row).await,
         Err(error) => Err(error.into()),
     };
     if let Err(error) = released {

@@ -172,24 +172,41 @@ pub async fn published(
     Ok(())
 }
 
-/// Starts an attempt: the attempt's number (stored attempts + 1), or `None` when the run has
-/// already ended.
+/// Starts an attempt of the run in `round`: counts it and returns the row, or `None` when this
+/// message must not run it — the run ended, was requeued in a later round, or another copy of
+/// it is running (its heartbeat is younger than `stale_after`).
 pub async fn start_attempt(
     client: &impl GenericClient,
     id: Uuid,
+    round: i32,
+    stale_after: std::time::Duration,
 ) -> Result<Option<TaskRow>, StoreError> {
     let sql = format!(
         "UPDATE herald.tasks SET state = 'running', attempts = attempts + 1,
                 next_attempt_at = NULL, updated_at = now()
-         WHERE id = $1 AND state NOT IN ('succeeded', 'dead')
+         WHERE id = $1 AND round = $2
+           AND (state IN ('queued', 'retrying')
+                OR (state = 'running' AND updated_at < now() - make_interval(secs => $3)))
          RETURNING {COLUMNS}"
     );
     client
-        .query_opt(&sql, &[&id])
+        .query_opt(&sql, &[&id, &round, &stale_after.as_secs_f64()])
         .await?
         .as_ref()
         .map(row_of)
         .transpose()
+}
+
+/// Tells other copies of the run that this attempt is alive.
+pub async fn heartbeat(client: &impl GenericClient, run: &TaskRow) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE herald.tasks SET updated_at = now()
+             WHERE id = $1 AND round = $2 AND attempts = $3 AND state = 'running'",
+            &[&run.id, &run.round, &run.attempts],
+        )
+        .await?;
+    Ok(())
 }
 
 /// How an attempt ended.
@@ -204,12 +221,15 @@ pub enum Finish<'a> {
     },
 }
 
+/// Records how the attempt `run` (as [`start_attempt`] returned it) ended. Returns `false` when
+/// the attempt is no longer the run's current one (another copy took the run over), so nothing
+/// was recorded.
 pub async fn finish_attempt(
     client: &impl GenericClient,
-    id: Uuid,
+    run: &TaskRow,
     duration_ms: i64,
     finish: Finish<'_>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let (state, error, next): (&str, Option<&str>, Option<DateTime<Utc>>) = match finish {
         Finish::Succeeded => ("succeeded", None, None),
         Finish::Retrying {
@@ -218,28 +238,60 @@ pub async fn finish_attempt(
         } => ("retrying", Some(error), Some(next_attempt_at)),
         Finish::Dead { error } => ("dead", Some(error), None),
     };
-    client
+    let recorded = client
         .execute(
             "UPDATE herald.tasks SET state = $2, last_error = coalesce($3, last_error),
                     next_attempt_at = $4, duration_ms = $5, updated_at = now(),
                     finished_at = CASE WHEN $2 IN ('succeeded', 'dead') THEN now() END
-             WHERE id = $1",
-            &[&id, &state, &error, &next, &duration_ms],
+             WHERE id = $1 AND round = $6 AND attempts = $7 AND state = 'running'",
+            &[
+                &run.id,
+                &state,
+                &error,
+                &next,
+                &duration_ms,
+                &run.round,
+                &run.attempts,
+            ],
+        )
+        .await?;
+    Ok(recorded == 1)
+}
+
+/// Gives back a running attempt that was not finished (at shutdown): it does not count.
+pub async fn release_attempt(client: &impl GenericClient, run: &TaskRow) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE herald.tasks SET state = 'queued', attempts = attempts - 1, updated_at = now()
+             WHERE id = $1 AND round = $2 AND attempts = $3 AND state = 'running'",
+            &[&run.id, &run.round, &run.attempts],
         )
         .await?;
     Ok(())
 }
 
-/// Gives back a running attempt that was not finished (at shutdown): it does not count.
-pub async fn release_attempt(client: &impl GenericClient, id: Uuid) -> Result<(), StoreError> {
-    client
+/// Puts back in the outbox, in a new round, the runs whose message was lost: queued for longer
+/// than `queued_for` without a worker taking them, overdue for a retry by `overdue_by`, or
+/// running without a heartbeat for `overdue_by`. JetStream can lose a run's message (a
+/// delivery limit reached while Postgres was down, a storage acknowledged before fsync); a new
+/// round publishes it afresh, and copies of older rounds are skipped. Returns how many.
+pub async fn requeue_stranded(
+    client: &impl GenericClient,
+    queued_for: std::time::Duration,
+    overdue_by: std::time::Duration,
+) -> Result<u64, StoreError> {
+    Ok(client
         .execute(
-            "UPDATE herald.tasks SET state = 'queued', attempts = attempts - 1, updated_at = now()
-             WHERE id = $1 AND state = 'running'",
-            &[&id],
+            "UPDATE herald.tasks SET round = round + 1, publish_pending = true,
+                    state = CASE WHEN state = 'running' THEN 'queued' ELSE state END,
+                    updated_at = now()
+             WHERE NOT publish_pending AND (
+                 (state = 'queued' AND updated_at < now() - make_interval(secs => $1))
+                 OR (state = 'retrying' AND next_attempt_at < now() - make_interval(secs => $2))
+                 OR (state = 'running' AND updated_at < now() - make_interval(secs => $2)))",
+            &[&queued_for.as_secs_f64(), &overdue_by.as_secs_f64()],
         )
-        .await?;
-    Ok(())
+        .await?)
 }
 
 /// Puts a dead run back in the queue, with its attempts reset, in a new round. Returns the
@@ -313,18 +365,23 @@ pub async fn state_counts(client: &impl GenericClient) -> Result<Vec<StateCount>
         .collect())
 }
 
-/// The median and 99th percentile of the last attempt's duration of runs that ended in the
-/// last `window_secs`, per task, in seconds.
+/// The median and 99th percentile of one task's last-attempt durations, in seconds.
+pub struct Durations {
+    pub name: String,
+    pub p50: f64,
+    pub p99: f64,
+}
+
+/// The durations of the runs that ended in the last `window_secs`, per task.
 pub async fn recent_durations(
     client: &impl GenericClient,
     window_secs: f64,
-) -> Result<Vec<(String, f64, f64, i64)>, StoreError> {
+) -> Result<Vec<Durations>, StoreError> {
     Ok(client
         .query(
             "SELECT name,
                     percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) / 1000.0,
-                    percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms) / 1000.0,
-                    count(*)
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms) / 1000.0
              FROM herald.tasks
              WHERE finished_at > now() - make_interval(secs => $1) AND duration_ms IS NOT NULL
              GROUP BY name ORDER BY name",
@@ -332,6 +389,10 @@ pub async fn recent_durations(
         )
         .await?
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .map(|r| Durations {
+            name: r.get(0),
+            p50: r.get(1),
+            p99: r.get(2),
+        })
         .collect())
 }

@@ -34,7 +34,6 @@ use uuid::Uuid;
 
 use crate::queue::{EnqueueError, publish};
 use crate::store::{self, NewTask};
-use crate::task::TaskEnvelope;
 
 /// The trigger reader's checkpoint (and lease) name.
 pub const TRIGGER_CHECKPOINT: &str = "tasks";
@@ -42,8 +41,14 @@ pub const TRIGGER_CHECKPOINT: &str = "tasks";
 const BATCH: i64 = 500;
 const LEASE_RETRY: Duration = Duration::from_secs(1);
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
-/// How often the outbox is looked at without new events (for runs requeued elsewhere).
+/// How often the outbox is looked at without new events (for runs enqueued by code or requeued
+/// elsewhere).
 const OUTBOX_POLL: Duration = Duration::from_secs(1);
+/// How often runs whose message was lost are looked for, and when a run counts as such: queued
+/// this long without a worker taking it, or this late for its retry or heartbeat.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+const STRANDED_QUEUED: Duration = Duration::from_secs(15 * 60);
+const STRANDED_OVERDUE: Duration = Duration::from_secs(5 * 60);
 
 /// Reads triggers until `shutdown`. Does nothing when no task has a trigger.
 pub async fn run(
@@ -112,7 +117,20 @@ async fn hold(
         ..LogFilter::default()
     };
     let mut pacing = Pacing::default();
+    let mut swept = tokio::time::Instant::now();
     loop {
+        if swept.elapsed() >= SWEEP_EVERY {
+            swept = tokio::time::Instant::now();
+            let requeued =
+                store::requeue_stranded(&**lease.client(), STRANDED_QUEUED, STRANDED_OVERDUE)
+                    .await?;
+            if requeued > 0 {
+                warn!(
+                    requeued,
+                    "task runs whose message was lost are published again"
+                );
+            }
+        }
         flush_outbox(bus, lease.client()).await?;
         if triggered.is_empty() {
             tokio::select! {
@@ -226,8 +244,7 @@ pub async fn flush_outbox(bus: &Bus, client: &mut ClientWrapper) -> Result<(), E
         if rows.is_empty() {
             return Ok(());
         }
-        let envelopes: Vec<TaskEnvelope> = rows.iter().map(TaskEnvelope::from).collect();
-        publish(bus, &envelopes).await?;
+        publish(bus, &rows).await?;
         let runs: Vec<(Uuid, i32)> = rows.iter().map(|r| (r.id, r.round)).collect();
         store::published(&**client, &runs).await?;
     }

@@ -57,7 +57,7 @@ const DURATION_WINDOW_SECS: f64 = 300.0;
 fn register_tasks(
     registry: &mut Registry,
     states: &[task_store::StateCount],
-    durations: &[(String, f64, f64, i64)],
+    durations: &[task_store::Durations],
 ) {
     let runs = Family::<TaskLabels, Gauge>::default();
     let attempts = Family::<TaskLabels, Gauge>::default();
@@ -83,10 +83,10 @@ fn register_tasks(
         retries,
     );
     let seconds = Family::<QuantileLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-    for (task, p50, p99, _) in durations {
-        for (quantile, value) in [("0.5", p50), ("0.99", p99)] {
+    for task in durations {
+        for (quantile, value) in [("0.5", &task.p50), ("0.99", &task.p99)] {
             let labels = QuantileLabels {
-                task: task.clone(),
+                task: task.name.clone(),
                 quantile: quantile.to_owned(),
             };
             seconds.get_or_create(&labels).set(*value);

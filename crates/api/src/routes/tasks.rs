@@ -6,7 +6,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use herald_workers::TaskEnvelope;
 use herald_workers::queue::publish;
 use herald_workers::store::{self, TaskRow};
 use serde_json::{Value, json};
@@ -137,7 +136,7 @@ async fn retry(
     };
     // Published now; if this fails the run stays in the outbox and the trigger reader
     // publishes it.
-    if publish(&state.bus, &[TaskEnvelope::from(&row)])
+    if publish(&state.bus, std::slice::from_ref(&row))
         .await
         .is_ok()
     {

@@ -64,6 +64,11 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
 }
 
+/// A task's timeout when its declaration gives none (and for tasks only registered in Rust).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A task's runs at once per worker process when its declaration gives no `concurrency`.
+pub const DEFAULT_CONCURRENCY: usize = 10;
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
-use super::{RetryPolicy, TaskDecl, TaskKind};
+use super::{DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RetryPolicy, TaskDecl, TaskKind};
 use crate::schema::format::format_problem;
 use crate::schema::load::LoadError;
 use crate::schema::model::{DocumentSchema, FieldKind, is_name};
@@ -37,8 +37,6 @@ const TASK_KEYS: &str = "description, on, when, kind, url, secret, timeout_secs,
                          concurrency, command";
 const VERBS: [&str; 4] = ["created", "updated", "archived", "restored"];
 const KINDS: [&str; 3] = ["webhook", "command", "rust"];
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-const DEFAULT_CONCURRENCY: usize = 10;
 
 /// Parses `text` as the `tasks.yaml` of `app`, pushing every mistake onto `errors`. Returns the
 /// tasks only if the file had no mistakes; an empty file declares no tasks.
