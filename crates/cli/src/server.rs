@@ -213,7 +213,7 @@ impl Herald {
         if let Some(worker) = self.worker.clone() {
             let stop = internal.clone();
             roles.spawn(async move {
-                herald_workers::run(worker, concurrency, stop)
+                herald_workers::run(worker, stop)
                     .await
                     .context("the worker failed")
             });

@@ -1294,3 +1294,56 @@ async fn another_copy_of_a_running_runs_message_waits_for_it_instead_of_running_
     );
     stop(app).await;
 }
+
+#[tokio::test]
+async fn a_worker_with_an_older_declaration_leaves_a_new_trigger_to_one_that_knows_it() {
+    const ITEMS: usize = 5;
+    let receiver = Receiver::start(always(200)).await;
+    // The old declaration triggers on notes only; the new one adds a trigger on items.
+    let old_apps = shop_apps(&format!(
+        "audit_notes:\n  on: shop.note.created\n  kind: webhook\n  url: {}\n  secret: hook\n",
+        receiver.url
+    ));
+    let new_apps = shop_apps(&hook_yaml(&receiver.url, &[QUICK_RETRY]));
+    let old_worker = TestApp::spawn_with(Options {
+        apps: old_apps,
+        roles: vec![Role::Worker],
+        configure: with_hook_secret,
+        ..Options::default()
+    })
+    .await;
+    // A rolling deploy: the new api serves while the old worker still runs.
+    let app = TestApp::spawn_with(Options {
+        apps: new_apps.clone(),
+        roles: vec![Role::Api, Role::Handler, Role::Projector],
+        configure: with_hook_secret,
+        ..old_worker.restart_options()
+    })
+    .await;
+    let staff = app.token("sam", &["staff"], "acme");
+    let mut items = Vec::new();
+    for i in 0..ITEMS {
+        items.push(create_item(&app, &staff, &format!("deployed {i}")).await);
+    }
+    let new_worker = TestApp::spawn_with(Options {
+        apps: new_apps,
+        roles: vec![Role::Worker],
+        configure: with_hook_secret,
+        ..app.restart_options()
+    })
+    .await;
+    // Had the old worker read past the items' events, they would have no runs.
+    let db = app.db().await;
+    for item in &items {
+        let run = finished_hook(&db, *item).await;
+        assert_eq!(run.state, "succeeded", "{run:?}");
+    }
+    assert_eq!(receiver.requests().len(), ITEMS);
+    for worker in [old_worker, new_worker] {
+        worker
+            .stop()
+            .await
+            .unwrap_or_else(|e| panic!("a worker did not stop: {e:#}"));
+    }
+    stop(app).await;
+}

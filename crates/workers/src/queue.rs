@@ -52,14 +52,28 @@ pub async fn ensure_dead_stream(bus: &Bus) -> Result<stream::Stream, BusError> {
         .map_err(|source| BusError::Stream { name, source })
 }
 
-pub async fn consumer(bus: &Bus, ack_wait: Duration) -> Result<consumer::PullConsumer, BusError> {
+/// The durable pull consumer of one task, shared by every worker that runs it. Each task has its
+/// own (filtered on its subject), so a worker only receives tasks it knows (a worker of an older
+/// declaration never takes a new task's runs), and one task's backlog never holds up another's.
+pub async fn consumer(
+    bus: &Bus,
+    task: &str,
+    ack_wait: Duration,
+) -> Result<consumer::PullConsumer, BusError> {
     let stream = ensure_stream(bus).await?;
-    let name = format!("{}_workers", bus.prefix());
+    let name = format!("{}_task_{}", bus.prefix(), task.replace('.', "_"));
+    // One consumer for all tasks, as earlier releases made, would overlap every task's own.
+    drop(
+        stream
+            .delete_consumer(&format!("{}_workers", bus.prefix()))
+            .await,
+    );
     stream
         .get_or_create_consumer(
             &name,
             consumer::pull::Config {
                 durable_name: Some(name.clone()),
+                filter_subject: subject(bus, task),
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait,
                 max_deliver: MAX_DELIVER,

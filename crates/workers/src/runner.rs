@@ -23,7 +23,6 @@ use herald_bus::schema::tasks::{
 };
 use herald_bus::store::PgStore;
 use rand::Rng;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -69,7 +68,8 @@ pub struct Worker {
     rust: Arc<TaskRegistry>,
     secrets: HashMap<String, WebhookSecret>,
     http: reqwest::Client,
-    limits: HashMap<String, Arc<Semaphore>>,
+    /// Runs at once per task in this process.
+    concurrency: HashMap<String, usize>,
     commander: Commander,
 }
 
@@ -85,7 +85,7 @@ impl Worker {
     ) -> Result<Self, WorkerError> {
         use secrecy::ExposeSecret;
         let mut parsed = HashMap::new();
-        let mut limits = HashMap::new();
+        let mut concurrency = HashMap::new();
         for decl in registry.tasks() {
             let name = decl.full_name();
             match &decl.kind {
@@ -110,13 +110,13 @@ impl Worker {
                 }
                 TaskKind::Rust | TaskKind::Command(_) => {}
             }
-            limits.insert(name, Arc::new(Semaphore::new(decl.concurrency)));
+            concurrency.insert(name, decl.concurrency);
         }
         // Registered but not declared: enqueued by code, with the default limits.
         for name in rust.names() {
-            limits
+            concurrency
                 .entry(name.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(DEFAULT_CONCURRENCY)));
+                .or_insert(DEFAULT_CONCURRENCY);
         }
         let http = webhook::client().map_err(WorkerError::Client)?;
         Ok(Self {
@@ -127,7 +127,7 @@ impl Worker {
             rust,
             secrets: parsed,
             http,
-            limits,
+            concurrency,
         })
     }
 
@@ -139,28 +139,28 @@ impl Worker {
             None => (RetryPolicy::default(), DEFAULT_TIMEOUT, None),
         }
     }
-
-    /// The concurrency limit of a task; `None` for a name this worker cannot run.
-    fn limit(&self, name: &str) -> Option<Arc<Semaphore>> {
-        self.limits.get(name).cloned()
-    }
 }
 
 /// Runs tasks until `shutdown`; runs in flight get [`SHUTDOWN_GRACE`] to finish, then are
 /// released to another worker.
-pub async fn run(
-    worker: Arc<Worker>,
-    concurrency: usize,
-    shutdown: CancellationToken,
-) -> Result<(), WorkerError> {
+/// Runs every task this worker knows (declared or registered in Rust), each from its own
+/// consumer with its own concurrency, until `shutdown`.
+pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), WorkerError> {
     ensure_dead_stream(&worker.bus).await?;
-    let consumer = consumer(&worker.bus, ACK_WAIT).await?;
-    info!(concurrency, "worker started");
-    consume(&consumer, concurrency, &shutdown, |message| {
+    let mut pulls = tokio::task::JoinSet::new();
+    for (name, concurrency) in worker.concurrency.clone() {
+        let consumer = consumer(&worker.bus, &name, ACK_WAIT).await?;
         let (worker, shutdown) = (worker.clone(), shutdown.clone());
-        async move { handle(&worker, message, shutdown).await }
-    })
-    .await;
+        pulls.spawn(async move {
+            consume(&consumer, concurrency, &shutdown, |message| {
+                let (worker, shutdown) = (worker.clone(), shutdown.clone());
+                async move { handle(&worker, message, shutdown).await }
+            })
+            .await;
+        });
+    }
+    info!(tasks = pulls.len(), "worker started");
+    while pulls.join_next().await.is_some() {}
     info!("worker stopped");
     Ok(())
 }
@@ -198,14 +198,6 @@ async fn handle(worker: &Worker, message: Message, shutdown: CancellationToken) 
             acknowledge(&message, AckKind::Term).await;
             return;
         }
-    };
-    // A name no worker can run (a declaration removed while runs were queued) still gets an
-    // attempt, which records why it failed and ends the run.
-    let limit = worker
-        .limit(&named.name)
-        .unwrap_or_else(|| Arc::new(Semaphore::new(1)));
-    let Ok(_permit) = alive(worker, &message, None, limit.acquire_owned()).await else {
-        return;
     };
     let row = match worker.store.pool().get().await {
         Ok(client) => store::start_attempt(&**client, named.id, named.round, ACK_WAIT).await,

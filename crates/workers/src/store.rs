@@ -274,9 +274,12 @@ pub async fn release_attempt(client: &impl GenericClient, run: &TaskRow) -> Resu
 /// than `queued_for` without a worker taking them, overdue for a retry by `overdue_by`, or
 /// running without a heartbeat for `overdue_by`. JetStream can lose a run's message (a
 /// delivery limit reached while Postgres was down, a storage acknowledged before fsync); a new
-/// round publishes it afresh, and copies of older rounds are skipped. Returns how many.
+/// round publishes it afresh, and copies of older rounds are skipped. Only runs of `names` (the
+/// declared tasks) are looked at: a task no worker runs any more keeps its runs queued, and
+/// publishing them again would only grow the stream. Returns how many.
 pub async fn requeue_stranded(
     client: &impl GenericClient,
+    names: &[String],
     queued_for: std::time::Duration,
     overdue_by: std::time::Duration,
 ) -> Result<u64, StoreError> {
@@ -285,11 +288,11 @@ pub async fn requeue_stranded(
             "UPDATE herald.tasks SET round = round + 1, publish_pending = true,
                     state = CASE WHEN state = 'running' THEN 'queued' ELSE state END,
                     updated_at = now()
-             WHERE NOT publish_pending AND (
+             WHERE NOT publish_pending AND name = ANY($3) AND (
                  (state = 'queued' AND updated_at < now() - make_interval(secs => $1))
                  OR (state = 'retrying' AND next_attempt_at < now() - make_interval(secs => $2))
                  OR (state = 'running' AND updated_at < now() - make_interval(secs => $2)))",
-            &[&queued_for.as_secs_f64(), &overdue_by.as_secs_f64()],
+            &[&queued_for.as_secs_f64(), &overdue_by.as_secs_f64(), &names],
         )
         .await?)
 }

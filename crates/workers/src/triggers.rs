@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::ClientWrapper;
 use herald_bus::nats::Bus;
 use herald_bus::position::LogPosition;
@@ -49,6 +50,8 @@ const OUTBOX_POLL: Duration = Duration::from_secs(1);
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 const STRANDED_QUEUED: Duration = Duration::from_secs(15 * 60);
 const STRANDED_OVERDUE: Duration = Duration::from_secs(5 * 60);
+/// How long a reader that stepped aside for a newer declaration waits before trying again.
+const STEP_ASIDE: Duration = Duration::from_secs(5);
 
 /// Reads triggers until `shutdown`. Does nothing when no task has a trigger.
 pub async fn run(
@@ -62,11 +65,33 @@ pub async fn run(
         .iter()
         .filter(|t| t.trigger.is_some())
         .collect();
+    let declared: Vec<String> = registry.tasks().iter().map(TaskDecl::full_name).collect();
+    let registered = {
+        let client = herald_bus::store::lease::connect(&database).await?;
+        register(&*client, &triggered).await?
+    };
     let listener = TaskTracker::new();
     let mut wake = notify::wake_on_appends(database.clone(), None, &listener, shutdown.clone());
     listener.close();
     while !shutdown.is_cancelled() {
-        if let Err(error) = hold(&bus, &database, &triggered, &mut wake, &shutdown).await {
+        let held = hold(
+            &bus,
+            &database,
+            &triggered,
+            &registered,
+            &declared,
+            &mut wake,
+            &shutdown,
+        )
+        .await;
+        if let Ok(Held::SteppedAside(name)) = &held {
+            warn!(trigger = %name, "a newer declaration has a trigger this worker does not know; leaving the task triggers to a worker that does");
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = tokio::time::sleep(STEP_ASIDE) => {}
+            }
+        }
+        if let Err(error) = held {
             warn!(
                 error = format!("{error:#}"),
                 "task triggers failed; resuming"
@@ -81,24 +106,33 @@ pub async fn run(
     Ok(())
 }
 
+/// How a spell holding the trigger lease ended.
+enum Held {
+    Stopped,
+    /// A newer declaration has this trigger, which this reader does not know.
+    SteppedAside(String),
+}
+
 async fn hold(
     bus: &Bus,
     database: &DatabaseSettings,
     triggered: &[&TaskDecl],
+    registered: &Registered,
+    declared: &[String],
     wake: &mut tokio::sync::watch::Receiver<u64>,
     shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Held> {
     let mut lease = LeaseConnection::open(database).await?;
     loop {
         if lease.try_take(lease_key(TRIGGER_CHECKPOINT)).await? {
             break;
         }
         tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
+            () = shutdown.cancelled() => return Ok(Held::Stopped),
             () = tokio::time::sleep(LEASE_RETRY) => {}
         }
     }
-    let since = register(&**lease.client(), triggered).await?;
+    let since = &registered.since;
     let checkpoint = load_checkpoint(&**lease.client(), TRIGGER_CHECKPOINT).await?;
     // Never run: start where the oldest trigger starts, not at the beginning of the log.
     let mut after = if checkpoint == LogPosition::START {
@@ -121,9 +155,13 @@ async fn hold(
     loop {
         if swept.elapsed() >= SWEEP_EVERY {
             swept = tokio::time::Instant::now();
-            let requeued =
-                store::requeue_stranded(&**lease.client(), STRANDED_QUEUED, STRANDED_OVERDUE)
-                    .await?;
+            let requeued = store::requeue_stranded(
+                &**lease.client(),
+                declared,
+                STRANDED_QUEUED,
+                STRANDED_OVERDUE,
+            )
+            .await?;
             if requeued > 0 {
                 warn!(
                     requeued,
@@ -132,9 +170,12 @@ async fn hold(
             }
         }
         flush_outbox(bus, lease.client()).await?;
+        if let Some(name) = newer_trigger(&**lease.client(), registered).await? {
+            return Ok(Held::SteppedAside(name));
+        }
         if triggered.is_empty() {
             tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
+                () = shutdown.cancelled() => return Ok(Held::Stopped),
                 () = tokio::time::sleep(OUTBOX_POLL) => continue,
             }
         }
@@ -142,7 +183,7 @@ async fn hold(
         if !batch.events.is_empty() || batch.checkpoint != after {
             let tx = lease.client().transaction().await?;
             for event in &batch.events {
-                for task in triggered.iter().filter(|t| fires(t, event, &since)) {
+                for task in triggered.iter().filter(|t| fires(t, event, since)) {
                     create_run(&*tx, task, event).await?;
                 }
             }
@@ -152,43 +193,46 @@ async fn hold(
         after = batch.checkpoint;
         if !batch.caught_up {
             if shutdown.is_cancelled() {
-                return Ok(());
+                return Ok(Held::Stopped);
             }
             continue;
         }
         flush_outbox(bus, lease.client()).await?;
         let wait = pacing.wait(batch.held_back).min(OUTBOX_POLL);
         tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
+            () = shutdown.cancelled() => return Ok(Held::Stopped),
             _ = wake.changed() => {}
             () = tokio::time::sleep(wait) => {}
         }
     }
 }
 
+/// The triggers a process started with: where each one starts, and when the process said so.
+pub struct Registered {
+    pub since: HashMap<String, LogPosition>,
+    pub at: DateTime<Utc>,
+}
+
 /// Records where each trigger starts (the log's safe frontier when a Herald process first sees
-/// it) and returns every trigger's start. Every process runs this at start-up, before it
+/// it) and that this process knows it now. Every process runs this at start-up, before it
 /// serves, so a trigger starts before any write its declaration was deployed with, whether or
 /// not a worker runs yet.
 pub async fn register(
     client: &impl tokio_postgres::GenericClient,
     triggered: &[&TaskDecl],
-) -> anyhow::Result<HashMap<String, LogPosition>> {
+) -> anyhow::Result<Registered> {
     let now = frontier(client).await?;
     let tx_text = now.tx_id.to_string();
+    let at: DateTime<Utc> = client.query_one("SELECT now()", &[]).await?.get(0);
     let mut since = HashMap::new();
     for task in triggered {
         let name = task.full_name();
         let row = client
             .query_one(
-                "WITH added AS (
-                     INSERT INTO herald.task_triggers (name, since_tx, since_pos)
-                     VALUES ($1, $2::text::xid8, $3) ON CONFLICT (name) DO NOTHING
-                     RETURNING since_tx, since_pos)
-                 SELECT since_tx::text, since_pos FROM added
-                 UNION ALL
-                 SELECT since_tx::text, since_pos FROM herald.task_triggers WHERE name = $1
-                 LIMIT 1",
+                "INSERT INTO herald.task_triggers (name, since_tx, since_pos)
+                 VALUES ($1, $2::text::xid8, $3)
+                 ON CONFLICT (name) DO UPDATE SET last_seen = now()
+                 RETURNING since_tx::text, since_pos",
                 &[&name, &tx_text, &now.position],
             )
             .await?;
@@ -198,7 +242,24 @@ pub async fn register(
         };
         since.insert(name, position);
     }
-    Ok(since)
+    Ok(Registered { since, at })
+}
+
+/// A trigger this reader does not know that a process started with after it did: the reader
+/// runs an older declaration, and reading on would pass the trigger's events by.
+async fn newer_trigger(
+    client: &impl tokio_postgres::GenericClient,
+    registered: &Registered,
+) -> anyhow::Result<Option<String>> {
+    let known: Vec<&str> = registered.since.keys().map(String::as_str).collect();
+    Ok(client
+        .query_opt(
+            "SELECT name FROM herald.task_triggers
+             WHERE last_seen > $1 AND NOT (name = ANY($2)) LIMIT 1",
+            &[&registered.at, &known],
+        )
+        .await?
+        .map(|row| row.get(0)))
 }
 
 /// Whether `event` fires `task`: its type and conditions match, and it came after the trigger

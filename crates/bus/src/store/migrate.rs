@@ -12,6 +12,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../migrations/0002_projections_and_streams.sql"),
     ),
     (3, include_str!("../../migrations/0003_tasks.sql")),
+    (
+        4,
+        include_str!("../../migrations/0004_task_trigger_last_seen.sql"),
+    ),
 ];
 
 /// Any constant works; it only has to be the same for every Herald process.
