@@ -160,6 +160,8 @@ pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(),
         });
     }
     info!(tasks = pulls.len(), "worker started");
+    // A worker with no task to run still runs until shutdown, like every role.
+    shutdown.cancelled().await;
     while pulls.join_next().await.is_some() {}
     info!("worker stopped");
     Ok(())
