@@ -395,6 +395,22 @@ async fn finished_hook(db: &Client, item: Uuid) -> Run {
     finished(db, "shop.hook", event_id(db, item, 1).await).await
 }
 
+/// The shop with the webhook task on `receiver`, and one item, `name`, whose run succeeded:
+/// the app, its database, the item and its run.
+async fn one_delivered_item(receiver: &Receiver, name: &str) -> (TestApp, Client, Uuid, Run) {
+    let app = spawn_shop(
+        &hook_yaml(&receiver.url, &[QUICK_RETRY]),
+        TaskRegistry::default(),
+    )
+    .await;
+    let db = app.db().await;
+    let staff = app.token("sam", &["staff"], "acme");
+    let item = create_item(&app, &staff, name).await;
+    let run = finished_hook(&db, item).await;
+    assert_eq!(run.state, "succeeded", "{run:?}");
+    (app, db, item, run)
+}
+
 fn error_of(run: &Run) -> &str {
     run.last_error.as_deref().unwrap_or_default()
 }
@@ -777,16 +793,7 @@ async fn operators_retry_a_dead_run_and_it_succeeds() {
 #[tokio::test]
 async fn a_webhook_carries_the_event_signed_with_the_documented_algorithm() {
     let receiver = Receiver::start(always(204)).await;
-    let app = spawn_shop(
-        &hook_yaml(&receiver.url, &[QUICK_RETRY]),
-        TaskRegistry::default(),
-    )
-    .await;
-    let db = app.db().await;
-    let staff = app.token("sam", &["staff"], "acme");
-    let item = create_item(&app, &staff, "signed").await;
-    let run = finished_hook(&db, item).await;
-    assert_eq!(run.state, "succeeded", "{run:?}");
+    let (app, db, item, run) = one_delivered_item(&receiver, "signed").await;
 
     let requests = receiver.requests();
     assert_eq!(requests.len(), 1);
@@ -1201,25 +1208,11 @@ async fn events_written_before_any_worker_ran_are_run_when_one_starts() {
 #[tokio::test]
 async fn another_copy_of_a_finished_runs_message_does_not_run_it_again() {
     let receiver = Receiver::start(always(204)).await;
-    let app = spawn_shop(
-        &hook_yaml(&receiver.url, &[QUICK_RETRY]),
-        TaskRegistry::default(),
-    )
-    .await;
-    let db = app.db().await;
-    let staff = app.token("sam", &["staff"], "acme");
-    let item = create_item(&app, &staff, "once only").await;
-    let run = finished_hook(&db, item).await;
-    assert_eq!(run.state, "succeeded", "{run:?}");
+    let (app, db, item, run) = one_delivered_item(&receiver, "once only").await;
     assert_eq!(receiver.requests().len(), 1);
 
     let bus = publish_copy(&app, run.id).await;
-    let stream = herald_workers::queue::stream_name(&bus);
-    eventually("the copy to be consumed", || async {
-        let mut stream = bus.jetstream.get_stream(&stream).await.ok()?;
-        (stream.info().await.ok()?.state.messages == 0).then_some(())
-    })
-    .await;
+    await_drained(&bus).await;
     assert_eq!(
         receiver.requests().len(),
         1,
@@ -1228,6 +1221,16 @@ async fn another_copy_of_a_finished_runs_message_does_not_run_it_again() {
     let after = finished_hook(&db, item).await;
     assert_eq!((after.state.as_str(), after.attempts), ("succeeded", 1));
     stop(app).await;
+}
+
+/// Waits until the task stream holds no message: every copy was taken and acknowledged.
+async fn await_drained(bus: &Bus) {
+    let stream = herald_workers::queue::stream_name(bus);
+    eventually("the task stream to be drained", || async {
+        let mut stream = bus.jetstream.get_stream(&stream).await.ok()?;
+        (stream.info().await.ok()?.state.messages == 0).then_some(())
+    })
+    .await;
 }
 
 /// Publishes another copy of a run's message, with a message id JetStream's duplicate window
@@ -1281,12 +1284,7 @@ async fn another_copy_of_a_running_runs_message_waits_for_it_instead_of_running_
     let bus = publish_copy(&app, run.id).await;
     let done = finished_hook(&db, item).await;
     assert_eq!((done.state.as_str(), done.attempts), ("succeeded", 1));
-    let stream = herald_workers::queue::stream_name(&bus);
-    eventually("the copy to be consumed", || async {
-        let mut stream = bus.jetstream.get_stream(&stream).await.ok()?;
-        (stream.info().await.ok()?.state.messages == 0).then_some(())
-    })
-    .await;
+    await_drained(&bus).await;
     assert_eq!(
         receiver.requests().len(),
         1,

@@ -97,6 +97,34 @@ fn row_of(row: &tokio_postgres::Row) -> Result<TaskRow, StoreError> {
     })
 }
 
+/// The run a statement returning [`COLUMNS`] found, if any.
+async fn one(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Option<TaskRow>, StoreError> {
+    client
+        .query_opt(sql, params)
+        .await?
+        .as_ref()
+        .map(row_of)
+        .transpose()
+}
+
+/// The runs a statement returning [`COLUMNS`] found.
+async fn many(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<TaskRow>, StoreError> {
+    client
+        .query(sql, params)
+        .await?
+        .iter()
+        .map(row_of)
+        .collect()
+}
+
 /// A run to create.
 pub struct NewTask<'a> {
     pub id: Uuid,
@@ -133,12 +161,7 @@ pub async fn insert(client: &impl GenericClient, task: &NewTask<'_>) -> Result<b
 
 pub async fn load(client: &impl GenericClient, id: Uuid) -> Result<Option<TaskRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM herald.tasks WHERE id = $1");
-    client
-        .query_opt(&sql, &[&id])
-        .await?
-        .as_ref()
-        .map(row_of)
-        .transpose()
+    one(client, &sql, &[&id]).await
 }
 
 /// Up to `limit` runs waiting to be published, oldest first.
@@ -146,12 +169,7 @@ pub async fn pending(client: &impl GenericClient, limit: i64) -> Result<Vec<Task
     let sql = format!(
         "SELECT {COLUMNS} FROM herald.tasks WHERE publish_pending ORDER BY created_at LIMIT $1"
     );
-    client
-        .query(&sql, &[&limit])
-        .await?
-        .iter()
-        .map(row_of)
-        .collect()
+    many(client, &sql, &[&limit]).await
 }
 
 /// Marks runs as stored in JetStream (in the round that was published).
@@ -189,12 +207,7 @@ pub async fn start_attempt(
                 OR (state = 'running' AND updated_at < now() - make_interval(secs => $3)))
          RETURNING {COLUMNS}"
     );
-    client
-        .query_opt(&sql, &[&id, &round, &stale_after.as_secs_f64()])
-        .await?
-        .as_ref()
-        .map(row_of)
-        .transpose()
+    one(client, &sql, &[&id, &round, &stale_after.as_secs_f64()]).await
 }
 
 /// Tells other copies of the run that this attempt is alive.
@@ -310,12 +323,7 @@ pub async fn requeue_dead(
          WHERE id = $1 AND state = 'dead'
          RETURNING {COLUMNS}"
     );
-    client
-        .query_opt(&sql, &[&id])
-        .await?
-        .as_ref()
-        .map(row_of)
-        .transpose()
+    one(client, &sql, &[&id]).await
 }
 
 /// A page of dead runs, most recently ended first, after `(updated_at, id)` of the last one.
@@ -330,12 +338,7 @@ pub async fn dead(
          WHERE state = 'dead' AND ($1::timestamptz IS NULL OR (updated_at, id) < ($1, $2))
          ORDER BY updated_at DESC, id DESC LIMIT $3"
     );
-    client
-        .query(&sql, &[&at, &id, &limit])
-        .await?
-        .iter()
-        .map(row_of)
-        .collect()
+    many(client, &sql, &[&at, &id, &limit]).await
 }
 
 /// Runs of one task in one state, with the attempts they made.
