@@ -76,6 +76,11 @@ async fn list(app: &TestApp, path: &str, token: &str, pairs: &[(&str, &str)]) ->
     send(app.request(Method::GET, path, Some(token)).query(pairs)).await
 }
 
+/// One list request's body.
+async fn list_body(app: &TestApp, path: &str, token: &str, pairs: &[(&str, &str)]) -> Value {
+    json(list(app, path, token, pairs).await).await
+}
+
 /// The `name`s a successful list returns, in order.
 async fn names(app: &TestApp, token: &str, position: &str, pairs: &[(&str, &str)]) -> Vec<String> {
     let mut query = pairs.to_vec();
@@ -312,7 +317,7 @@ async fn order_places_nulls_and_breaks_ties_by_id() {
             if let Some(cursor) = &cursor {
                 pairs.push(("cursor", cursor));
             }
-            let page = json(list(&app, "/v1/shop/item", &user, &pairs).await).await;
+            let page = list_body(&app, "/v1/shop/item", &user, &pairs).await;
             for document in page["data"].as_array().cloned().unwrap_or_default() {
                 walked.push(document["name"].as_str().unwrap_or_default().to_owned());
             }
@@ -471,14 +476,11 @@ async fn search_ranks_matches_and_never_looks_into_hidden_fields() {
         vec!["nails"]
     );
     // Pages of a ranked search.
-    let first = json(
-        list(
-            &app,
-            "/v1/shop/item",
-            &user,
-            &[("q", "hammer"), ("limit", "1"), ("min_position", &at)],
-        )
-        .await,
+    let first = list_body(
+        &app,
+        "/v1/shop/item",
+        &user,
+        &[("q", "hammer"), ("limit", "1"), ("min_position", &at)],
     )
     .await;
     assert_eq!(first["data"][0]["name"], "claw hammer");
@@ -539,7 +541,7 @@ async fn select_count_and_link_shape_the_page() {
     assert_eq!(next["has_more"], false);
     assert_eq!(next["next_cursor"], Value::Null);
     // Without the preference there is no count.
-    let plain = json(list(&app, "/v1/shop/item", &user, &[("min_position", &at)]).await).await;
+    let plain = list_body(&app, "/v1/shop/item", &user, &[("min_position", &at)]).await;
     assert!(plain.get("total").is_none());
 }
 
@@ -578,18 +580,15 @@ async fn lists_search_and_history_stay_inside_tenant_and_rights() {
             .collect()
     };
     // Another tenant sees nothing, even as its admin, in lists, search and history.
-    let foreign = json(
-        list(
-            &app,
-            "/v1/shop/item",
-            &other,
-            &[("min_position", &at), ("q", "alpha")],
-        )
-        .await,
+    let foreign = list_body(
+        &app,
+        "/v1/shop/item",
+        &other,
+        &[("min_position", &at), ("q", "alpha")],
     )
     .await;
     assert_eq!(foreign["data"], json!([]));
-    let foreign = json(list(&app, "/v1/shop/item", &other, &[("min_position", &at)]).await).await;
+    let foreign = list_body(&app, "/v1/shop/item", &other, &[("min_position", &at)]).await;
     assert_eq!(foreign["data"], json!([]));
     let history = app
         .get(&format!("/v1/shop/item/{}/history", item_ids[0]), &other)
@@ -597,27 +596,21 @@ async fn lists_search_and_history_stay_inside_tenant_and_rights() {
     assert_eq!(history.status(), 404);
     // Owner-read notes: each user lists, searches and filters only its own, on its own
     // owner-readable field.
-    let own = json(list(&app, "/v1/shop/note", &ulf, &[("min_position", &at)]).await).await;
+    let own = list_body(&app, "/v1/shop/note", &ulf, &[("min_position", &at)]).await;
     assert_eq!(titles(own), vec!["ulf's"]);
-    let calm = json(
-        list(
-            &app,
-            "/v1/shop/note",
-            &uma,
-            &[("mood", "eq.calm"), ("min_position", &at)],
-        )
-        .await,
+    let calm = list_body(
+        &app,
+        "/v1/shop/note",
+        &uma,
+        &[("mood", "eq.calm"), ("min_position", &at)],
     )
     .await;
     assert_eq!(titles(calm), vec!["uma's"]);
-    let found = json(
-        list(
-            &app,
-            "/v1/shop/note",
-            &ulf,
-            &[("q", "uma"), ("min_position", &at)],
-        )
-        .await,
+    let found = list_body(
+        &app,
+        "/v1/shop/note",
+        &ulf,
+        &[("q", "uma"), ("min_position", &at)],
     )
     .await;
     assert_eq!(found["data"], json!([]));
@@ -646,14 +639,11 @@ async fn every_bad_query_is_a_400_naming_its_parameter() {
     let app = spawn().await;
     let user = app.token("uma", &[], "acme");
     let (_, at) = seed(&app, "/v1/shop/item", &user, &items()).await;
-    let page = json(
-        list(
-            &app,
-            "/v1/shop/item",
-            &user,
-            &[("limit", "1"), ("order", "price"), ("min_position", &at)],
-        )
-        .await,
+    let page = list_body(
+        &app,
+        "/v1/shop/item",
+        &user,
+        &[("limit", "1"), ("order", "price"), ("min_position", &at)],
     )
     .await;
     let cursor = page["next_cursor"].as_str().unwrap_or_default().to_owned();

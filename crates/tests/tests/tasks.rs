@@ -395,14 +395,19 @@ async fn finished_hook(db: &Client, item: Uuid) -> Run {
     finished(db, "shop.hook", event_id(db, item, 1).await).await
 }
 
-/// The shop with the webhook task on `receiver`, and one item, `name`, whose run succeeded:
-/// the app, its database, the item and its run.
-async fn one_delivered_item(receiver: &Receiver, name: &str) -> (TestApp, Client, Uuid, Run) {
-    let app = spawn_shop(
+/// The shop with the webhook task `hook` (quick retries) delivering to `receiver`.
+async fn spawn_hooked(receiver: &Receiver) -> TestApp {
+    spawn_shop(
         &hook_yaml(&receiver.url, &[QUICK_RETRY]),
         TaskRegistry::default(),
     )
-    .await;
+    .await
+}
+
+/// The shop with the webhook task on `receiver`, and one item, `name`, whose run succeeded:
+/// the app, its database, the item and its run.
+async fn one_delivered_item(receiver: &Receiver, name: &str) -> (TestApp, Client, Uuid, Run) {
+    let app = spawn_hooked(receiver).await;
     let db = app.db().await;
     let staff = app.token("sam", &["staff"], "acme");
     let item = create_item(&app, &staff, name).await;
@@ -840,11 +845,7 @@ async fn a_rejecting_4xx_ends_a_run_at_once_while_429_is_retried() {
         }
     }))
     .await;
-    let app = spawn_shop(
-        &hook_yaml(&receiver.url, &[QUICK_RETRY]),
-        TaskRegistry::default(),
-    )
-    .await;
+    let app = spawn_hooked(&receiver).await;
     let db = app.db().await;
     let staff = app.token("sam", &["staff"], "acme");
     let gone = create_item(&app, &staff, "gone").await;
@@ -1068,11 +1069,7 @@ async fn a_command_task_fires_only_when_its_condition_holds() {
 #[tokio::test]
 async fn rebuilding_a_view_runs_no_task_again() {
     let receiver = Receiver::start(always(200)).await;
-    let app = spawn_shop(
-        &hook_yaml(&receiver.url, &[QUICK_RETRY]),
-        TaskRegistry::default(),
-    )
-    .await;
+    let app = spawn_hooked(&receiver).await;
     let db = app.db().await;
     let staff = app.token("sam", &["staff"], "acme");
     let operator = app.token("ada", &["admin"], "acme");
@@ -1119,11 +1116,7 @@ async fn rebuilding_a_view_runs_no_task_again() {
 #[tokio::test]
 async fn a_run_is_visible_to_its_tenants_admins_and_operators_only() {
     let receiver = Receiver::start(always(200)).await;
-    let app = spawn_shop(
-        &hook_yaml(&receiver.url, &[QUICK_RETRY]),
-        TaskRegistry::default(),
-    )
-    .await;
+    let app = spawn_hooked(&receiver).await;
     let db = app.db().await;
     let staff = app.token("sam", &["staff"], "globex");
     let item = create_item(&app, &staff, "private").await;
