@@ -124,19 +124,8 @@ impl KindStats {
             count,
             requests_per_sec,
             statuses: self.statuses.clone(),
-            success_latency: summarize(&self.success),
-            non_success_latency: summarize(&self.non_success),
+            success_latency: LatencySummary::of(&self.success),
+            non_success_latency: LatencySummary::of(&self.non_success),
         }
-    }
-}
-
-fn summarize(histogram: &Histogram<u64>) -> LatencySummary {
-    LatencySummary {
-        count: histogram.len(),
-        p50_us: histogram.value_at_quantile(0.5),
-        p90_us: histogram.value_at_quantile(0.9),
-        p99_us: histogram.value_at_quantile(0.99),
-        p999_us: histogram.value_at_quantile(0.999),
-        max_us: histogram.max(),
     }
 }

@@ -1,5 +1,6 @@
 //! The result of a run: a serde-serializable `Report` and its one-line summary.
 
+use hdrhistogram::Histogram;
 use hyper::http::StatusCode;
 use serde::Serialize;
 
@@ -61,6 +62,21 @@ pub struct LatencySummary {
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
+}
+
+impl LatencySummary {
+    /// The percentiles of a histogram of microseconds.
+    #[must_use]
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        Self {
+            count: histogram.len(),
+            p50_us: histogram.value_at_quantile(0.5),
+            p90_us: histogram.value_at_quantile(0.9),
+            p99_us: histogram.value_at_quantile(0.99),
+            p999_us: histogram.value_at_quantile(0.999),
+            max_us: histogram.max(),
+        }
+    }
 }
 
 /// Responses per status class, and requests that got no response at all.

@@ -1,0 +1,73 @@
+//! W5: how long a committed event takes to become visible in its view.
+//!
+//! A view's rows and its checkpoint commit in one transaction, so an event is visible exactly
+//! when the checkpoint has passed it. The sampler polls the checkpoint every
+//! [`POLL_INTERVAL`]; each time it moved, every event it passed gets a lag of "now minus the
+//! event's `recorded_at`", computed by Postgres on one clock. The poll interval bounds the
+//! resolution: a lag is over-stated by at most one interval.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use herald_load::LatencySummary;
+use tokio_util::sync::CancellationToken;
+
+/// How often the checkpoint is read.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+const POLL: &str = "
+SELECT c.tx_id::text, c.position,
+       coalesce(array_agg((extract(epoch FROM clock_timestamp() - e.recorded_at) * 1000000)::bigint)
+                FILTER (WHERE e.position IS NOT NULL), '{}')
+FROM herald.checkpoints c
+LEFT JOIN herald.events e
+       ON e.tenant = $2
+      AND (e.tx_id, e.position) > ($3::text::xid8, $4)
+      AND (e.tx_id, e.position) <= (c.tx_id, c.position)
+WHERE c.name = $1
+GROUP BY c.tx_id, c.position";
+
+/// Samples the lag of `tenant`'s events in the active view of `projection` until `stop`.
+pub async fn sample_lag(
+    database_url: &str,
+    projection: &str,
+    tenant: &str,
+    stop: CancellationToken,
+) -> anyhow::Result<LatencySummary> {
+    let client = crate::setup::connect(database_url).await?;
+    let checkpoint: String = client
+        .query_one(
+            "SELECT checkpoint FROM herald.projections WHERE name = $1 AND state = 'active'",
+            &[&projection],
+        )
+        .await
+        .context("the projection has no active version")?
+        .get(0);
+    let statement = client.prepare(POLL).await?;
+    let mut histogram =
+        Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).context("histogram bounds")?;
+    let (mut tx, mut position) = (String::from("0"), 0_i64);
+    let mut ticker = tokio::time::interval(POLL_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let row = client
+            .query_one(&statement, &[&checkpoint, &tenant, &tx, &position])
+            .await?;
+        let lags: Vec<i64> = row.get(2);
+        // The first poll only finds where the checkpoint is: what it passed came before.
+        if !first {
+            for lag in lags {
+                histogram.saturating_record(u64::try_from(lag).unwrap_or(0).max(1));
+            }
+        }
+        first = false;
+        (tx, position) = (row.get(0), row.get(1));
+    }
+    Ok(LatencySummary::of(&histogram))
+}

@@ -1,0 +1,28 @@
+//! The Herald benchmark harness: one command that measures Herald against a direct
+//! axum + tokio-postgres baseline on the same machine, in the same run, and prints one table.
+//!
+//! # Layout
+//!
+//! - [`cli`]: `herald-bench run` (everything) and `herald-bench baseline` (the baseline server).
+//! - [`setup`]: the run's own database, NATS prefix and apps folder, and the server processes.
+//! - [`baseline`]: the direct baseline, the "physical limit" of HTTP + Postgres here.
+//! - [`sources`]: the requests of each workload, identical for both servers.
+//! - [`lag`]: W5, commit → view visibility, sampled from the view's checkpoint.
+//! - [`fanout`]: W7, Server-Sent Events subscribers counting and timing deliveries.
+//! - [`run`]: the order of the workloads and the rows they produce.
+//! - [`table`]: the rows as Markdown and JSON.
+//!
+//! A run flows as: create a database and migrate it with `herald migrate`, seed the listing
+//! documents straight into the event log, start the baseline and `herald serve` as separate
+//! processes, let Herald's projector build the seeded view (W6), then drive both servers with
+//! the `herald-load` generator workload by workload, and write the table and raw reports under
+//! `results/bench/<time>/`.
+
+pub mod baseline;
+pub mod cli;
+pub mod fanout;
+pub mod lag;
+pub mod run;
+pub mod setup;
+pub mod sources;
+pub mod table;
