@@ -10,7 +10,7 @@
 //! collection's `read` ACL (with the document's creator for `owner`), and the field ACL (hidden
 //! fields are removed from `data`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -33,7 +33,69 @@ const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 /// The process-wide tail of the log.
 #[derive(Clone)]
 pub struct EventTail {
-    events: broadcast::Sender<Arc<RecordedEvent>>,
+    events: broadcast::Sender<Arc<TailEvent>>,
+}
+
+/// An event of the live tail with the bodies rendered for it so far.
+///
+/// Why: every subscriber would otherwise copy, redact and serialize each event itself, and
+/// with a thousand subscribers that is a thousand serializations per event. What a subscriber
+/// may see of an event depends only on [`Rights`], so subscribers with the same rights share
+/// one rendering, made by the first of them to get there.
+pub struct TailEvent {
+    pub event: RecordedEvent,
+    renderings: Mutex<Vec<(Rights, Option<Arc<str>>)>>,
+}
+
+/// Everything about a subscriber that decides what it sees of an event it selected: whether
+/// it is signed in, its roles (they give its rank and custom roles), and whether it created
+/// the document (the `owner` role).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rights {
+    signed_in: bool,
+    owner: bool,
+    roles: Vec<String>,
+}
+
+impl TailEvent {
+    fn new(event: RecordedEvent) -> Self {
+        Self {
+            event,
+            renderings: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The body for `selection`, rendered once per distinct [`Rights`].
+    fn rendered(&self, registry: &Registry, selection: &Selection) -> Option<Arc<str>> {
+        let principal = &selection.principal;
+        let owner = principal
+            .sub
+            .as_deref()
+            .zip(self.event.created_by.as_deref())
+            .is_some_and(|(sub, creator)| !creator.is_empty() && sub == creator);
+        let same = |rights: &Rights| {
+            rights.signed_in == principal.sub.is_some()
+                && rights.owner == owner
+                && rights.roles == principal.roles
+        };
+        let mut renderings = self
+            .renderings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, body)) = renderings.iter().find(|(rights, _)| same(rights)) {
+            return body.clone();
+        }
+        let body = selection
+            .visible(registry, &self.event)
+            .map(|body| Arc::from(body.to_string()));
+        let rights = Rights {
+            signed_in: principal.sub.is_some(),
+            owner,
+            roles: principal.roles.clone(),
+        };
+        renderings.push((rights, body.clone()));
+        body
+    }
 }
 
 impl EventTail {
@@ -56,14 +118,14 @@ impl EventTail {
     }
 
     /// A live subscription: the receiver sees every event the tail broadcasts from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<RecordedEvent>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<TailEvent>> {
         self.events.subscribe()
     }
 }
 
 async fn tail(
     pool: Pool,
-    events: broadcast::Sender<Arc<RecordedEvent>>,
+    events: broadcast::Sender<Arc<TailEvent>>,
     mut after: LogPosition,
     mut wake: watch::Receiver<u64>,
     shutdown: CancellationToken,
@@ -105,7 +167,7 @@ async fn tail(
         };
         for event in batch.events {
             // No subscriber is not an error: the event is simply not needed.
-            drop(events.send(Arc::new(event)));
+            drop(events.send(Arc::new(TailEvent::new(event))));
         }
         after = batch.checkpoint;
         if !batch.caught_up {
@@ -147,7 +209,15 @@ impl Selection {
     /// readable: another tenant, a hidden collection or document. Hidden fields are removed
     /// from `data`, even if nothing visible remains.
     pub fn view(&self, registry: &Registry, event: &RecordedEvent) -> Option<Value> {
-        let selected = event.tenant == self.principal.tenant.as_str()
+        if !self.selects(event) {
+            return None;
+        }
+        self.visible(registry, event)
+    }
+
+    /// Whether the event is of the tenant and in the collection, stream and types asked for.
+    fn selects(&self, event: &RecordedEvent) -> bool {
+        event.tenant == self.principal.tenant.as_str()
             && self
                 .collection
                 .as_ref()
@@ -159,10 +229,12 @@ impl Selection {
             && self
                 .types
                 .as_ref()
-                .is_none_or(|types| types.contains(&event.event_type));
-        if !selected {
-            return None;
-        }
+                .is_none_or(|types| types.contains(&event.event_type))
+    }
+
+    /// A selected event as the principal may see it, or `None` when its collection or
+    /// document is hidden from them.
+    fn visible(&self, registry: &Registry, event: &RecordedEvent) -> Option<Value> {
         let schema = schema_of(registry, &event.collection)?;
         // Unknown creator: nobody is its owner (the empty subject matches no token).
         let owner = Ownership::CreatedBy(event.created_by.as_deref().unwrap_or_default());
@@ -176,12 +248,24 @@ impl Selection {
         Some(event.wire(data))
     }
 
-    /// The event ready to send to this subscriber, if it may see it.
+    /// An event read from the log, ready to send to this subscriber, if it may see it.
     fn delivery(&self, registry: &Registry, event: &RecordedEvent) -> Option<Delivery> {
         Some(Delivery {
             position: event.position,
             event_type: event.event_type.clone(),
-            body: self.view(registry, event)?,
+            body: Arc::from(self.view(registry, event)?.to_string()),
+        })
+    }
+
+    /// A live event, ready to send to this subscriber, if it may see it.
+    fn live_delivery(&self, registry: &Registry, live: &TailEvent) -> Option<Delivery> {
+        if !self.selects(&live.event) {
+            return None;
+        }
+        Some(Delivery {
+            position: live.event.position,
+            event_type: live.event.event_type.clone(),
+            body: live.rendered(registry, self)?,
         })
     }
 }
@@ -197,7 +281,8 @@ pub fn schema_of<'r>(registry: &'r Registry, collection: &str) -> Option<&'r Arc
 pub struct Delivery {
     pub position: LogPosition,
     pub event_type: String,
-    pub body: Value,
+    /// The event as JSON, shared by the subscribers that see it alike.
+    pub body: Arc<str>,
 }
 
 /// What ends a subscription other than the client leaving.
@@ -299,13 +384,13 @@ where
                 received = live.recv() => received,
             };
             match received {
-                Ok(event) => {
+                Ok(live) => {
                     fresh = false;
-                    if event.position <= last {
+                    if live.event.position <= last {
                         continue;
                     }
-                    last = event.position;
-                    if let Some(delivery) = selection.delivery(registry, &event)
+                    last = live.event.position;
+                    if let Some(delivery) = selection.live_delivery(registry, &live)
                         && !send(delivery).await
                     {
                         return None;

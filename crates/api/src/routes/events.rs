@@ -291,5 +291,5 @@ fn sse_event(delivery: Delivery) -> Event {
     Event::default()
         .id(delivery.position.token())
         .event(delivery.event_type)
-        .data(delivery.body.to_string())
+        .data(&*delivery.body)
 }

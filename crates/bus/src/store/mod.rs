@@ -2,6 +2,9 @@
 //! on PostgreSQL (the source of truth) and [`MemoryStore`] in memory for given/when/then tests
 //! of decisions. The [`reader`] walks the global log in commit order without skipping.
 
+mod accept;
+mod batch;
+mod group;
 pub mod lease;
 mod memory;
 mod migrate;

@@ -1,21 +1,84 @@
-//! Wake-ups from appends: one connection LISTENs on [`EVENTS_CHANNEL`] and calls back with each
+//! Wake-ups from appends: an [`Announcer`] sends a notification on [`EVENTS_CHANNEL`] after
+//! appends commit, and one connection LISTENs on it and calls back with each
 //! notification's collection. After a (re)connect it calls back with `None` ("anything may have
 //! changed"), since appends may have happened while nobody listened. Readers still poll: a
 //! notification is a hint, never the only way to learn of an event.
 
 use std::time::Duration;
 
+use deadpool_postgres::Pool;
 use futures::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::reader::EVENTS_CHANNEL;
 use crate::settings::DatabaseSettings;
 
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// Most collections announced in one round.
+const ANNOUNCE_BATCH: usize = 256;
+
+/// Announces appends to the listeners, after their transactions committed.
+///
+/// Why not `pg_notify` inside the append transaction: Postgres serializes the commits of all
+/// transactions that notify on one lock, held through the WAL flush, so every append would
+/// wait for the flush of the one before it and group commit would never happen. Here a task
+/// sends the notifications on its own, in rounds: appends that commit while one round is
+/// being sent are announced together in the next, one notification per collection.
+#[derive(Clone, Debug)]
+pub struct Announcer {
+    appended: mpsc::UnboundedSender<String>,
+}
+
+impl Announcer {
+    /// Starts the announcing task on the current runtime; it ends when the last clone of
+    /// the announcer is dropped. Outside a runtime nothing is announced and readers rely
+    /// on polling alone.
+    pub fn start(pool: Pool) -> Self {
+        let (appended, receiver) = mpsc::unbounded_channel();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(announce(pool, receiver));
+        }
+        Self { appended }
+    }
+
+    /// Announces that events of `collection` were committed.
+    pub fn appended(&self, collection: String) {
+        // Only fails when the task is gone (no runtime): readers still poll.
+        drop(self.appended.send(collection));
+    }
+}
+
+async fn announce(pool: Pool, mut appended: mpsc::UnboundedReceiver<String>) {
+    let mut collections = Vec::with_capacity(ANNOUNCE_BATCH);
+    while appended.recv_many(&mut collections, ANNOUNCE_BATCH).await > 0 {
+        collections.sort_unstable();
+        collections.dedup();
+        if let Err(error) = notify(&pool, &collections).await {
+            // A lost notification delays readers until their next poll; nothing more.
+            debug!(%error, "append notifications not sent");
+        }
+        collections.clear();
+    }
+}
+
+async fn notify(pool: &Pool, collections: &[String]) -> anyhow::Result<()> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!("SELECT pg_notify('{EVENTS_CHANNEL}', $1)"))
+        .await?;
+    futures::future::try_join_all(
+        collections
+            .iter()
+            .map(|collection| async { client.execute(&statement, &[collection]).await }),
+    )
+    .await?;
+    Ok(())
+}
 
 /// A counter that moves on every append to `collection` (to any collection when `None`) and
 /// after every reconnect: what a single reader waits on between reads. The listener runs on

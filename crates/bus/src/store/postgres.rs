@@ -7,6 +7,9 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
+use super::accept::AcceptGroup;
+use super::group::GroupCommit;
+use super::notify::Announcer;
 use super::{
     Commit, EventStore, LoadedStream, StoreError, event_metadata, event_type, parse_tx_id,
 };
@@ -20,6 +23,11 @@ use crate::settings::DatabaseSettings;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    announcer: Announcer,
+    /// Absent outside a runtime; commits then run alone.
+    group: Option<GroupCommit>,
+    /// Absent outside a runtime; commands are then recorded one by one.
+    records: Option<AcceptGroup>,
 }
 
 /// What the api learns when it records a command before publishing it.
@@ -52,7 +60,15 @@ impl PgStore {
             .recycle_timeout(timeout)
             .build()
             .map_err(StoreError::PoolConfig)?;
-        Ok(Self { pool })
+        let announcer = Announcer::start(pool.clone());
+        let group = GroupCommit::start(&pool, &announcer);
+        let records = AcceptGroup::start(&pool);
+        Ok(Self {
+            pool,
+            announcer,
+            group,
+            records,
+        })
     }
 
     pub fn pool(&self) -> &Pool {
@@ -65,12 +81,17 @@ impl PgStore {
         &self,
         command: &CommandEnvelope,
     ) -> Result<Acceptance, StoreError> {
-        let client = self.pool.get().await?;
-        if insert_accepted(&client, command).await? == 1 {
+        let grouped = match &self.records {
+            Some(records) => records.record(command).await,
+            None => None,
+        };
+        let inserted = match grouped {
+            Some(inserted) => inserted?,
+            None => insert_accepted(&self.pool.get().await?, command).await? == 1,
+        };
+        if inserted {
             return Ok(Acceptance::New);
         }
-        // Give the connection back before taking another: a pool of N must serve N retries.
-        drop(client);
         match self.load_command(command.id).await? {
             Some(stored) => Ok(Acceptance::Existing(Box::new(stored))),
             None => Err(StoreError::Corrupt("command vanished".into())),
@@ -123,27 +144,71 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, StoreError> {
     })
 }
 
+const STREAM_COLUMNS: &str =
+    "SELECT stream_id, snapshot, last_tx::text, last_position FROM herald.streams";
+
+/// A row of [`STREAM_COLUMNS`] as the stream's id and its loaded state.
+fn loaded_stream(row: &tokio_postgres::Row) -> Result<(String, LoadedStream), StoreError> {
+    let stream_id: String = row.get(0);
+    let state: DocumentState =
+        serde_json::from_value(row.get(1)).map_err(|source| StoreError::Decode {
+            what: format!("snapshot of {stream_id}"),
+            source,
+        })?;
+    let last_position = LogPosition {
+        tx_id: parse_tx_id(row.get(2))?,
+        position: row.get(3),
+    };
+    Ok((
+        stream_id,
+        LoadedStream {
+            state,
+            last_position,
+        },
+    ))
+}
+
 /// Records a command as accepted; does nothing when its id is already known.
-async fn insert_accepted(
+pub(crate) async fn insert_accepted(
     client: &impl deadpool_postgres::GenericClient,
     command: &CommandEnvelope,
 ) -> Result<u64, StoreError> {
-    Ok(client
-        .execute(
-            "INSERT INTO herald.commands
-                 (id, tenant, principal, collection, idempotency_key, request_hash, status)
-             VALUES ($1, $2, $3, $4, $5, $6, 'accepted')
-             ON CONFLICT (id) DO NOTHING",
-            &[
-                &command.id.0,
-                &command.principal.tenant.as_str(),
-                &command.principal.actor_sub(),
-                &command.collection(),
-                &command.idempotency_key,
-                &command.request_hash,
-            ],
-        )
-        .await?)
+    Ok(execute_cached(
+        client,
+        "INSERT INTO herald.commands
+             (id, tenant, principal, collection, idempotency_key, request_hash, status)
+         VALUES ($1, $2, $3, $4, $5, $6, 'accepted')
+         ON CONFLICT (id) DO NOTHING",
+        &[
+            &command.id.0,
+            &command.principal.tenant.as_str(),
+            &command.principal.actor_sub(),
+            &command.collection(),
+            &command.idempotency_key,
+            &command.request_hash,
+        ],
+    )
+    .await?)
+}
+
+/// Runs `sql` as a statement prepared once per connection: the hot paths pay neither a
+/// parse-and-plan on the server nor the extra round trip of an unnamed statement.
+async fn execute_cached(
+    client: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = client.prepare_cached(sql).await?;
+    client.execute(&statement, params).await
+}
+
+async fn query_opt_cached(
+    client: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
+    let statement = client.prepare_cached(sql).await?;
+    client.query_opt(&statement, params).await
 }
 
 /// Locks the command's row for this transaction (recording it first when it was published
@@ -154,7 +219,7 @@ async fn lock_command(
     command: &CommandEnvelope,
 ) -> Result<Option<Outcome>, StoreError> {
     const LOCK: &str = "SELECT outcome FROM herald.commands WHERE id = $1 FOR UPDATE";
-    let row = match tx.query_opt(LOCK, &[&command.id.0]).await? {
+    let row = match query_opt_cached(tx, LOCK, &[&command.id.0]).await? {
         Some(row) => row,
         // Our own insert is locked by this transaction until it ends.
         None if insert_accepted(tx, command).await? == 1 => return Ok(None),
@@ -175,7 +240,8 @@ async fn complete_command(
         Outcome::Succeeded(success) => ("succeeded", success.position.map(|p| p.position)),
         Outcome::Rejected(_) => ("rejected", None),
     };
-    tx.execute(
+    execute_cached(
+        tx,
         "UPDATE herald.commands
          SET status = $2, outcome = $3, position = $4, completed_at = now()
          WHERE id = $1",
@@ -219,8 +285,18 @@ impl EventStore for PgStore {
         tenant: &TenantId,
         stream_id: &str,
     ) -> Result<Option<LoadedStream>, StoreError> {
-        let mut found = self.load_streams(tenant, &[stream_id.to_owned()]).await?;
-        Ok(found.remove(stream_id))
+        // Its own statement rather than `load_streams` with one id: a generic plan of
+        // `= ANY($2)` is a bitmap scan, several times the cost of this index probe, and this
+        // runs once for every command.
+        let client = self.pool.get().await?;
+        let row = query_opt_cached(
+            &client,
+            &format!("{STREAM_COLUMNS} WHERE tenant = $1 AND stream_id = $2"),
+            &[&tenant.as_str(), &stream_id],
+        )
+        .await?;
+        row.map(|row| loaded_stream(&row).map(|(_, loaded)| loaded))
+            .transpose()
     }
 
     async fn load_streams(
@@ -230,57 +306,23 @@ impl EventStore for PgStore {
     ) -> Result<HashMap<String, LoadedStream>, StoreError> {
         let client = self.pool.get().await?;
         let statement = client
-            .prepare_cached(
-                "SELECT stream_id, snapshot, last_tx::text, last_position FROM herald.streams
-                 WHERE tenant = $1 AND stream_id = ANY($2)",
-            )
+            .prepare_cached(&format!(
+                "{STREAM_COLUMNS} WHERE tenant = $1 AND stream_id = ANY($2)"
+            ))
             .await?;
         let rows = client
             .query(&statement, &[&tenant.as_str(), &stream_ids])
             .await?;
-        rows.iter()
-            .map(|row| {
-                let stream_id: String = row.get(0);
-                let state: DocumentState =
-                    serde_json::from_value(row.get(1)).map_err(|source| StoreError::Decode {
-                        what: format!("snapshot of {stream_id}"),
-                        source,
-                    })?;
-                let last_position = LogPosition {
-                    tx_id: parse_tx_id(row.get(2))?,
-                    position: row.get(3),
-                };
-                Ok((
-                    stream_id,
-                    LoadedStream {
-                        state,
-                        last_position,
-                    },
-                ))
-            })
-            .collect()
+        rows.iter().map(loaded_stream).collect()
     }
 
-    // A version conflict is routine (the handler decides again), so failures log at debug.
-    #[tracing::instrument(
-        skip_all,
-        fields(command.id = %commit.command.id, stream.id = commit.stream_id, expected_version = commit.expected_version),
-        err(level = "debug")
-    )]
     async fn commit(&self, commit: Commit<'_>) -> Result<Outcome, StoreError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        if let Some(stored) = lock_command(&tx, commit.command).await? {
-            return Ok(stored);
+        if let Some(group) = &self.group
+            && let Some(outcome) = group.commit(&commit).await
+        {
+            return outcome;
         }
-        let outcome = match append(&tx, &commit).await {
-            Ok(outcome) => outcome,
-            Err(StoreError::Database(e)) => return Err(classify(e, &commit)),
-            Err(other) => return Err(other),
-        };
-        complete_command(&tx, commit.command.id, &outcome).await?;
-        tx.commit().await.map_err(|e| classify(e, &commit))?;
-        Ok(outcome)
+        commit_alone(&self.pool, &self.announcer, commit).await
     }
 
     async fn reject(
@@ -300,27 +342,69 @@ impl EventStore for PgStore {
     }
 }
 
-/// The body of a commit, inside the transaction that holds the command's lock.
+/// Commits one command in a transaction of its own (see [`super::group`] for commits that
+/// arrive together).
+// A version conflict is routine (the handler decides again), so failures log at debug.
+#[tracing::instrument(
+    skip_all,
+    fields(command.id = %commit.command.id, stream.id = commit.stream_id, expected_version = commit.expected_version),
+    err(level = "debug")
+)]
+pub(crate) async fn commit_alone(
+    pool: &Pool,
+    announcer: &Announcer,
+    commit: Commit<'_>,
+) -> Result<Outcome, StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    if let Some(stored) = lock_command(&tx, commit.command).await? {
+        return Ok(stored);
+    }
+    let outcome = match append(&tx, &commit).await {
+        Ok(outcome) => outcome,
+        Err(StoreError::Database(e)) => return Err(classify(e, &commit)),
+        Err(other) => return Err(other),
+    };
+    tx.commit().await.map_err(|e| classify(e, &commit))?;
+    if !commit.changes.is_empty() {
+        announcer.appended(commit.command.collection());
+    }
+    Ok(outcome)
+}
+
+/// The body of a commit, inside the transaction that holds the command's lock: the stream
+/// row, unique values, events and the command's outcome.
+///
+/// Statements that do not need each other's results are sent together (tokio-postgres
+/// pipelines the queries of one connection), so a typical create costs four round trips
+/// between the lock and the commit instead of eight. Postgres still runs them in the order
+/// sent, so the stream row is taken first, as below; a failure aborts the transaction and
+/// fails the statements after it.
 async fn append(tx: &Transaction<'_>, commit: &Commit<'_>) -> Result<Outcome, StoreError> {
     let command = commit.command;
     let tenant = command.principal.tenant.as_str();
     let collection = command.collection();
     let snapshot = to_json(commit.state)?;
     let new_version = commit.expected_version + commit.changes.len() as i64;
-    if !commit.changes.is_empty() {
+    let stream = async {
+        if commit.changes.is_empty() {
+            return Ok(1);
+        }
         // Taking the stream row first serializes writers on it: the loser waits, then finds
         // the version moved and decides again instead of failing on the events key.
-        let moved = if commit.expected_version == 0 {
-            tx.execute(
+        if commit.expected_version == 0 {
+            execute_cached(
+                tx,
                 "INSERT INTO herald.streams
                      (tenant, stream_id, collection, version, archived, created_by, snapshot, last_tx, last_position)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, pg_current_xact_id(), 0)
                  ON CONFLICT DO NOTHING",
                 &[&tenant, &commit.stream_id, &collection, &new_version, &commit.state.archived, &commit.state.created_by, &snapshot],
             )
-            .await?
+            .await
         } else {
-            tx.execute(
+            execute_cached(
+                tx,
                 "UPDATE herald.streams SET version = $3, archived = $4, snapshot = $5
                  WHERE tenant = $1 AND stream_id = $2 AND version = $6",
                 &[
@@ -332,28 +416,28 @@ async fn append(tx: &Transaction<'_>, commit: &Commit<'_>) -> Result<Outcome, St
                     &commit.expected_version,
                 ],
             )
-            .await?
-        };
-        if moved == 0 {
-            return Err(conflict(commit, None));
+            .await
         }
-    }
-    for released in commit.release {
-        tx.execute(
+    };
+    let collection = collection.as_str();
+    let released = futures::future::try_join_all(commit.release.iter().map(|released| async move {
+        execute_cached(
+            tx,
             "DELETE FROM herald.unique_keys
              WHERE tenant = $1 AND collection = $2 AND field = $3 AND value = $4 AND stream_id = $5",
             &[&tenant, &collection, &released.field, &released.value, &commit.stream_id],
         )
-        .await?;
-    }
-    for reserved in commit.reserve {
-        let taken = tx
-            .execute(
+        .await
+    }));
+    let reserved =
+        futures::future::try_join_all(commit.reserve.iter().map(|reserved| async move {
+            execute_cached(
+                tx,
                 "INSERT INTO herald.unique_keys (tenant, collection, field, value, stream_id)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (tenant, collection, field, value)
-                 DO UPDATE SET stream_id = EXCLUDED.stream_id
-                 WHERE unique_keys.stream_id = EXCLUDED.stream_id",
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant, collection, field, value)
+             DO UPDATE SET stream_id = EXCLUDED.stream_id
+             WHERE unique_keys.stream_id = EXCLUDED.stream_id",
                 &[
                     &tenant,
                     &collection,
@@ -362,23 +446,33 @@ async fn append(tx: &Transaction<'_>, commit: &Commit<'_>) -> Result<Outcome, St
                     &commit.stream_id,
                 ],
             )
-            .await?;
-        if taken == 0 {
-            return Err(StoreError::UniqueTaken {
-                field: reserved.field.clone(),
-            });
-        }
-    }
+            .await
+        }));
     let metadata = event_metadata(command);
-    let mut position = commit.previous_position;
-    for (offset, change) in commit.changes.iter().enumerate() {
-        let version = commit.expected_version + 1 + offset as i64;
-        let row = tx
-            .query_one(
-                "INSERT INTO herald.events
-                     (tenant, stream_id, collection, document_id, version, event_id, type, data, metadata, recorded_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                 RETURNING position, tx_id::text",
+    let types: Vec<String> = commit
+        .changes
+        .iter()
+        .map(|change| event_type(command, change))
+        .collect();
+    let data: Vec<Value> = commit
+        .changes
+        .iter()
+        .map(crate::document::Change::data)
+        .collect();
+    let (types, data, metadata) = (&types, &data, &metadata);
+    let events = futures::future::try_join_all(commit.changes.iter().enumerate().map(
+        |(offset, _)| async move {
+            let version = commit.expected_version + 1 + offset as i64;
+            let statement = tx
+                .prepare_cached(
+                    "INSERT INTO herald.events
+                         (tenant, stream_id, collection, document_id, version, event_id, type, data, metadata, recorded_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     RETURNING position, tx_id::text",
+                )
+                .await?;
+            tx.query_one(
+                &statement,
                 &[
                     &tenant,
                     &commit.stream_id,
@@ -386,31 +480,53 @@ async fn append(tx: &Transaction<'_>, commit: &Commit<'_>) -> Result<Outcome, St
                     &command.document_id,
                     &version,
                     &Uuid::now_v7(),
-                    &event_type(command, change),
-                    &change.data(),
+                    &types[offset],
+                    &data[offset],
                     &metadata,
                     &commit.state.updated_at,
                 ],
             )
-            .await?;
+            .await
+        },
+    ));
+    let (moved, _, reserved, rows) = futures::try_join!(stream, released, reserved, events)?;
+    if moved == 0 {
+        return Err(conflict(commit, None));
+    }
+    if let Some(index) = reserved.iter().position(|taken| *taken == 0) {
+        return Err(StoreError::UniqueTaken {
+            field: commit.reserve[index].field.clone(),
+        });
+    }
+    let mut position = commit.previous_position;
+    for row in &rows {
         position = Some(LogPosition {
             tx_id: parse_tx_id(row.get(1))?,
             position: row.get(0),
         });
     }
-    if let (false, Some(last)) = (commit.changes.is_empty(), position) {
-        tx.execute(
-            "UPDATE herald.streams SET last_tx = $3::text::xid8, last_position = $4
-             WHERE tenant = $1 AND stream_id = $2",
-            &[&tenant, &commit.stream_id, &last.tx_text(), &last.position],
-        )
-        .await?;
-        tx.execute("SELECT pg_notify('herald_events', $1)", &[&collection])
-            .await?;
-    }
-    Ok(Outcome::Succeeded(Success {
+    let outcome = Outcome::Succeeded(Success {
         http_status: commit.http_status,
         document: commit.state.clone(),
         position,
-    }))
+    });
+    let completed = complete_command(tx, command.id, &outcome);
+    match (commit.changes.is_empty(), position) {
+        (false, Some(last)) => {
+            let last_tx = last.tx_text();
+            let moved_to = async {
+                execute_cached(
+                    tx,
+                    "UPDATE herald.streams SET last_tx = $3::text::xid8, last_position = $4
+                     WHERE tenant = $1 AND stream_id = $2",
+                    &[&tenant, &commit.stream_id, &last_tx, &last.position],
+                )
+                .await
+                .map_err(StoreError::from)
+            };
+            futures::try_join!(moved_to, completed)?;
+        }
+        _ => completed.await?,
+    }
+    Ok(outcome)
 }
