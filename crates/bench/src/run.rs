@@ -239,6 +239,7 @@ async fn measure(
         0.5,
     ));
 
+    wait_for_view(db).await?;
     say("W5: commit to view lag at half the W1 rate");
     let half_rate = (w1_herald.total.requests_per_sec / 2.0).max(1.0);
     let stop = CancellationToken::new();
@@ -275,6 +276,7 @@ async fn measure(
     });
     raw.insert("w5".into(), json!({"lag": lag, "load": w5_load}));
 
+    wait_for_view(db).await?;
     say("W2: updates over 10k documents and on 10 hot ones");
     let herald_ids = view_ids(db, WRITE_TENANT).await?;
     let direct_ids = baseline_ids(db, WRITE_TENANT).await?;
@@ -348,6 +350,7 @@ async fn measure(
                "hot": {"herald": w2_hot, "direct": w2_direct_hot, "acknowledged": acknowledged, "appended": appended}}),
     );
 
+    wait_for_view(db).await?;
     say("W3: reads by id");
     let w3_herald = load(
         servers.herald_addr,
@@ -611,6 +614,34 @@ async fn wait_for_catch_up(db: &BenchDatabase, documents: u64) -> anyhow::Result
         }
         if Instant::now() > deadline {
             bail!("the view did not catch up in time");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the active view has applied the whole log, so a workload never starts with
+/// the projector still working off the backlog of the one before it.
+async fn wait_for_view(db: &BenchDatabase) -> anyhow::Result<()> {
+    let client = db.connect().await?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let behind: bool = client
+            .query_one(
+                "SELECT EXISTS (
+                     SELECT 1 FROM herald.projections p
+                     JOIN herald.checkpoints c ON c.name = p.checkpoint
+                     JOIN herald.events e ON e.collection = p.name
+                      AND (e.tx_id, e.position) > (c.tx_id, c.position)
+                     WHERE p.name = $1 AND p.state = 'active')",
+                &[&PROJECTION],
+            )
+            .await?
+            .get(0);
+        if !behind {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the view did not catch up with the log in time");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

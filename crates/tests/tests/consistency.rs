@@ -572,3 +572,117 @@ async fn two_runners_of_one_version_share_its_lease_and_apply_each_event_once() 
     );
     app.stop_and_clean().await;
 }
+
+/// Commands that arrive together are committed in one group; a group with a taken unique
+/// value, a value wanted twice, or a repeated idempotency key falls back to committing each
+/// alone. Whatever the grouping, every outcome is the one a lone commit gives.
+#[tokio::test]
+async fn commands_committed_together_get_the_outcomes_they_would_get_alone() {
+    let app = TestApp::spawn().await;
+    let staff = app.token("sam", &["staff"], "acme");
+    let taken = app
+        .create(
+            "petstore/product",
+            &staff,
+            &json!({"name": "Taken", "price": 1}),
+        )
+        .await;
+    // 30 distinct names, 10 names wanted twice at once, 5 creates of the taken name, and 5
+    // requests sharing one idempotency key.
+    let mut names: Vec<String> = (0..30).map(|i| format!("Distinct {i}")).collect();
+    names.extend((0..10).flat_map(|i| [format!("Twice {i}"), format!("Twice {i}")]));
+    names.extend((0..5).map(|_| "Taken".to_owned()));
+    let creates = join_all(names.iter().map(|name| {
+        let (app, staff) = (&app, &staff);
+        async move {
+            let response = app
+                .post(
+                    "/v1/petstore/product",
+                    staff,
+                    &json!({"name": name, "price": 2}),
+                )
+                .await;
+            (name.clone(), response.status().as_u16())
+        }
+    }));
+    let keyed = join_all((0..5).map(|_| {
+        let (app, staff) = (&app, &staff);
+        async move {
+            let response = send(
+                app.request(Method::POST, "/v1/petstore/product", Some(staff))
+                    .header("idempotency-key", "together")
+                    .json(&json!({"name": "Keyed", "price": 3})),
+            )
+            .await;
+            let status = response.status().as_u16();
+            (status, json(response).await)
+        }
+    }));
+    let (creates, keyed) = tokio::join!(creates, keyed);
+    let mut by_name: BTreeMap<String, Vec<u16>> = BTreeMap::new();
+    for (name, status) in creates {
+        by_name.entry(name).or_default().push(status);
+    }
+    for (name, mut statuses) in by_name {
+        statuses.sort_unstable();
+        let expected: Vec<u16> = match name.as_str() {
+            "Taken" => vec![409; 5],
+            n if n.starts_with("Twice") => vec![201, 409],
+            _ => vec![201],
+        };
+        assert_eq!(statuses, expected, "outcomes of `{name}`");
+    }
+    // One request created it; the others replayed its outcome or were told it is in flight.
+    let created: Vec<&Value> = keyed
+        .iter()
+        .filter(|(status, _)| *status == 201)
+        .map(|(_, body)| body)
+        .collect();
+    assert!(!created.is_empty(), "the keyed create succeeded: {keyed:?}");
+    assert!(
+        created.iter().all(|body| body["id"] == created[0]["id"]),
+        "every replay names the same document"
+    );
+    assert!(
+        keyed.iter().all(|(status, _)| [201, 409].contains(status)),
+        "a repeated key is replayed or in flight: {keyed:?}"
+    );
+    let db = app.db().await;
+    let count = |sql: &'static str| {
+        let db = &db;
+        async move {
+            db.query_one(sql, &[])
+                .await
+                .map(|row| row.get::<_, i64>(0))
+                .unwrap_or(-1)
+        }
+    };
+    assert_eq!(
+        count("SELECT count(*) FROM herald.events WHERE data->>'name' = 'Keyed'").await,
+        1,
+        "one event for the keyed create"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM herald.events WHERE data->>'name' = 'Taken'").await,
+        1,
+        "the taken name kept its one document"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM herald.events").await,
+        1 + 30 + 10 + 1,
+        "one event per successful create, none for a refused one"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM herald.commands WHERE status = 'accepted'").await,
+        0,
+        "every command has its outcome"
+    );
+    assert!(taken["id"].is_string());
+    eventually("the view equals the log", || async {
+        herald_tests::view_matches_the_log(&app, "petstore.product")
+            .await
+            .then_some(())
+    })
+    .await;
+    app.stop_and_clean().await;
+}
