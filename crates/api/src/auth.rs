@@ -5,7 +5,8 @@
 //! A request without a token is anonymous: it may reach documents whose ACL says `public`,
 //! within the tenant named by the `Herald-Tenant` header.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{FromRequestParts, Request, State};
@@ -65,7 +66,13 @@ pub struct TokenVerifier {
     issuer: String,
     audience: String,
     leeway: u64,
+    /// Tokens whose signature and claims were checked, by their text.
+    verified: Arc<Mutex<HashMap<String, Verified>>>,
 }
+
+/// Most verified tokens remembered; past it the memory starts afresh, so it stays bounded
+/// whatever the number of clients.
+const REMEMBERED_TOKENS: usize = 10_000;
 
 impl TokenVerifier {
     pub fn from_settings(settings: &AuthSettings) -> Result<Self, AuthConfigError> {
@@ -118,12 +125,47 @@ impl TokenVerifier {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             leeway: settings.leeway_secs,
+            verified: Arc::default(),
         })
     }
 
     /// The principal a token stands for, or why it is refused (never why in detail: the
     /// reason goes to the log, the client learns only that the token is not acceptable).
+    ///
+    /// A token's text is signed, so once its signature and claims are checked only the clock
+    /// can change the answer: a token verified before is accepted again without redoing the
+    /// work (the signature, the base64 and the JSON are most of an authenticated read's CPU)
+    /// until it expires. Refused tokens are not remembered, so nobody can fill the memory
+    /// with tokens of their own making.
     pub fn verify(&self, token: &str) -> Result<Verified, ApiError> {
+        if let Some(verified) = self.remembered(token) {
+            return Ok(verified);
+        }
+        let verified = self.verify_signed(token)?;
+        let mut remembered = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if remembered.len() >= REMEMBERED_TOKENS {
+            remembered.clear();
+        }
+        remembered.insert(token.to_owned(), verified.clone());
+        Ok(verified)
+    }
+
+    /// A token verified before and not expired since (with the same leeway as `exp` is
+    /// checked with); an expired one is forgotten and verified again, which refuses it.
+    fn remembered(&self, token: &str) -> Option<Verified> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut remembered = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        let verified = remembered.get(token)?;
+        if now <= verified.expires_at.0.saturating_add(self.leeway) {
+            return Some(verified.clone());
+        }
+        remembered.remove(token);
+        None
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<Verified, ApiError> {
         let invalid = ApiError::Unauthenticated("the bearer token is not valid");
         let header = decode_header(token)
             .map_err(|_| ApiError::Unauthenticated("the bearer token is not valid"))?;

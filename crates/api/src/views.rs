@@ -28,15 +28,27 @@ pub struct DocumentView {
     pub relation: String,
     /// The typed and search columns the declaration gives it, which list queries use.
     pub columns: Vec<Column>,
+    /// The statement of [`fetch_document`], built once: reads are the hottest path.
+    read_sql: String,
 }
 
 impl DocumentView {
     pub fn new(schema: &DocumentSchema) -> Self {
         let projection = schema.collection();
+        let relation = read_relation(&projection);
+        let read_sql = format!(
+            "SELECT c.tx_id::text, c.position, {cols}
+             FROM (SELECT 1) AS one
+             LEFT JOIN herald.projections p ON p.name = $3 AND p.state = 'active'
+             LEFT JOIN herald.checkpoints c ON c.name = p.checkpoint
+             LEFT JOIN {relation} v ON v.tenant = $1 AND v.id = $2 AND NOT v.archived",
+            cols = prefixed_columns("v"),
+        );
         Self {
-            relation: read_relation(&projection),
+            relation,
             projection,
             columns: columns_of(schema),
+            read_sql,
         }
     }
 }
@@ -49,17 +61,8 @@ pub async fn fetch_document(
     id: Uuid,
 ) -> Result<(Option<DocumentState>, LogPosition), ApiError> {
     let client = state.db().await?;
-    let sql = format!(
-        "SELECT c.tx_id::text, c.position, {cols}
-         FROM (SELECT 1) AS one
-         LEFT JOIN herald.projections p ON p.name = $3 AND p.state = 'active'
-         LEFT JOIN herald.checkpoints c ON c.name = p.checkpoint
-         LEFT JOIN {table} v ON v.tenant = $1 AND v.id = $2 AND NOT v.archived",
-        cols = prefixed_columns("v"),
-        table = view.relation
-    );
     let statement = client
-        .prepare_cached(&sql)
+        .prepare_cached(&view.read_sql)
         .await
         .map_err(ApiError::store_unavailable)?;
     let row = client

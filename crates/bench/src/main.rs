@@ -4,6 +4,10 @@ use clap::Parser;
 use herald_bench::baseline::Baseline;
 use herald_bench::cli::{Cli, Command};
 
+// The allocator Herald runs with, so the baseline is measured on equal terms.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {

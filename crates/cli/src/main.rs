@@ -3,6 +3,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use herald_cli::cli::{Cli, Failure};
 
+// mimalloc rather than the system allocator: allocation is a visible share of each request's
+// CPU, and it hands freed memory back to the system instead of keeping it per thread.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -16,6 +16,7 @@ mod target;
 use std::collections::BTreeSet;
 
 use deadpool_postgres::tokio_postgres::error::SqlState;
+use deadpool_postgres::tokio_postgres::types::{ToSql, Type};
 use herald_bus::access::Principal;
 use herald_bus::document::DocumentState;
 use herald_bus::position::LogPosition;
@@ -34,6 +35,9 @@ use sql::{Key, Params, page_sql};
 pub use target::{MANAGED_QUERY_FIELDS, Target, Use, Vocabulary, managed};
 
 /// The parameters a list takes besides filters.
+/// Prepared list statements a connection keeps before its cache starts afresh.
+const MAX_PREPARED_PER_CONNECTION: usize = 200;
+
 const RESERVED: [&str; 6] = ["limit", "cursor", "order", "select", "q", "min_position"];
 
 /// The most keys `order` takes (`id` is added after them).
@@ -332,7 +336,15 @@ impl ListQuery {
             &mut params,
         );
         let typed = params.typed();
+        let types: Vec<Type> = typed.iter().map(|(_, sql_type)| sql_type.clone()).collect();
+        let values: Vec<&(dyn ToSql + Sync)> = typed.iter().map(|(value, _)| *value).collect();
         let mut client = state.db().await?;
+        // Each shape of query is prepared once per connection and planned by Postgres's plan
+        // cache, as PostgREST does: planning costs as much as running a page. The shapes a
+        // client can make are many, so a connection's cache starts afresh past a bound.
+        if client.statement_cache.size() > MAX_PREPARED_PER_CONNECTION {
+            client.statement_cache.clear();
+        }
         let tx = client
             .build_transaction()
             .isolation_level(deadpool_postgres::tokio_postgres::IsolationLevel::RepeatableRead)
@@ -340,24 +352,31 @@ impl ListQuery {
             .start()
             .await
             .map_err(ApiError::store_unavailable)?;
-        tx.batch_execute(&format!(
+        let timeout = format!(
             "SET LOCAL statement_timeout = {}",
             state.settings.http.query_timeout_ms
-        ))
-        .await
-        .map_err(ApiError::store_unavailable)?;
+        );
+        // Sent first, so it bounds the queries pipelined after it.
+        let limited = tx.batch_execute(&timeout);
         let checkpoint = active_checkpoint(&*tx, &listing.view.projection);
-        let rows = tx.query_typed(&page_sql, &typed);
+        let rows = async {
+            let statement = tx.prepare_typed_cached(&page_sql, &types).await?;
+            tx.query(&statement, &values).await
+        };
         let total = async {
             if listing.count {
-                let row = tx.query_typed(&count_sql, &typed[..count_params]).await?;
+                let statement = tx
+                    .prepare_typed_cached(&count_sql, &types[..count_params])
+                    .await?;
+                let row = tx.query(&statement, &values[..count_params]).await?;
                 Ok(row.first().map(|r| r.get::<_, i64>(0)))
             } else {
                 Ok(None)
             }
         };
-        // Pipelined: one round trip for the three.
-        let (checkpoint, rows, total) = tokio::join!(checkpoint, rows, total);
+        // Pipelined: one round trip for the four.
+        let (limited, checkpoint, rows, total) = tokio::join!(limited, checkpoint, rows, total);
+        limited.map_err(ApiError::store_unavailable)?;
         let checkpoint = checkpoint.map_err(ApiError::store_unavailable)?;
         let rows = rows.map_err(|e| query_failed(e, state))?;
         let total = total.map_err(|e| query_failed(e, state))?;

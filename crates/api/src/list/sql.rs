@@ -42,8 +42,7 @@ impl Params {
         self.values.len()
     }
 
-    /// The values with their declared types, for `query_typed` (one round trip, no prepared
-    /// statement to cache for each shape of query).
+    /// The values with their declared types, which the statement is prepared with.
     pub fn typed(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
         self.values
             .iter()
