@@ -7,6 +7,7 @@
 //! - [`setup`]: the run's own database, NATS prefix and apps folder, and the server processes.
 //! - [`baseline`]: the direct baseline, the "physical limit" of HTTP + Postgres here.
 //! - [`sources`]: the requests of each workload, identical for both servers.
+//! - [`cpu`]: CPU time per component (server, Postgres, NATS, harness) over each load run.
 //! - [`lag`]: W5, commit → view visibility, sampled from the view's checkpoint.
 //! - [`fanout`]: W7, Server-Sent Events subscribers counting and timing deliveries.
 //! - [`run`]: the order of the workloads and the rows they produce.
@@ -20,6 +21,7 @@
 
 pub mod baseline;
 pub mod cli;
+pub mod cpu;
 pub mod fanout;
 pub mod lag;
 pub mod run;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::cli::RunArgs;
+use crate::cpu::{Components, Usage};
 use crate::fanout::Subscribers;
 use crate::lag::sample_lag;
 use crate::setup::{
@@ -45,6 +46,9 @@ pub struct Scale {
     pub connections: usize,
     pub subscribers: usize,
     pub fanout_rate: f64,
+    /// The processes whose CPU each load run reads; set once the servers run.
+    #[serde(skip)]
+    pub cpu: Components,
 }
 
 impl Scale {
@@ -61,13 +65,14 @@ impl Scale {
             connections: 64,
             subscribers: 1_000,
             fanout_rate: 500.0,
+            cpu: Components::default(),
         }
     }
 }
 
 /// Runs everything; the database and streams are removed afterwards unless `--keep`.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let scale = Scale::of(&args);
+    let mut scale = Scale::of(&args);
     let started = Utc::now();
     let run_dir = args
         .out
@@ -83,7 +88,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         env.prefix,
         run_dir.display()
     ));
-    let outcome = measure(&args, &scale, &db, &env, &bins, &run_dir).await;
+    let outcome = measure(&args, &mut scale, &db, &env, &bins, &run_dir).await;
     if args.keep {
         say("kept the database and streams (--keep)");
     } else {
@@ -150,7 +155,7 @@ struct Servers {
 
 async fn measure(
     args: &RunArgs,
-    scale: &Scale,
+    scale: &mut Scale,
     db: &BenchDatabase,
     env: &HeraldEnv,
     bins: &Binaries,
@@ -201,6 +206,10 @@ async fn measure(
 
     let herald_pid = servers.herald.pid().context("Herald has exited")?;
     let baseline_pid = servers.baseline.pid().context("the baseline has exited")?;
+    scale.cpu = Components {
+        processes: vec![("herald", herald_pid), ("baseline", baseline_pid)],
+    };
+    let scale = &*scale;
     let idle = (rss_bytes(herald_pid), rss_bytes(baseline_pid));
 
     let herald_writes = Api::herald(&env.token(WRITE_TENANT)?)?;
@@ -530,21 +539,50 @@ async fn load(
     mode: Mode,
     scale: &Scale,
     warm_up: bool,
-) -> anyhow::Result<Report> {
+) -> anyhow::Result<Measured> {
+    let warmup = if warm_up {
+        scale.warmup
+    } else {
+        Duration::ZERO
+    };
     let config = LoadConfig {
         target: Target::parse(&format!("http://{addr}/"))?,
         mode,
-        warmup: if warm_up {
-            scale.warmup
-        } else {
-            Duration::ZERO
-        },
+        warmup,
         duration: scale.window,
     };
+    // CPU is read over the measured window only, like every other figure.
+    let components = scale.cpu.clone();
+    let first = tokio::spawn(async move {
+        tokio::time::sleep(warmup).await;
+        components.read()
+    });
     let report = run_load(&config, std::sync::Arc::new(source)).await?;
+    let last = scale.cpu.read();
+    let first = first.await.context("the CPU reader failed")?;
+    let cpu = first.usage_until(&last, report.total.count);
     say(&format!("  {}", report.summary_line()));
-    Ok(report)
+    Ok(Measured { report, cpu })
 }
+
+/// A load run's report with the CPU each component spent on it.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Measured {
+    report: Report,
+    cpu: Usage,
+}
+
+impl std::ops::Deref for Measured {
+    type Target = Report;
+
+    fn deref(&self) -> &Report {
+        &self.report
+    }
+}
+
+/// The processes that serve a request to Herald, and to the baseline.
+const HERALD_PARTS: [&str; 3] = ["herald", "postgres", "nats"];
+const BASELINE_PARTS: [&str; 2] = ["baseline", "postgres"];
 
 /// Runs `work` while reading `pid`'s memory, and returns the largest reading with its result.
 async fn with_peak_rss<T>(
@@ -577,14 +615,28 @@ fn ratio(herald: &Report, direct: &Report) -> f64 {
 }
 
 /// A row comparing throughput with the baseline's: passes at `target` × the baseline with
-/// no failed request.
-fn compare(id: &'static str, workload: &str, herald: &Report, direct: &Report, target: f64) -> Row {
+/// no failed request. Each side shows the CPU one request cost its server, Postgres and NATS.
+fn compare(
+    id: &'static str,
+    workload: &str,
+    herald: &Measured,
+    direct: &Measured,
+    target: f64,
+) -> Row {
     let ratio = ratio(herald, direct);
     Row {
         id,
         workload: workload.to_owned(),
-        herald: throughput(herald),
-        baseline: throughput(direct),
+        herald: format!(
+            "{}; {:.2} ms CPU/req",
+            throughput(herald),
+            herald.cpu.ms_of(&HERALD_PARTS)
+        ),
+        baseline: format!(
+            "{}; {:.2} ms CPU/req",
+            throughput(direct),
+            direct.cpu.ms_of(&BASELINE_PARTS)
+        ),
         ratio: Some(ratio),
         target: format!("≥ {target:.2} × baseline"),
         verdict: Verdict::of(ratio >= target && table::failures(&herald.total) == 0),

@@ -91,14 +91,18 @@ pub async fn apply_batch(
             touched.push(key);
         }
     }
-    write_rows(&tx, table, &touched, &rows).await?;
     let applied = i64::try_from(batch.events.len()).unwrap_or(i64::MAX);
-    if !record_progress(&*tx, table, applied).await? {
+    // Sent together: none needs another's result, and a retired version rolls all back.
+    let (_, live, _) = futures::try_join!(
+        async { write_rows(&tx, table, &touched, &rows).await },
+        async { Ok(record_progress(&*tx, table, applied).await?) },
+        async { Ok(save_checkpoint(&*tx, &table.checkpoint, batch.checkpoint).await?) },
+    )?;
+    if !live {
         tx.rollback().await?;
         progress.retired = true;
         return Ok(progress);
     }
-    save_checkpoint(&*tx, &table.checkpoint, batch.checkpoint).await?;
     tx.commit().await?;
     Ok(progress)
 }

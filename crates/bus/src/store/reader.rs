@@ -193,14 +193,24 @@ pub struct Batch {
 
 type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
 
+/// The safe frontier of the statement's snapshot, as SQL: in a `REPEATABLE READ` transaction
+/// every statement sees the same snapshot, so statements that use it can be sent together.
+const FRONTIER: &str = "pg_snapshot_xmin(pg_current_snapshot())";
+
 impl LogFilter {
-    /// The `WHERE` and `ORDER BY` of a read after `$1`/`$2` (tx id, position) below the
-    /// frontier `$3`, with the filter's parameters appended to `params`. Only the present parts
-    /// appear, and the equality columns lead the row comparison and the order, so each
-    /// combination is its own statement that walks its index in log order — `(tenant,
-    /// collection, tx_id, position)`, `(collection, …)`, `(tenant, …)` or the stream's key —
-    /// rather than one generic plan that scans the whole log.
-    fn clauses<'a>(&'a self, params: &mut Vec<Param<'a>>) -> (String, String) {
+    /// The `WHERE` and `ORDER BY` of a read after the position `after` (two SQL expressions:
+    /// transaction id and position), below the safe frontier when `below_frontier`, with the
+    /// filter's parameters appended to `params`. Only the present parts appear, and the
+    /// equality columns lead the row comparison and the order, so each combination is its own
+    /// statement that walks its index in log order — `(tenant, collection, tx_id, position)`,
+    /// `(collection, …)`, `(tenant, …)` or the stream's key — rather than one generic plan that
+    /// scans the whole log.
+    fn clauses<'a>(
+        &'a self,
+        params: &mut Vec<Param<'a>>,
+        after: (&str, &str),
+        below_frontier: bool,
+    ) -> (String, String) {
         let mut bind = |value: Param<'a>| {
             params.push(value);
             format!("${}", params.len())
@@ -224,28 +234,36 @@ impl LogFilter {
         for (column, value) in &equal {
             conditions.push_str(&format!(" AND {column} = {value}"));
         }
+        let (after_tx, after_position) = after;
         let (keys, order) = if self.stream_id.is_some() {
             (
-                "(e.tx_id, e.position) > ($1::text::xid8, $2)".to_owned(),
+                format!("(e.tx_id, e.position) > ({after_tx}, {after_position})"),
                 "e.tx_id, e.position".to_owned(),
             )
         } else {
             let columns = [leading.as_slice(), &["e.tx_id", "e.position"]]
                 .concat()
                 .join(", ");
-            let bounds = [values.as_slice(), &["$1::text::xid8", "$2"]]
+            let bounds = [values.as_slice(), &[after_tx, after_position]]
                 .concat()
                 .join(", ");
             (format!("({columns}) > ({bounds})"), columns)
         };
-        (
-            format!("{keys} AND e.tx_id < $3::text::xid8{conditions}"),
-            order,
-        )
+        let below = if below_frontier {
+            format!(" AND e.tx_id < {FRONTIER}")
+        } else {
+            String::new()
+        };
+        (format!("{keys}{below}{conditions}"), order)
     }
 }
 
 /// Reads up to `limit` events after `after` that match `filter`.
+///
+/// One `REPEATABLE READ` snapshot for the frontier, the read and the held-back check, so the
+/// frontier describes exactly what was read; the three statements go out together (each
+/// computes the frontier from the shared snapshot), so a read costs three round trips with
+/// the transaction's begin and commit.
 #[tracing::instrument(skip(client), err(level = "warn"))]
 pub async fn read_batch(
     client: &mut ClientWrapper,
@@ -253,17 +271,12 @@ pub async fn read_batch(
     filter: &LogFilter,
     limit: i64,
 ) -> Result<Batch, StoreError> {
-    // One snapshot for the frontier and the reads, so the frontier describes exactly what we saw.
     let tx = client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
         .await?;
-    let frontier: String = tx
-        .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
-        .await?
-        .get(0);
     let (creator, join) = if filter.creators {
         (
             "s.created_by",
@@ -273,36 +286,45 @@ pub async fn read_batch(
         ("NULL::text", "")
     };
     let after_tx = after.tx_text();
-    let mut params: Vec<Param<'_>> = vec![&after_tx, &after.position, &frontier, &limit];
-    let (conditions, order) = filter.clauses(&mut params);
+    let mut params: Vec<Param<'_>> = vec![&after_tx, &after.position, &limit];
+    let (conditions, order) = filter.clauses(&mut params, ("$1::text::xid8", "$2"), true);
     let sql = format!(
         "SELECT {EVENT_COLUMNS}, {creator}
          FROM herald.events e {join}
          WHERE {conditions}
          ORDER BY {order}
-         LIMIT $4"
+         LIMIT $3"
     );
-    let statement = tx.prepare_cached(&sql).await?;
-    let rows = tx.query(&statement, &params).await?;
+    // Anything of the filter's at or past the frontier: read it again soon. Ordered like the
+    // read, so it walks the same index (an `EXISTS` may be planned as a scan of the whole log
+    // when nothing matches).
+    let mut held_back_params: Vec<Param<'_>> = Vec::new();
+    let (held_back_conditions, held_back_order) =
+        filter.clauses(&mut held_back_params, (FRONTIER, "0"), false);
+    let held_back_sql = format!(
+        "SELECT 1 FROM herald.events e WHERE {held_back_conditions} ORDER BY {held_back_order} LIMIT 1"
+    );
+    let frontier = async {
+        let statement = tx
+            .prepare_cached(&format!("SELECT {FRONTIER}::text"))
+            .await?;
+        let frontier: String = tx.query_one(&statement, &[]).await?.get(0);
+        Ok::<_, tokio_postgres::Error>(frontier)
+    };
+    let rows = async {
+        let statement = tx.prepare_cached(&sql).await?;
+        tx.query(&statement, &params).await
+    };
+    let held_back = async {
+        let statement = tx.prepare_cached(&held_back_sql).await?;
+        Ok(tx.query_opt(&statement, &held_back_params).await?.is_some())
+    };
+    let (frontier, rows, held_back) = futures::try_join!(frontier, rows, held_back)?;
+    tx.commit().await?;
     let events = rows
         .iter()
         .map(recorded)
         .collect::<Result<Vec<_>, StoreError>>()?;
-    // Anything of the filter's at or past the frontier: read it again soon.
-    let start = LogPosition {
-        tx_id: parse_tx_id(&frontier)?,
-        position: 0,
-    }
-    .tx_text();
-    let mut params: Vec<Param<'_>> = vec![&start, &0i64, &"18446744073709551615"];
-    let (conditions, order) = filter.clauses(&mut params);
-    // Ordered like the read, so it walks the same index (an `EXISTS` may be planned as a scan
-    // of the whole log when nothing matches).
-    let held_back_sql =
-        format!("SELECT 1 FROM herald.events e WHERE {conditions} ORDER BY {order} LIMIT 1");
-    let statement = tx.prepare_cached(&held_back_sql).await?;
-    let held_back = tx.query_opt(&statement, &params).await?.is_some();
-    tx.commit().await?;
     let last = events.last().map_or(after, |e| e.position);
     let caught_up = events.len() < usize::try_from(limit).unwrap_or(usize::MAX);
     let checkpoint = if caught_up {
