@@ -201,8 +201,8 @@ impl LogFilter {
     /// The `WHERE` and `ORDER BY` of a read after the position `after` (two SQL expressions:
     /// transaction id and position), below the safe frontier when `below_frontier`, with the
     /// filter's parameters appended to `params`. Only the present parts appear, and the
-    /// equality columns lead the row comparison and the order, so each combination is its own
-    /// statement that walks its index in log order — `(tenant, collection, tx_id, position)`,
+    /// equality columns lead the order, so each combination is its own statement that walks
+    /// its index in log order — `(tenant, collection, tx_id, position)`,
     /// `(collection, …)`, `(tenant, …)` or the stream's key — rather than one generic plan that
     /// scans the whole log.
     fn clauses<'a>(
@@ -230,24 +230,21 @@ impl LogFilter {
             conditions.push_str(&format!(" AND e.type = ANY({})", bind(types)));
         }
         let leading: Vec<&str> = equal.iter().map(|(column, _)| *column).collect();
-        let values: Vec<&str> = equal.iter().map(|(_, value)| value.as_str()).collect();
         for (column, value) in &equal {
             conditions.push_str(&format!(" AND {column} = {value}"));
         }
+        // The equalities fix the index's leading columns and the row comparison covers only
+        // `(tx_id, position)`: Postgres then starts the scan at the position. With the leading
+        // columns inside the row comparison it starts at the first entry of the collection
+        // (or tenant) instead, and a read near the end of a long log walks all of it.
         let (after_tx, after_position) = after;
-        let (keys, order) = if self.stream_id.is_some() {
-            (
-                format!("(e.tx_id, e.position) > ({after_tx}, {after_position})"),
-                "e.tx_id, e.position".to_owned(),
-            )
+        let keys = format!("(e.tx_id, e.position) > ({after_tx}, {after_position})");
+        let order = if self.stream_id.is_some() {
+            "e.tx_id, e.position".to_owned()
         } else {
-            let columns = [leading.as_slice(), &["e.tx_id", "e.position"]]
+            [leading.as_slice(), &["e.tx_id", "e.position"]]
                 .concat()
-                .join(", ");
-            let bounds = [values.as_slice(), &[after_tx, after_position]]
-                .concat()
-                .join(", ");
-            (format!("({columns}) > ({bounds})"), columns)
+                .join(", ")
         };
         let below = if below_frontier {
             format!(" AND e.tx_id < {FRONTIER}")
