@@ -5,7 +5,7 @@
 //! A request without a token is anonymous: it may reach documents whose ACL says `public`,
 //! within the tenant named by the `Herald-Tenant` header.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -210,7 +210,8 @@ impl TokenVerifier {
                 "the bearer token has control characters in `sub` or `roles`",
             ));
         }
-        let roles: HashSet<String> = claims.roles.into_iter().collect();
+        // Sorted and without repeats: equal rights compare equal (see the event tail).
+        let roles: BTreeSet<String> = claims.roles.into_iter().collect();
         Ok(Verified {
             principal: Principal {
                 sub: Some(claims.sub),

@@ -49,6 +49,9 @@ pub struct Scale {
     /// The processes whose CPU each load run reads; set once the servers run.
     #[serde(skip)]
     pub cpu: Components,
+    /// The run's database, which each load run waits on until Herald has settled.
+    #[serde(skip)]
+    pub database_url: String,
 }
 
 impl Scale {
@@ -66,6 +69,7 @@ impl Scale {
             subscribers: 1_000,
             fanout_rate: 500.0,
             cpu: Components::default(),
+            database_url: String::new(),
         }
     }
 }
@@ -209,6 +213,7 @@ async fn measure(
     scale.cpu = Components {
         processes: vec![("herald", herald_pid), ("baseline", baseline_pid)],
     };
+    scale.database_url.clone_from(&db.url);
     let scale = &*scale;
     let idle = (rss_bytes(herald_pid), rss_bytes(baseline_pid));
 
@@ -248,7 +253,6 @@ async fn measure(
         0.5,
     ));
 
-    wait_for_view(db).await?;
     say("W5: commit to view lag at half the W1 rate");
     let half_rate = (w1_herald.total.requests_per_sec / 2.0).max(1.0);
     let stop = CancellationToken::new();
@@ -285,7 +289,6 @@ async fn measure(
     });
     raw.insert("w5".into(), json!({"lag": lag, "load": w5_load}));
 
-    wait_for_view(db).await?;
     say("W2: updates over 10k documents and on 10 hot ones");
     let herald_ids = view_ids(db, WRITE_TENANT).await?;
     let direct_ids = baseline_ids(db, WRITE_TENANT).await?;
@@ -326,6 +329,7 @@ async fn measure(
         false,
     )
     .await?;
+    settle(&db.url).await?;
     let appended = stream_versions(db, &hot).await? - before;
     let acknowledged = i64::try_from(w2_hot.total.statuses.success).unwrap_or(i64::MAX);
     let lost = (acknowledged - appended).max(0);
@@ -359,7 +363,6 @@ async fn measure(
                "hot": {"herald": w2_hot, "direct": w2_direct_hot, "acknowledged": acknowledged, "appended": appended}}),
     );
 
-    wait_for_view(db).await?;
     say("W3: reads by id");
     let w3_herald = load(
         servers.herald_addr,
@@ -418,7 +421,7 @@ async fn measure(
         "W7: {} subscribers, creates at {} events/s",
         scale.subscribers, scale.fanout_rate
     ));
-    let fanout = fan_out(&servers, env, db, scale).await?;
+    let (fanout, fanout_writes) = fan_out(&servers, env, db, scale).await?;
     rows.push(Row {
         id: "W7",
         workload: format!(
@@ -427,12 +430,14 @@ async fn measure(
             thousands(scale.fanout_rate)
         ),
         herald: format!(
-            "delivery {}; {} events, {} of {} deliveries lost, {} subscriptions ended",
+            "delivery {}; {} events, {} of {} deliveries lost, {} subscriptions ended; busy cores: Herald {:.2}, subscribers (harness) {:.2}",
             percentiles(&fanout.latency),
             thousands(fanout.events as f64),
             thousands(fanout.lost as f64),
             thousands((fanout.events * fanout.subscribers as u64) as f64),
-            fanout.dropped
+            fanout.dropped,
+            fanout_writes.cpu.cores.get("herald").copied().unwrap_or(0.0),
+            fanout_writes.cpu.cores.get("harness").copied().unwrap_or(0.0),
         ),
         baseline: String::new(),
         ratio: None,
@@ -441,7 +446,10 @@ async fn measure(
             fanout.lost == 0 && fanout.events > 0 && fanout.latency.p99_us <= 100_000,
         ),
     });
-    raw.insert("w7".into(), serde_json::to_value(&fanout)?);
+    raw.insert(
+        "w7".into(),
+        json!({"fanout": fanout, "writes": fanout_writes}),
+    );
 
     let idle_text = |rss: Option<u64>| rss.map_or_else(|| "?".to_owned(), megabytes);
     rows.push(Row {
@@ -540,6 +548,7 @@ async fn load(
     scale: &Scale,
     warm_up: bool,
 ) -> anyhow::Result<Measured> {
+    settle(&scale.database_url).await?;
     let warmup = if warm_up {
         scale.warmup
     } else {
@@ -671,29 +680,35 @@ async fn wait_for_catch_up(db: &BenchDatabase, documents: u64) -> anyhow::Result
     }
 }
 
-/// Waits until the active view has applied the whole log, so a workload never starts with
-/// the projector still working off the backlog of the one before it.
-async fn wait_for_view(db: &BenchDatabase) -> anyhow::Result<()> {
-    let client = db.connect().await?;
+/// Waits until Herald has worked off everything the runs before left it — every command
+/// decided, the view and the relay through the whole log — so a run (Herald's or the
+/// baseline's) never shares the machine with the backlog of the one before it.
+async fn settle(database_url: &str) -> anyhow::Result<()> {
+    let client = crate::setup::connect(database_url).await?;
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let behind: bool = client
+        let busy: bool = client
             .query_one(
-                "SELECT EXISTS (
-                     SELECT 1 FROM herald.projections p
-                     JOIN herald.checkpoints c ON c.name = p.checkpoint
-                     JOIN herald.events e ON e.collection = p.name
-                      AND (e.tx_id, e.position) > (c.tx_id, c.position)
-                     WHERE p.name = $1 AND p.state = 'active')",
-                &[&PROJECTION],
+                "SELECT EXISTS (SELECT 1 FROM herald.commands WHERE status = 'accepted')
+                     OR EXISTS (
+                         SELECT 1 FROM herald.projections p
+                         JOIN herald.checkpoints c ON c.name = p.checkpoint
+                         JOIN herald.events e ON e.collection = p.name
+                          AND (e.tx_id, e.position) > (c.tx_id, c.position)
+                         WHERE p.state = 'active')
+                     OR EXISTS (
+                         SELECT 1 FROM herald.checkpoints c
+                         JOIN herald.events e ON (e.tx_id, e.position) > (c.tx_id, c.position)
+                         WHERE c.name = 'relay')",
+                &[],
             )
             .await?
             .get(0);
-        if !behind {
+        if !busy {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("the view did not catch up with the log in time");
+            bail!("Herald did not work off its backlog in time");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -860,7 +875,7 @@ async fn fan_out(
     env: &HeraldEnv,
     db: &BenchDatabase,
     scale: &Scale,
-) -> anyhow::Result<crate::fanout::Fanout> {
+) -> anyhow::Result<(crate::fanout::Fanout, Measured)> {
     let token = env.token(FANOUT_TENANT)?;
     let base = format!("http://{}", servers.herald_addr);
     let marker = reqwest::Client::new()
@@ -903,7 +918,7 @@ async fn fan_out(
         writes.total.statuses.success,
         fanout.lost
     ));
-    Ok(fanout)
+    Ok((fanout, writes))
 }
 
 /// The tenant's event count once no command of it is still being handled.

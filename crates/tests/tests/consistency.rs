@@ -618,7 +618,49 @@ async fn commands_committed_together_get_the_outcomes_they_would_get_alone() {
             (status, json(response).await)
         }
     }));
-    let (creates, keyed) = tokio::join!(creates, keyed);
+    // Pairs of documents that try to swap names: alone, each rename finds its new name
+    // taken by the other, whatever the order.
+    let mut pairs = Vec::new();
+    for i in 0..5 {
+        let left = app
+            .create(
+                "petstore/product",
+                &staff,
+                &json!({"name": format!("Left {i}"), "price": 4}),
+            )
+            .await;
+        let right = app
+            .create(
+                "petstore/product",
+                &staff,
+                &json!({"name": format!("Right {i}"), "price": 4}),
+            )
+            .await;
+        pairs.push((
+            i,
+            left["id"].as_str().unwrap_or_default().to_owned(),
+            right["id"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    let swaps = join_all(pairs.iter().flat_map(|(i, left, right)| {
+        let (app, staff) = (&app, &staff);
+        [
+            (format!("/v1/petstore/product/{left}"), format!("Right {i}")),
+            (format!("/v1/petstore/product/{right}"), format!("Left {i}")),
+        ]
+        .into_iter()
+        .map(move |(path, name)| async move {
+            app.patch(&path, staff, &json!({"name": name}))
+                .await
+                .status()
+                .as_u16()
+        })
+    }));
+    let (creates, keyed, swaps) = tokio::join!(creates, keyed, swaps);
+    assert!(
+        swaps.iter().all(|status| *status == 409),
+        "no swap of unique values goes through: {swaps:?}"
+    );
     let mut by_name: BTreeMap<String, Vec<u16>> = BTreeMap::new();
     for (name, status) in creates {
         by_name.entry(name).or_default().push(status);
@@ -669,8 +711,8 @@ async fn commands_committed_together_get_the_outcomes_they_would_get_alone() {
     );
     assert_eq!(
         count("SELECT count(*) FROM herald.events").await,
-        1 + 30 + 10 + 1,
-        "one event per successful create, none for a refused one"
+        1 + 10 + 30 + 10 + 1,
+        "one event per successful create, none for a refused one or a refused swap"
     );
     assert_eq!(
         count("SELECT count(*) FROM herald.commands WHERE status = 'accepted'").await,

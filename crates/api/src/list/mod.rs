@@ -34,10 +34,10 @@ pub use filter::operator_names;
 use sql::{Key, Params, page_sql};
 pub use target::{MANAGED_QUERY_FIELDS, Target, Use, Vocabulary, managed};
 
-/// The parameters a list takes besides filters.
 /// Prepared list statements a connection keeps before its cache starts afresh.
 const MAX_PREPARED_PER_CONNECTION: usize = 200;
 
+/// The parameters a list takes besides filters.
 const RESERVED: [&str; 6] = ["limit", "cursor", "order", "select", "q", "min_position"];
 
 /// The most keys `order` takes (`id` is added after them).

@@ -9,8 +9,9 @@
 //!
 //! A group is all or nothing and never decides anything itself. Whenever a group meets
 //! anything but the plain case — a command already completed (a redelivery) or never
-//! recorded, a stream that moved, a unique value that is taken or wanted twice, any database
-//! error — its transaction is rolled back and each of its commits runs alone, so every
+//! recorded, a command without changes, a stream that moved, a unique value that is taken,
+//! wanted twice or swapped between two of its commands, any database error — its
+//! transaction is rolled back and each of its commits runs alone, so every
 //! outcome, conflict and error is exactly the one the single-commit path gives.
 
 use std::collections::{HashMap, HashSet};
@@ -107,7 +108,7 @@ async fn write_and_reply(pool: &Pool, announcer: &Announcer, group: Vec<Queued>)
     let written = if group.len() > 1 {
         write_group(pool, &group).await
     } else {
-        Err(Fallback)
+        Err(Fallback("a group of one"))
     };
     match written {
         Ok(outcomes) => {
@@ -121,44 +122,59 @@ async fn write_and_reply(pool: &Pool, announcer: &Announcer, group: Vec<Queued>)
                 drop(queued.reply.send(Ok(outcome)));
             }
         }
-        Err(Fallback) => {
-            let alone = group
-                .iter()
-                .map(|queued| commit_alone(pool, announcer, queued.commit()));
-            let outcomes = futures::future::join_all(alone).await;
-            for (queued, outcome) in group.into_iter().zip(outcomes) {
-                drop(queued.reply.send(outcome));
+        Err(Fallback(reason)) => {
+            if group.len() > 1 {
+                tracing::debug!(
+                    group.size = group.len(),
+                    reason,
+                    "group commit fell back to lone commits"
+                );
             }
+            // On a task of their own: a lone commit waiting on a row lock must not hold up the
+            // writer, and with it every group behind it.
+            let (pool, announcer) = (pool.clone(), announcer.clone());
+            tokio::spawn(async move {
+                let alone = group
+                    .iter()
+                    .map(|queued| commit_alone(&pool, &announcer, queued.commit()));
+                let outcomes = futures::future::join_all(alone).await;
+                for (queued, outcome) in group.into_iter().zip(outcomes) {
+                    drop(queued.reply.send(outcome));
+                }
+            });
         }
     }
 }
 
-/// The group cannot be written as one: its commits run alone.
-struct Fallback;
+/// The group cannot be written as one, and why: its commits run alone.
+struct Fallback(&'static str);
 
 impl From<tokio_postgres::Error> for Fallback {
     fn from(_: tokio_postgres::Error) -> Self {
-        Self
+        Self("a database error")
     }
 }
 
 impl From<deadpool_postgres::PoolError> for Fallback {
     fn from(_: deadpool_postgres::PoolError) -> Self {
-        Self
+        Self("no database connection")
     }
 }
 
 impl From<StoreError> for Fallback {
     fn from(_: StoreError) -> Self {
-        Self
+        Self("a stored value cannot be read or written")
     }
 }
 
 /// Writes the whole group in one transaction, or nothing.
 #[tracing::instrument(skip_all, fields(group.size = group.len()))]
 async fn write_group(pool: &Pool, group: &[Queued]) -> Result<Vec<Outcome>, Fallback> {
-    if group.iter().any(|q| q.changes.is_empty()) || wants_a_value_twice(group) {
-        return Err(Fallback);
+    if group.iter().any(|q| q.changes.is_empty()) {
+        return Err(Fallback("a command without changes"));
+    }
+    if values_meet(group) {
+        return Err(Fallback("two commands reserve or swap one unique value"));
     }
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -170,8 +186,11 @@ async fn write_group(pool: &Pool, group: &[Queued]) -> Result<Vec<Outcome>, Fall
         append_events(&tx, group),
     )?;
     let reservations: usize = group.iter().map(|q| q.reserve.len()).sum();
-    if streams != group.len() as u64 || reserved != reservations as u64 {
-        return Err(Fallback);
+    if streams != group.len() as u64 {
+        return Err(Fallback("a stream moved"));
+    }
+    if reserved != reservations as u64 {
+        return Err(Fallback("a unique value is taken"));
     }
     let outcomes: Vec<Outcome> = group
         .iter()
@@ -179,7 +198,7 @@ async fn write_group(pool: &Pool, group: &[Queued]) -> Result<Vec<Outcome>, Fall
             Outcome::Succeeded(Success {
                 http_status: queued.http_status,
                 document: queued.state.clone(),
-                position: events.get(&queued.stream_id).copied(),
+                position: events.get(&stream_key(queued)).copied(),
             })
         })
         .collect();
@@ -191,20 +210,31 @@ async fn write_group(pool: &Pool, group: &[Queued]) -> Result<Vec<Outcome>, Fall
     Ok(outcomes)
 }
 
-/// Whether two commits of the group reserve the same value: one of them must be refused,
-/// which the single-commit path does.
-fn wants_a_value_twice(group: &[Queued]) -> bool {
-    let mut seen = HashSet::new();
+/// Whether a unique value of one commit of the group is also another's: two reserving one
+/// value (one of them must be refused), or one releasing a value another reserves (a swap,
+/// which alone would be refused on both sides, while one group's delete-then-insert would let
+/// both through). Either way the single-commit path decides.
+fn values_meet(group: &[Queued]) -> bool {
+    let key = |q: &'_ Queued, value: &UniqueValue| {
+        (
+            q.command.principal.tenant.as_str().to_owned(),
+            q.command.collection(),
+            value.field.clone(),
+            value.value.clone(),
+        )
+    };
+    let mut reserved = HashSet::new();
+    for queued in group {
+        for value in &queued.reserve {
+            if !reserved.insert(key(queued, value)) {
+                return true;
+            }
+        }
+    }
     group.iter().any(|q| {
-        q.reserve.iter().any(|value| {
-            !seen.insert((
-                q.command.principal.tenant.as_str(),
-                q.command.app.as_str(),
-                q.command.doc.as_str(),
-                value.field.as_str(),
-                value.value.as_str(),
-            ))
-        })
+        q.release
+            .iter()
+            .any(|value| reserved.contains(&key(q, value)))
     })
 }
 
@@ -219,7 +249,7 @@ async fn lock_commands(tx: &Transaction<'_>, group: &[Queued]) -> Result<(), Fal
         .await?;
     let open: i64 = tx.query_one(&statement, &[&ids]).await?.get(0);
     if open != group.len() as i64 {
-        return Err(Fallback);
+        return Err(Fallback("a command is completed already or not recorded"));
     }
     Ok(())
 }
@@ -286,6 +316,14 @@ async fn write_streams(tx: &Transaction<'_>, group: &[Queued]) -> Result<u64, Fa
             .await?;
     }
     Ok(written)
+}
+
+/// A stream's key in the store: streams are per tenant.
+fn stream_key(queued: &Queued) -> (String, String) {
+    (
+        queued.command.principal.tenant.as_str().to_owned(),
+        queued.stream_id.clone(),
+    )
 }
 
 fn tenants<'a>(group: &[&'a Queued]) -> Vec<&'a str> {
@@ -407,7 +445,7 @@ async fn reserve_values(tx: &Transaction<'_>, group: &[Queued]) -> Result<u64, F
 async fn append_events(
     tx: &Transaction<'_>,
     group: &[Queued],
-) -> Result<HashMap<String, LogPosition>, Fallback> {
+) -> Result<HashMap<(String, String), LogPosition>, Fallback> {
     let mut tenants = Vec::new();
     let mut streams = Vec::new();
     let mut collections = Vec::new();
@@ -440,7 +478,7 @@ async fn append_events(
                  (tenant, stream_id, collection, document_id, version, event_id, type, data, metadata, recorded_at)
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::int8[],
                                   $6::uuid[], $7::text[], $8::jsonb[], $9::jsonb[], $10::timestamptz[])
-             RETURNING stream_id, position, tx_id::text",
+             RETURNING tenant, stream_id, position, tx_id::text",
         )
         .await?;
     let rows = tx
@@ -460,14 +498,13 @@ async fn append_events(
             ],
         )
         .await?;
-    let mut last: HashMap<String, LogPosition> = HashMap::new();
+    let mut last: HashMap<(String, String), LogPosition> = HashMap::new();
     for row in rows {
         let position = LogPosition {
-            tx_id: parse_tx_id(row.get(2))?,
-            position: row.get(1),
+            tx_id: parse_tx_id(row.get(3))?,
+            position: row.get(2),
         };
-        let stream: String = row.get(0);
-        let entry = last.entry(stream).or_insert(position);
+        let entry = last.entry((row.get(0), row.get(1))).or_insert(position);
         *entry = (*entry).max(position);
     }
     Ok(last)
@@ -476,13 +513,15 @@ async fn append_events(
 async fn record_positions(
     tx: &Transaction<'_>,
     group: &[Queued],
-    positions: &HashMap<String, LogPosition>,
+    positions: &HashMap<(String, String), LogPosition>,
 ) -> Result<(), Fallback> {
     let queued: Vec<&Queued> = group.iter().collect();
     let mut tx_ids = Vec::new();
     let mut last = Vec::new();
     for q in &queued {
-        let position = positions.get(&q.stream_id).ok_or(Fallback)?;
+        let position = positions
+            .get(&stream_key(q))
+            .ok_or(Fallback("an event's position is missing"))?;
         tx_ids.push(position.tx_text());
         last.push(position.position);
     }
@@ -511,7 +550,7 @@ async fn complete_commands(
         .iter()
         .map(serde_json::to_value)
         .collect::<Result<Vec<Value>, _>>()
-        .map_err(|_| Fallback)?;
+        .map_err(|_| Fallback("an outcome cannot be stored"))?;
     let positions: Vec<Option<i64>> = outcomes
         .iter()
         .map(|outcome| match outcome {

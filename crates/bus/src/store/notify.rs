@@ -68,15 +68,13 @@ async fn announce(pool: Pool, mut appended: mpsc::UnboundedReceiver<String>) {
 
 async fn notify(pool: &Pool, collections: &[String]) -> anyhow::Result<()> {
     let client = pool.get().await?;
+    // One statement, so one transaction, for the whole round.
     let statement = client
-        .prepare_cached(&format!("SELECT pg_notify('{EVENTS_CHANNEL}', $1)"))
+        .prepare_cached(&format!(
+            "SELECT pg_notify('{EVENTS_CHANNEL}', c) FROM unnest($1::text[]) AS c"
+        ))
         .await?;
-    futures::future::try_join_all(
-        collections
-            .iter()
-            .map(|collection| async { client.execute(&statement, &[collection]).await }),
-    )
-    .await?;
+    client.execute(&statement, &[&collections]).await?;
     Ok(())
 }
 
