@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::headers::{Wait, etag};
+use crate::replies::Waiter;
 use crate::state::AppState;
 
 /// How long a publish may wait for JetStream's ack before the request fails fast.
@@ -28,11 +29,18 @@ pub async fn submit(
     command: CommandEnvelope,
     wait: Wait,
 ) -> Result<Response, ApiError> {
-    let accepted = state
-        .store
-        .accept_command(&command)
-        .await
-        .map_err(ApiError::store_unavailable)?;
+    let wait = match wait {
+        Wait::Up(duration) if !duration.is_zero() => Some(duration),
+        _ => None,
+    };
+    // Recording and publishing run on a task of their own: a client that disconnects in
+    // between must not leave a command recorded as accepted that is never published.
+    let (accepted, waiter) = {
+        let (state, command) = (state.clone(), command.clone());
+        tokio::spawn(async move { record_and_publish(&state, &command, wait.is_some()).await })
+            .await
+            .map_err(ApiError::internal)??
+    };
     if let Acceptance::Existing(stored) = accepted {
         if stored.request_hash != command.request_hash {
             return Err(ApiError::IdempotencyKeyReused);
@@ -40,24 +48,9 @@ pub async fn submit(
         if let Some(outcome) = stored.outcome {
             return respond(schema, &command.principal, outcome);
         }
-        // Still in flight: publish again (a no-op if the first publish landed) so a command
-        // whose first publish was lost cannot stay stuck.
-        publish(state, &command, None).await?;
         return Err(ApiError::IdempotencyInFlight);
     }
-    let waiter = match wait {
-        Wait::Up(duration) if !duration.is_zero() => {
-            Some((state.replies.register(command.id), duration))
-        }
-        _ => None,
-    };
-    publish(
-        state,
-        &command,
-        waiter.as_ref().map(|_| state.replies.subject(command.id)),
-    )
-    .await?;
-    if let Some((mut waiter, duration)) = waiter {
+    if let (Some(mut waiter), Some(duration)) = (waiter, wait) {
         if let Ok(Ok(outcome)) = tokio::time::timeout(duration, &mut waiter.receiver).await {
             return respond(schema, &command.principal, outcome);
         }
@@ -72,6 +65,37 @@ pub async fn submit(
         }
     }
     Ok(accepted_response(&command))
+}
+
+/// Records the command and publishes it when it is new (with a waiter for its reply when
+/// asked), or publishes it again when it is known but still undecided, so a command whose
+/// first publish was lost cannot stay stuck (JetStream drops the copy if the first landed).
+async fn record_and_publish(
+    state: &AppState,
+    command: &CommandEnvelope,
+    wait: bool,
+) -> Result<(Acceptance, Option<Waiter>), ApiError> {
+    let accepted = state
+        .store
+        .accept_command(command)
+        .await
+        .map_err(ApiError::store_unavailable)?;
+    match &accepted {
+        Acceptance::New => {
+            // Registered before publishing, so a fast reply is not missed.
+            let waiter = wait.then(|| state.replies.register(command.id));
+            let reply_to = waiter.as_ref().map(|_| state.replies.subject(command.id));
+            publish(state, command, reply_to).await?;
+            Ok((accepted, waiter))
+        }
+        Acceptance::Existing(stored)
+            if stored.outcome.is_none() && stored.request_hash == command.request_hash =>
+        {
+            publish(state, command, None).await?;
+            Ok((accepted, None))
+        }
+        Acceptance::Existing(_) => Ok((accepted, None)),
+    }
 }
 
 #[tracing::instrument(skip_all, fields(command.id = %command.id), err(level = "warn"))]

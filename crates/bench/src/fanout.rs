@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
-use herald_load::LatencySummary;
+use herald_load::{LatencySummary, latency_histogram};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -71,8 +71,7 @@ impl Subscribers {
         let done = Arc::new(AtomicUsize::new(0));
         let connected = Arc::new(AtomicUsize::new(0));
         let stop = CancellationToken::new();
-        let empty =
-            Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).context("histogram bounds")?;
+        let empty = latency_histogram()?;
         let mut tasks = JoinSet::new();
         for _ in 0..count {
             let request = client
@@ -177,8 +176,7 @@ impl Subscribers {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.stop.cancel();
-        let mut latency =
-            Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).context("histogram bounds")?;
+        let mut latency = latency_histogram()?;
         let (mut lost, mut dropped) = (0, 0);
         while let Some(tally) = self.tasks.join_next().await {
             let tally = tally.context("a subscriber failed")?;

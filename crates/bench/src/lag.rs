@@ -9,8 +9,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use hdrhistogram::Histogram;
-use herald_load::LatencySummary;
+use herald_load::{LatencySummary, latency_histogram};
 use tokio_util::sync::CancellationToken;
 
 /// How often the checkpoint is read.
@@ -45,8 +44,7 @@ pub async fn sample_lag(
         .context("the projection has no active version")?
         .get(0);
     let statement = client.prepare(POLL).await?;
-    let mut histogram =
-        Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).context("histogram bounds")?;
+    let mut histogram = latency_histogram()?;
     let (mut tx, mut position) = (String::from("0"), 0_i64);
     let mut ticker = tokio::time::interval(POLL_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -483,7 +483,7 @@ async fn measure(
             "W8: soak for {}",
             humantime::format_duration(soak)
         ));
-        let (row, soak_raw) = soak_run(&servers, herald_writes, half_rate, soak).await?;
+        let (row, soak_raw) = soak_run(&servers, scale, herald_writes, half_rate, soak).await?;
         rows.push(row);
         raw.insert("w8_soak".into(), soak_raw);
     }
@@ -598,25 +598,36 @@ async fn with_peak_rss<T>(
     pid: u32,
     work: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<(T, u64)> {
+    let (result, samples) = with_rss(pid, RSS_INTERVAL, work).await?;
+    Ok((result?, samples.into_iter().max().unwrap_or(0)))
+}
+
+/// Runs `work` while reading `pid`'s memory every `interval`; returns its result and the
+/// readings.
+async fn with_rss<T>(
+    pid: u32,
+    interval: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> anyhow::Result<(T, Vec<u64>)> {
     let stop = CancellationToken::new();
     let sampler = tokio::spawn({
         let stop = stop.clone();
         async move {
-            let mut peak = 0;
-            let mut ticker = tokio::time::interval(RSS_INTERVAL);
+            let mut samples = Vec::new();
+            let mut ticker = tokio::time::interval(interval);
             while !stop.is_cancelled() {
                 tokio::select! {
                     () = stop.cancelled() => {}
-                    _ = ticker.tick() => peak = peak.max(rss_bytes(pid).unwrap_or(0)),
+                    _ = ticker.tick() => samples.push(rss_bytes(pid).unwrap_or(0)),
                 }
             }
-            peak
+            samples
         }
     });
     let result = work.await;
     stop.cancel();
-    let peak = sampler.await.context("the memory sampler failed")?;
-    Ok((result?, peak))
+    let samples = sampler.await.context("the memory sampler failed")?;
+    Ok((result, samples))
 }
 
 fn ratio(herald: &Report, direct: &Report) -> f64 {
@@ -660,36 +671,53 @@ fn build_deadline(documents: u64) -> Instant {
 /// Waits until the first version of the view has applied every event it was created with.
 async fn wait_for_catch_up(db: &BenchDatabase, documents: u64) -> anyhow::Result<()> {
     let client = db.connect().await?;
-    let deadline = build_deadline(documents);
-    loop {
-        let caught_up = client
-            .query_opt(
-                "SELECT 1 FROM herald.projections
+    poll_until(
+        build_deadline(documents),
+        "the view to catch up",
+        || async {
+            let caught_up = client
+                .query_opt(
+                    "SELECT 1 FROM herald.projections
                  WHERE name = $1 AND state = 'active' AND events_done >= events_total",
-                &[&PROJECTION],
-            )
-            .await?
-            .is_some();
-        if caught_up {
-            return Ok(());
+                    &[&PROJECTION],
+                )
+                .await?
+                .is_some();
+            Ok(caught_up.then_some(()))
+        },
+    )
+    .await
+}
+
+/// Asks `check` every 100 ms until it answers, failing once `deadline` has passed.
+async fn poll_until<T, F, Fut>(deadline: Instant, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    loop {
+        if let Some(answer) = check().await? {
+            return Ok(answer);
         }
         if Instant::now() > deadline {
-            bail!("the view did not catch up in time");
+            bail!("gave up waiting for {what}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-/// Waits until Herald has worked off everything the runs before left it — every command
-/// decided, the view and the relay through the whole log — so a run (Herald's or the
-/// baseline's) never shares the machine with the backlog of the one before it.
+/// Waits until Herald has worked off everything the runs before left it — every command of
+/// the last seconds decided, the view and the relay through the whole log — so a run
+/// (Herald's or the baseline's) never shares the machine with the backlog of the one before
+/// it. An older undecided command is not waited for: only a crash can leave one.
 async fn settle(database_url: &str) -> anyhow::Result<()> {
     let client = crate::setup::connect(database_url).await?;
     let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
+    poll_until(deadline, "Herald to work off its backlog", || async {
         let busy: bool = client
             .query_one(
-                "SELECT EXISTS (SELECT 1 FROM herald.commands WHERE status = 'accepted')
+                "SELECT EXISTS (SELECT 1 FROM herald.commands
+                                WHERE status = 'accepted' AND created_at > now() - interval '3 seconds')
                      OR EXISTS (
                          SELECT 1 FROM herald.projections p
                          JOIN herald.checkpoints c ON c.name = p.checkpoint
@@ -704,14 +732,9 @@ async fn settle(database_url: &str) -> anyhow::Result<()> {
             )
             .await?
             .get(0);
-        if !busy {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("Herald did not work off its backlog in time");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Ok((!busy).then_some(()))
+    })
+    .await
 }
 
 /// Asks Herald, as an operator, to rebuild the view from position zero.
@@ -733,39 +756,43 @@ async fn request_rebuild(servers: &Servers, env: &HeraldEnv) -> anyhow::Result<(
 /// seconds from the version's creation to its activation, as the catalog recorded them.
 async fn wait_for_build(db: &BenchDatabase, documents: u64) -> anyhow::Result<(u64, f64)> {
     let client = db.connect().await?;
-    let deadline = build_deadline(documents);
-    let mut last_report = Instant::now();
-    loop {
-        let row = client
-            .query_opt(
-                "SELECT state, events_total, events_done,
-                        extract(epoch FROM activated_at - created_at)::float8
-                 FROM herald.projections WHERE name = $1 ORDER BY version DESC LIMIT 1",
-                &[&PROJECTION],
-            )
-            .await?;
-        if let Some(row) = row {
+    let last_report = std::cell::Cell::new(Instant::now());
+    poll_until(build_deadline(documents), "the view to be rebuilt", || {
+        let (client, last_report) = (&client, &last_report);
+        async move {
+            let Some(row) = client
+                .query_opt(
+                    "SELECT state, events_total, events_done,
+                            extract(epoch FROM activated_at - created_at)::float8
+                     FROM herald.projections WHERE name = $1 ORDER BY version DESC LIMIT 1",
+                    &[&PROJECTION],
+                )
+                .await?
+            else {
+                return Ok(None);
+            };
             let state: String = row.get(0);
             let total: i64 = row.get(1);
             let done: i64 = row.get(2);
             if state == "active" {
                 let seconds: Option<f64> = row.get(3);
-                return Ok((u64::try_from(total).unwrap_or(0), seconds.unwrap_or(0.0)));
+                return Ok(Some((
+                    u64::try_from(total).unwrap_or(0),
+                    seconds.unwrap_or(0.0),
+                )));
             }
-            if last_report.elapsed() > Duration::from_secs(5) {
+            if last_report.get().elapsed() > Duration::from_secs(5) {
                 say(&format!(
                     "  {} of {} events applied",
                     thousands(done as f64),
                     thousands(total as f64)
                 ));
-                last_report = Instant::now();
+                last_report.set(Instant::now());
             }
+            Ok(None)
         }
-        if Instant::now() > deadline {
-            bail!("the view was not built in time");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 /// Gives the baseline the same listing documents, then fresh statistics for both tables.
@@ -921,23 +948,10 @@ async fn fan_out(
     Ok((fanout, writes))
 }
 
-/// The tenant's event count once no command of it is still being handled.
+/// The tenant's event count once Herald has settled (no command still being handled).
 async fn settled_events(database_url: &str, tenant: &str) -> anyhow::Result<u64> {
+    settle(database_url).await?;
     let client = crate::setup::connect(database_url).await?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let pending: i64 = client
-            .query_one(
-                "SELECT count(*) FROM herald.commands WHERE tenant = $1 AND status = 'accepted'",
-                &[&tenant],
-            )
-            .await?
-            .get(0);
-        if pending == 0 || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let count: i64 = client
         .query_one(
             "SELECT count(*) FROM herald.events WHERE tenant = $1",
@@ -952,6 +966,7 @@ async fn settled_events(database_url: &str, tenant: &str) -> anyhow::Result<u64>
 /// is measured from the end of the first tenth (allocator and caches warmed) to the end.
 async fn soak_run(
     servers: &Servers,
+    scale: &Scale,
     api: Api,
     rate: f64,
     length: Duration,
@@ -961,29 +976,17 @@ async fn soak_run(
         target: Target::parse(&format!("http://{}/", servers.herald_addr))?,
         mode: Mode::Open {
             rate,
-            max_connections: 64,
+            max_connections: scale.connections,
         },
         warmup: Duration::ZERO,
         duration: length,
     };
-    let stop = CancellationToken::new();
-    let sampler = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            let mut samples = Vec::new();
-            let mut ticker = tokio::time::interval(Duration::from_secs(1));
-            while !stop.is_cancelled() {
-                tokio::select! {
-                    () = stop.cancelled() => {}
-                    _ = ticker.tick() => samples.push(rss_bytes(pid).unwrap_or(0)),
-                }
-            }
-            samples
-        }
-    });
-    let report = run_load(&config, std::sync::Arc::new(Create::new(api, "soak"))).await;
-    stop.cancel();
-    let samples = sampler.await.context("the memory sampler failed")?;
+    let (report, samples) = with_rss(
+        pid,
+        Duration::from_secs(1),
+        run_load(&config, std::sync::Arc::new(Create::new(api, "soak"))),
+    )
+    .await?;
     let report = report?;
     let settled = samples.get(samples.len() / 10).copied().unwrap_or(0);
     let end = samples.last().copied().unwrap_or(0);

@@ -14,6 +14,10 @@ fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test]
 async fn the_baseline_inserts_reads_merges_and_lists_documents() {
     let db = BenchDatabase::create(&admin_url()).await.unwrap();
@@ -63,24 +67,14 @@ async fn the_baseline_inserts_reads_merges_and_lists_documents() {
     );
     assert_eq!(patched["version"], 2);
 
-    let read: Value = http
-        .get(format!("{base}/{}", ids[0]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let read = get_json(&http, &format!("{base}/{}", ids[0])).await;
     assert_eq!(read, patched);
 
-    let page: Value = http
-        .get(format!("{base}?status=published&price_lt=100&limit=50"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = get_json(
+        &http,
+        &format!("{base}?status=published&price_lt=100&limit=50"),
+    )
+    .await;
     let names: Vec<&str> = page["data"]
         .as_array()
         .unwrap()

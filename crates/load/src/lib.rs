@@ -43,6 +43,7 @@ pub mod source;
 pub mod target;
 
 pub use error::LoadError;
+pub use record::latency_histogram;
 pub use report::{KindReport, LatencySummary, ModeReport, Report, StatusCounts};
 pub use run::{LoadConfig, Mode, run_load};
 pub use source::{FixedGet, RequestSource, RequestSpec, TemplatePost, fill_template, parse_header};

@@ -16,6 +16,11 @@ const MAX_LATENCY_US: u64 = 3_600_000_000;
 /// Three significant digits keep the error under 0.1 % at a few kilobytes per histogram.
 const SIGNIFICANT_DIGITS: u8 = 3;
 
+/// An empty histogram of latencies in microseconds, as every figure of the harness uses.
+pub fn latency_histogram() -> Result<Histogram<u64>, LoadError> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGNIFICANT_DIGITS).map_err(LoadError::Histogram)
+}
+
 /// Figures of one request kind.
 #[derive(Clone)]
 struct KindStats {
@@ -35,8 +40,7 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     pub(crate) fn new() -> Result<Self, LoadError> {
-        let empty = Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGNIFICANT_DIGITS)
-            .map_err(LoadError::Histogram)?;
+        let empty = latency_histogram()?;
         Ok(Self {
             empty,
             kinds: HashMap::new(),
