@@ -223,6 +223,11 @@ async fn projection_status_metrics_and_readiness_report_lag() {
         "{text}"
     );
     assert!(text.contains("herald_relay_lag_events"), "{text}");
+    assert!(text.contains("herald_group_commits_total"), "{text}");
+    assert!(
+        text.contains("herald_group_commit_fallbacks_total"),
+        "{text}"
+    );
     assert!(text.contains("herald_log_frontier_age_seconds"), "{text}");
     // Operators' routes act on every tenant: only admins of the operators' tenant reach them.
     let tenant_admin = app.token("ola", &["admin"], "globex");

@@ -227,6 +227,29 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         "Event streams this api process ended because the subscriber fell behind",
         lagged,
     );
+    if let Some(groups) = state.store.group_counts() {
+        for (name, help, value) in [
+            (
+                "group_commits",
+                "Groups of commands this process committed in one transaction",
+                &groups.groups,
+            ),
+            (
+                "group_committed_commands",
+                "Commands this process committed in groups",
+                &groups.commits,
+            ),
+            (
+                "group_commit_fallbacks",
+                "Groups this process committed command by command instead",
+                &groups.fallbacks,
+            ),
+        ] {
+            let counter = Counter::<u64>::default();
+            counter.inc_by(value.load(Ordering::Relaxed));
+            registry.register(name, help, counter);
+        }
+    }
     register_tasks(&mut registry, &task_states, &task_durations);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).map_err(ApiError::internal)?;

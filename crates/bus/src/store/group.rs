@@ -15,6 +15,8 @@
 //! outcome, conflict and error is exactly the one the single-commit path gives.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
@@ -71,17 +73,35 @@ impl Queued {
 #[derive(Clone)]
 pub(crate) struct GroupCommit {
     batcher: Batcher<Queued>,
+    counts: Arc<GroupCounts>,
+}
+
+/// What group commit has done in this process, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct GroupCounts {
+    /// Groups of two or more written as one transaction.
+    pub groups: AtomicU64,
+    /// Commits written in those groups.
+    pub commits: AtomicU64,
+    /// Groups of two or more that fell back to committing each alone.
+    pub fallbacks: AtomicU64,
 }
 
 impl GroupCommit {
     /// Starts the writers on the current runtime; `None` outside one (commits run alone).
     pub(crate) fn start(pool: &Pool, announcer: &Announcer) -> Option<Self> {
         let (pool, announcer) = (pool.clone(), announcer.clone());
+        let counts = Arc::new(GroupCounts::default());
+        let counted = counts.clone();
         let batcher = Batcher::start(WRITERS, MAX_GROUP, move |group| {
-            let (pool, announcer) = (pool.clone(), announcer.clone());
-            async move { write_and_reply(&pool, &announcer, group).await }
+            let (pool, announcer, counts) = (pool.clone(), announcer.clone(), counted.clone());
+            async move { write_and_reply(&pool, &announcer, &counts, group).await }
         })?;
-        Some(Self { batcher })
+        Some(Self { batcher, counts })
+    }
+
+    pub(crate) fn counts(&self) -> &GroupCounts {
+        &self.counts
     }
 
     /// Commits in the next group; `None` when the writers are gone.
@@ -104,7 +124,12 @@ impl GroupCommit {
     }
 }
 
-async fn write_and_reply(pool: &Pool, announcer: &Announcer, group: Vec<Queued>) {
+async fn write_and_reply(
+    pool: &Pool,
+    announcer: &Announcer,
+    counts: &GroupCounts,
+    group: Vec<Queued>,
+) {
     let written = if group.len() > 1 {
         write_group(pool, &group).await
     } else {
@@ -112,6 +137,10 @@ async fn write_and_reply(pool: &Pool, announcer: &Announcer, group: Vec<Queued>)
     };
     match written {
         Ok(outcomes) => {
+            counts.groups.fetch_add(1, Ordering::Relaxed);
+            counts
+                .commits
+                .fetch_add(group.len() as u64, Ordering::Relaxed);
             let collections: HashSet<String> =
                 group.iter().map(|q| q.command.collection()).collect();
             collections
@@ -124,6 +153,7 @@ async fn write_and_reply(pool: &Pool, announcer: &Announcer, group: Vec<Queued>)
         }
         Err(Fallback(reason)) => {
             if group.len() > 1 {
+                counts.fallbacks.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(
                     group.size = group.len(),
                     reason,

@@ -17,6 +17,7 @@ use std::future::Future;
 
 use serde_json::{Value, json};
 
+pub use group::GroupCounts;
 pub use memory::MemoryStore;
 pub use migrate::migrate;
 pub use postgres::{Acceptance, PgStore};

@@ -8,7 +8,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::accept::AcceptGroup;
-use super::group::GroupCommit;
+use super::group::{GroupCommit, GroupCounts};
 use super::notify::Announcer;
 use super::{
     Commit, EventStore, LoadedStream, StoreError, event_metadata, event_type, parse_tx_id,
@@ -73,6 +73,11 @@ impl PgStore {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// What group commit has done in this process; `None` outside a runtime.
+    pub fn group_counts(&self) -> Option<&GroupCounts> {
+        self.group.as_ref().map(GroupCommit::counts)
     }
 
     /// Records a command as accepted, unless its id is already known.
