@@ -68,11 +68,11 @@ impl TailEvent {
     /// The body for `selection`, rendered once per distinct [`Rights`].
     fn rendered(&self, registry: &Registry, selection: &Selection) -> Option<Arc<str>> {
         let principal = &selection.principal;
-        let owner = principal
-            .sub
+        let owner = self
+            .event
+            .created_by
             .as_deref()
-            .zip(self.event.created_by.as_deref())
-            .is_some_and(|(sub, creator)| !creator.is_empty() && sub == creator);
+            .is_some_and(|creator| principal.owns(creator));
         let same = |rights: &Rights| {
             rights.signed_in == principal.sub.is_some()
                 && rights.owner == owner

@@ -256,7 +256,10 @@ async fn measure(
     say("W5: commit to view lag at half the W1 rate");
     let half_rate = (w1_herald.total.requests_per_sec / 2.0).max(1.0);
     let stop = CancellationToken::new();
-    let sampler = tokio::spawn(sample_lag_owned(db.url.clone(), stop.clone()));
+    let sampler = tokio::spawn({
+        let (url, stop) = (db.url.clone(), stop.clone());
+        async move { sample_lag(&url, PROJECTION, WRITE_TENANT, stop).await }
+    });
     let w5_load = load(
         servers.herald_addr,
         Create::new(herald_writes.clone(), "w5"),
@@ -888,13 +891,6 @@ async fn list_plan(db: &BenchDatabase) -> anyhow::Result<String> {
         .next()
         .unwrap_or(scan)
         .to_owned())
-}
-
-async fn sample_lag_owned(
-    database_url: String,
-    stop: CancellationToken,
-) -> anyhow::Result<herald_load::LatencySummary> {
-    sample_lag(&database_url, PROJECTION, WRITE_TENANT, stop).await
 }
 
 async fn fan_out(

@@ -74,6 +74,14 @@ impl Principal {
         self.is_admin() && operator_tenant.is_some_and(|t| t == self.tenant.as_str())
     }
 
+    /// Whether the caller created a document recorded as created by `creator`. Anonymous
+    /// creators are recorded as "", which no token's `sub` can be.
+    pub fn owns(&self, creator: &str) -> bool {
+        self.sub
+            .as_deref()
+            .is_some_and(|sub| !creator.is_empty() && sub == creator)
+    }
+
     fn has_role(&self, role: &Role, owner: Ownership<'_>) -> bool {
         match role {
             Role::Public => true,
@@ -81,11 +89,9 @@ impl Principal {
             Role::Staff => self.rank() >= Rank::Staff,
             Role::Admin => self.rank() >= Rank::Admin,
             Role::Custom(name) => self.sub.is_some() && self.roles.iter().any(|r| r == name),
-            Role::Owner => match (owner, &self.sub) {
-                // Anonymous creators are recorded as "", which no token's `sub` can be.
-                (Ownership::CreatedBy(creator), Some(sub)) => !creator.is_empty() && creator == sub,
-                (Ownership::Creating | Ownership::Unknown, Some(_)) => true,
-                (_, None) => false,
+            Role::Owner => match owner {
+                Ownership::CreatedBy(creator) => self.owns(creator),
+                Ownership::Creating | Ownership::Unknown => self.sub.is_some(),
             },
         }
     }

@@ -1,6 +1,6 @@
 //! A queue that hands whatever has gathered to a writer as one batch: the machinery shared by
-//! group commit ([`super::group`]) and the api's grouped command records
-//! ([`super::postgres::PgStore::accept_command`]).
+//! group commit ([`super::group`]), the api's grouped command records
+//! ([`super::accept`]) and the rounds of append notifications ([`super::notify`]).
 //!
 //! There is no timer: a batch is what queued while the writers were busy with the previous
 //! ones, so an idle service writes each item at once and a busy one writes larger batches.

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::batch::Batcher;
 use super::notify::Announcer;
-use super::postgres::commit_alone;
+use super::postgres::{commit_alone, stored_status, to_json};
 use super::{Commit, StoreError, event_metadata, event_type, parse_tx_id};
 use crate::command::{CommandEnvelope, Outcome, Success};
 use crate::decide::UniqueValue;
@@ -375,15 +375,7 @@ fn new_versions(group: &[&Queued]) -> Vec<i64> {
 }
 
 fn snapshots(group: &[&Queued]) -> Result<Vec<Value>, StoreError> {
-    group
-        .iter()
-        .map(|q| {
-            serde_json::to_value(&q.state).map_err(|source| StoreError::Decode {
-                what: "snapshot".into(),
-                source,
-            })
-        })
-        .collect()
+    group.iter().map(|q| to_json(&q.state)).collect()
 }
 
 /// The unique values of the group, one array per column.
@@ -578,24 +570,19 @@ async fn complete_commands(
     let ids: Vec<Uuid> = group.iter().map(|q| q.command.id.0).collect();
     let stored = outcomes
         .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<Vec<Value>, _>>()
-        .map_err(|_| Fallback("an outcome cannot be stored"))?;
-    let positions: Vec<Option<i64>> = outcomes
-        .iter()
-        .map(|outcome| match outcome {
-            Outcome::Succeeded(success) => success.position.map(|p| p.position),
-            Outcome::Rejected(_) => None,
-        })
-        .collect();
+        .map(to_json)
+        .collect::<Result<Vec<Value>, _>>()?;
+    let (statuses, positions): (Vec<&str>, Vec<Option<i64>>) =
+        outcomes.iter().map(stored_status).unzip();
     let statement = tx
         .prepare_cached(
             "UPDATE herald.commands c
-             SET status = 'succeeded', outcome = u.o, position = u.p, completed_at = now()
-             FROM unnest($1::uuid[], $2::jsonb[], $3::int8[]) AS u(id, o, p)
+             SET status = u.s, outcome = u.o, position = u.p, completed_at = now()
+             FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int8[]) AS u(id, s, o, p)
              WHERE c.id = u.id",
         )
         .await?;
-    tx.execute(&statement, &[&ids, &stored, &positions]).await?;
+    tx.execute(&statement, &[&ids, &statuses, &stored, &positions])
+        .await?;
     Ok(())
 }

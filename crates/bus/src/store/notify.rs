@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use futures::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use super::batch::Batcher;
 use super::reader::EVENTS_CHANNEL;
 use crate::settings::DatabaseSettings;
 
@@ -29,40 +30,36 @@ const ANNOUNCE_BATCH: usize = 256;
 /// wait for the flush of the one before it and group commit would never happen. Here a task
 /// sends the notifications on its own, in rounds: appends that commit while one round is
 /// being sent are announced together in the next, one notification per collection.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Announcer {
-    appended: mpsc::UnboundedSender<String>,
+    /// Absent outside a runtime: nothing is announced and readers rely on polling alone.
+    rounds: Option<Batcher<String>>,
 }
 
 impl Announcer {
-    /// Starts the announcing task on the current runtime; it ends when the last clone of
-    /// the announcer is dropped. Outside a runtime nothing is announced and readers rely
-    /// on polling alone.
+    /// Starts the one announcing task on the current runtime; it ends when the last clone of
+    /// the announcer is dropped.
     pub fn start(pool: Pool) -> Self {
-        let (appended, receiver) = mpsc::unbounded_channel();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(announce(pool, receiver));
-        }
-        Self { appended }
+        let rounds = Batcher::start(1, ANNOUNCE_BATCH, move |mut collections: Vec<String>| {
+            let pool = pool.clone();
+            async move {
+                collections.sort_unstable();
+                collections.dedup();
+                if let Err(error) = notify(&pool, &collections).await {
+                    // A lost notification delays readers until their next poll; nothing more.
+                    debug!(%error, "append notifications not sent");
+                }
+            }
+        });
+        Self { rounds }
     }
 
     /// Announces that events of `collection` were committed.
     pub fn appended(&self, collection: String) {
-        // Only fails when the task is gone (no runtime): readers still poll.
-        drop(self.appended.send(collection));
-    }
-}
-
-async fn announce(pool: Pool, mut appended: mpsc::UnboundedReceiver<String>) {
-    let mut collections = Vec::with_capacity(ANNOUNCE_BATCH);
-    while appended.recv_many(&mut collections, ANNOUNCE_BATCH).await > 0 {
-        collections.sort_unstable();
-        collections.dedup();
-        if let Err(error) = notify(&pool, &collections).await {
-            // A lost notification delays readers until their next poll; nothing more.
-            debug!(%error, "append notifications not sent");
+        if let Some(rounds) = &self.rounds {
+            // Only refused when the task is gone: readers still poll.
+            drop(rounds.push(collection));
         }
-        collections.clear();
     }
 }
 

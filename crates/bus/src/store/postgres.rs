@@ -142,7 +142,7 @@ fn parse_outcome(value: Value) -> Result<Outcome, StoreError> {
     })
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, StoreError> {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, StoreError> {
     serde_json::to_value(value).map_err(|source| StoreError::Decode {
         what: "value".into(),
         source,
@@ -236,15 +236,20 @@ async fn lock_command(
         .transpose()
 }
 
+/// The `status` and `position` a command's row records for its outcome.
+pub(crate) fn stored_status(outcome: &Outcome) -> (&'static str, Option<i64>) {
+    match outcome {
+        Outcome::Succeeded(success) => ("succeeded", success.position.map(|p| p.position)),
+        Outcome::Rejected(_) => ("rejected", None),
+    }
+}
+
 async fn complete_command(
     tx: &Transaction<'_>,
     id: CommandId,
     outcome: &Outcome,
 ) -> Result<(), StoreError> {
-    let (status, position) = match outcome {
-        Outcome::Succeeded(success) => ("succeeded", success.position.map(|p| p.position)),
-        Outcome::Rejected(_) => ("rejected", None),
-    };
+    let (status, position) = stored_status(outcome);
     execute_cached(
         tx,
         "UPDATE herald.commands
