@@ -10,6 +10,7 @@ use herald_bus::document::DocumentState;
 use herald_bus::position::LogPosition;
 use herald_bus::schema::DocumentSchema;
 use herald_bus::store::parse_tx_id;
+use herald_bus::store::reader::checkpoint_at;
 use herald_projector::apply::row_state;
 use herald_projector::catalog::active_checkpoint;
 use herald_projector::{Column, ROW_COLUMNS, columns_of, read_relation};
@@ -69,15 +70,13 @@ pub async fn fetch_document(
         .query_one(&statement, &[&tenant, &id, &view.projection])
         .await
         .map_err(ApiError::store_unavailable)?;
-    let checkpoint = match row.get::<_, Option<&str>>(0) {
-        Some(tx) => LogPosition {
-            tx_id: parse_tx_id(tx).map_err(ApiError::internal)?,
-            position: row.get(1),
-        },
-        None => LogPosition::START,
+    let checkpoint = checkpoint_at(Some(&row), 0).map_err(ApiError::internal)?;
+    let found: Option<Uuid> = row.try_get(2).map_err(ApiError::internal)?;
+    let document = match found {
+        Some(_) => Some(row_state(&row, 2).map_err(ApiError::internal)?),
+        None => None,
     };
-    let found: Option<Uuid> = row.get(2);
-    Ok((found.map(|_| row_state(&row, 2)), checkpoint))
+    Ok((document, checkpoint))
 }
 
 fn prefixed_columns(alias: &str) -> String {
@@ -187,7 +186,8 @@ pub async fn check_issued(
         .query_one("SELECT pg_snapshot_xmax(pg_current_snapshot())::text", &[])
         .await
         .map_err(ApiError::store_unavailable)?
-        .get(0);
+        .try_get(0)
+        .map_err(ApiError::internal)?;
     if target.tx_id >= parse_tx_id(&head).map_err(ApiError::internal)? {
         return Err(ApiError::invalid_query(
             parameter,

@@ -138,22 +138,22 @@ impl<E: std::error::Error> From<E> for Failed {
     }
 }
 
-fn document(row: &tokio_postgres::Row) -> Value {
-    let mut doc = match row.get::<_, Value>(2) {
+fn document(row: &tokio_postgres::Row) -> Result<Value, tokio_postgres::Error> {
+    let mut doc = match row.try_get::<_, Value>(2)? {
         Value::Object(map) => map,
         _ => Map::new(),
     };
-    doc.insert("id".into(), json!(row.get::<_, Uuid>(0)));
-    doc.insert("version".into(), json!(row.get::<_, i64>(1)));
+    doc.insert("id".into(), json!(row.try_get::<_, Uuid>(0)?));
+    doc.insert("version".into(), json!(row.try_get::<_, i64>(1)?));
     doc.insert(
         "created_at".into(),
-        json!(row.get::<_, chrono::DateTime<chrono::Utc>>(3)),
+        json!(row.try_get::<_, chrono::DateTime<chrono::Utc>>(3)?),
     );
     doc.insert(
         "updated_at".into(),
-        json!(row.get::<_, chrono::DateTime<chrono::Utc>>(4)),
+        json!(row.try_get::<_, chrono::DateTime<chrono::Utc>>(4)?),
     );
-    Value::Object(doc)
+    Ok(Value::Object(doc))
 }
 
 async fn create(
@@ -166,7 +166,7 @@ async fn create(
     let row = client
         .query_one(&statement, &[&tenant, &Uuid::now_v7(), &body])
         .await?;
-    Ok((StatusCode::CREATED, Json(document(&row))).into_response())
+    Ok((StatusCode::CREATED, Json(document(&row)?)).into_response())
 }
 
 async fn read(
@@ -176,7 +176,7 @@ async fn read(
     let client = pool.get().await?;
     let statement = client.prepare_cached(SELECT).await?;
     Ok(match client.query_opt(&statement, &[&tenant, &id]).await? {
-        Some(row) => Json(document(&row)).into_response(),
+        Some(row) => Json(document(&row)?).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     })
 }
@@ -193,7 +193,7 @@ async fn update(
             .query_opt(&statement, &[&tenant, &id, &patch])
             .await?
         {
-            Some(row) => Json(document(&row)).into_response(),
+            Some(row) => Json(document(&row)?).into_response(),
             None => StatusCode::NOT_FOUND.into_response(),
         },
     )
@@ -224,6 +224,6 @@ async fn list(
             &[&tenant, &query.status, &query.price_lt, &query.limit],
         )
         .await?;
-    let data: Vec<Value> = rows.iter().map(document).collect();
+    let data: Vec<Value> = rows.iter().map(document).collect::<Result<_, _>>()?;
     Ok(Json(json!({ "data": data })).into_response())
 }

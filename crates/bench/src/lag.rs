@@ -42,7 +42,7 @@ pub async fn sample_lag(
         )
         .await
         .context("the projection has no active version")?
-        .get(0);
+        .try_get(0)?;
     let statement = client.prepare(POLL).await?;
     let mut histogram = latency_histogram()?;
     let (mut tx, mut position) = (String::from("0"), 0_i64);
@@ -57,7 +57,7 @@ pub async fn sample_lag(
         let row = client
             .query_one(&statement, &[&checkpoint, &tenant, &tx, &position])
             .await?;
-        let lags: Vec<i64> = row.get(2);
+        let lags: Vec<i64> = row.try_get(2)?;
         // The first poll only finds where the checkpoint is: what it passed came before.
         if !first {
             for lag in lags {
@@ -65,7 +65,7 @@ pub async fn sample_lag(
             }
         }
         first = false;
-        (tx, position) = (row.get(0), row.get(1));
+        (tx, position) = (row.try_get(0)?, row.try_get(1)?);
     }
     Ok(LatencySummary::of(&histogram))
 }

@@ -734,7 +734,7 @@ async fn settle(database_url: &str) -> anyhow::Result<()> {
                 &[],
             )
             .await?
-            .get(0);
+            .try_get(0)?;
         Ok((!busy).then_some(()))
     })
     .await
@@ -774,11 +774,11 @@ async fn wait_for_build(db: &BenchDatabase, documents: u64) -> anyhow::Result<(u
             else {
                 return Ok(None);
             };
-            let state: String = row.get(0);
-            let total: i64 = row.get(1);
-            let done: i64 = row.get(2);
+            let state: String = row.try_get(0)?;
+            let total: i64 = row.try_get(1)?;
+            let done: i64 = row.try_get(2)?;
             if state == "active" {
-                let seconds: Option<f64> = row.get(3);
+                let seconds: Option<f64> = row.try_get(3)?;
                 return Ok(Some((
                     u64::try_from(total).unwrap_or(0),
                     seconds.unwrap_or(0.0),
@@ -808,7 +808,7 @@ async fn copy_listing_to_baseline(db: &BenchDatabase) -> anyhow::Result<()> {
             &[&PROJECTION],
         )
         .await?
-        .get(0);
+        .try_get(0)?;
     client
         .execute(
             &format!(
@@ -847,7 +847,10 @@ async fn ids(db: &BenchDatabase, table: &str, tenant: &str) -> anyhow::Result<Ve
     if rows.is_empty() {
         bail!("no documents of {tenant} in {table} to update or read");
     }
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?)
 }
 
 /// The events appended to these documents so far (their versions, added up).
@@ -861,7 +864,7 @@ async fn stream_versions(db: &BenchDatabase, ids: &[Uuid]) -> anyhow::Result<i64
             &[&WRITE_TENANT, &streams],
         )
         .await?
-        .get(0))
+        .try_get(0)?)
 }
 
 /// The top of the plan Postgres picks for W4's query on the view.
@@ -878,7 +881,10 @@ async fn list_plan(db: &BenchDatabase) -> anyhow::Result<String> {
             &[],
         )
         .await?;
-    let lines: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<_, String>(0))
+        .collect::<Result<_, _>>()?;
     let scan = lines
         .iter()
         .find(|l| l.contains("Scan"))
@@ -954,7 +960,7 @@ async fn settled_events(database_url: &str, tenant: &str) -> anyhow::Result<u64>
             &[&tenant],
         )
         .await?
-        .get(0);
+        .try_get(0)?;
     Ok(u64::try_from(count).unwrap_or(0))
 }
 

@@ -125,8 +125,8 @@ async fn load_rows(
     let rows = client.query(&statement, &[&tenants, &ids]).await?;
     Ok(rows
         .iter()
-        .map(|row| ((row.get(0), row.get(1)), row_state(row, 1)))
-        .collect())
+        .map(|row| Ok(((row.try_get(0)?, row.try_get(1)?), row_state(row, 1)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?)
 }
 
 /// Writes the touched rows in one statement.
@@ -173,19 +173,22 @@ async fn write_rows(
 }
 
 /// Reads a view row (columns [`ROW_COLUMNS`] starting at `offset`) as a state.
-pub fn row_state(row: &tokio_postgres::Row, offset: usize) -> DocumentState {
-    let doc: Value = row.get(offset + 7);
-    DocumentState {
-        id: row.get(offset),
-        version: row.get(offset + 1),
-        archived: row.get(offset + 2),
-        created_at: row.get::<_, DateTime<Utc>>(offset + 3),
-        created_by: row.get(offset + 4),
-        updated_at: row.get(offset + 5),
-        updated_by: row.get(offset + 6),
+pub fn row_state(
+    row: &tokio_postgres::Row,
+    offset: usize,
+) -> Result<DocumentState, tokio_postgres::Error> {
+    let doc: Value = row.try_get(offset + 7)?;
+    Ok(DocumentState {
+        id: row.try_get(offset)?,
+        version: row.try_get(offset + 1)?,
+        archived: row.try_get(offset + 2)?,
+        created_at: row.try_get::<_, DateTime<Utc>>(offset + 3)?,
+        created_by: row.try_get(offset + 4)?,
+        updated_at: row.try_get(offset + 5)?,
+        updated_by: row.try_get(offset + 6)?,
         fields: match doc {
             Value::Object(map) => map,
             _ => serde_json::Map::new(),
         },
-    }
+    })
 }

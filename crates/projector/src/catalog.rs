@@ -55,20 +55,20 @@ const VERSION_COLUMNS: &str = "p.name, p.version, p.columns, p.shape, p.state, p
      p.events_done, p.created_at, p.activated_at, p.heartbeat_at, p.runner, c.tx_id::text, c.position";
 
 fn version_of(row: &tokio_postgres::Row) -> Result<ProjectionVersion, StoreError> {
-    let name: String = row.get(0);
-    let columns: Vec<Column> = serde_json::from_value(row.get(2))
+    let name: String = row.try_get(0)?;
+    let columns: Vec<Column> = serde_json::from_value(row.try_get(2)?)
         .map_err(|e| StoreError::Corrupt(format!("columns of projection {name}: {e}")))?;
     let checkpoint = checkpoint_at(Some(row), 11)?;
     Ok(ProjectionVersion {
-        table: VersionTable::new(&name, row.get(1), columns),
-        shape: row.get(3),
-        state: VersionState::parse(row.get(4))?,
-        events_total: row.get(5),
-        events_done: row.get(6),
-        created_at: row.get(7),
-        activated_at: row.get(8),
-        heartbeat_at: row.get(9),
-        runner: row.get(10),
+        table: VersionTable::new(&name, row.try_get(1)?, columns),
+        shape: row.try_get(3)?,
+        state: VersionState::parse(row.try_get(4)?)?,
+        events_total: row.try_get(5)?,
+        events_done: row.try_get(6)?,
+        created_at: row.try_get(7)?,
+        activated_at: row.try_get(8)?,
+        heartbeat_at: row.try_get(9)?,
+        runner: row.try_get(10)?,
         checkpoint,
     })
 }
@@ -129,8 +129,8 @@ pub async fn ensure_projection(
         )
         .await?
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?;
     let active = versions.iter().find(|v| v.1 == "active");
     let building = versions.iter().find(|v| v.1 == "building");
     match (active, building) {
@@ -169,7 +169,8 @@ pub async fn request_rebuild(
             &[&name],
         )
         .await?
-        .map(|r| r.get(0));
+        .map(|r| r.try_get(0))
+        .transpose()?;
     let number = match building {
         Some(number) => number,
         None => {
@@ -214,7 +215,7 @@ async fn create_version(
             &[&name, &shape, &columns_json, &state],
         )
         .await?
-        .get(0);
+        .try_get(0)?;
     let table = VersionTable::new(name, number, columns.to_vec());
     client.batch_execute(&table.table_sql()).await?;
     if state == "active" {
@@ -274,10 +275,10 @@ pub async fn activate(
     let mut active = None;
     for row in &rows {
         let checkpoint = checkpoint_at(Some(row), 2)?;
-        let number: i32 = row.get(0);
+        let number: i32 = row.try_get(0)?;
         if number == table.version {
-            mine = Some((row.get::<_, String>(1), checkpoint));
-        } else if row.get::<_, &str>(1) == "active" {
+            mine = Some((row.try_get::<_, String>(1)?, checkpoint));
+        } else if row.try_get::<_, &str>(1)? == "active" {
             active = Some((number, checkpoint));
         }
     }
@@ -306,7 +307,7 @@ pub async fn activate(
                 ],
             )
             .await?
-            .get(0);
+            .try_get(0)?;
         if ahead {
             return Ok(false);
         }
@@ -358,8 +359,8 @@ pub async fn drop_retired(client: &mut ClientWrapper, name: &str) -> Result<(), 
         )
         .await?
         .iter()
-        .map(|row| row.get(0))
-        .collect();
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
     for version in retired {
         let table = VersionTable::new(name, version, Vec::new());
         let tx = client.transaction().await?;

@@ -6,6 +6,9 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `HERALD_TEST_NATS_URL` (default
 //! `nats://127.0.0.1:4222`); `scripts/test` sets both.
 
+// A test harness: a row it cannot decode fails the test, as an assertion would.
+#![allow(clippy::disallowed_methods)]
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

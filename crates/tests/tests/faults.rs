@@ -1,6 +1,8 @@
 //! Faults: an unreachable database makes requests fail fast and the service recover by itself;
 //! handlers in separate processes writing one stream lose no update.
 
+#![allow(clippy::disallowed_methods)] // a test: a row it cannot decode fails it
+
 use futures::future::join_all;
 use herald_tests::{Options, TestApp, admin_execute, eventually, header, json, send};
 use reqwest::Method;

@@ -5,6 +5,8 @@
 //! foreign `alg`) are minted here with a small local HMAC-SHA256, checked against
 //! `herald_api::auth::issue_token` before use so a broken signer cannot make a test pass.
 
+#![allow(clippy::disallowed_methods)] // a test: a row it cannot decode fails it
+
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 

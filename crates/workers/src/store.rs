@@ -78,22 +78,22 @@ const COLUMNS: &str = "id, tenant, name, state, payload, event_id, traceparent, 
 
 fn row_of(row: &tokio_postgres::Row) -> Result<TaskRow, StoreError> {
     Ok(TaskRow {
-        id: row.get(0),
-        tenant: row.get(1),
-        name: row.get(2),
-        state: TaskState::parse(row.get(3))?,
-        payload: row.get(4),
-        event_id: row.get(5),
-        traceparent: row.get(6),
-        attempts: row.get(7),
-        max_attempts: row.get(8),
-        last_error: row.get(9),
-        next_attempt_at: row.get(10),
-        round: row.get(11),
-        duration_ms: row.get(12),
-        created_at: row.get(13),
-        updated_at: row.get(14),
-        finished_at: row.get(15),
+        id: row.try_get(0)?,
+        tenant: row.try_get(1)?,
+        name: row.try_get(2)?,
+        state: TaskState::parse(row.try_get(3)?)?,
+        payload: row.try_get(4)?,
+        event_id: row.try_get(5)?,
+        traceparent: row.try_get(6)?,
+        attempts: row.try_get(7)?,
+        max_attempts: row.try_get(8)?,
+        last_error: row.try_get(9)?,
+        next_attempt_at: row.try_get(10)?,
+        round: row.try_get(11)?,
+        duration_ms: row.try_get(12)?,
+        created_at: row.try_get(13)?,
+        updated_at: row.try_get(14)?,
+        finished_at: row.try_get(15)?,
     })
 }
 
@@ -361,14 +361,16 @@ pub async fn state_counts(client: &impl GenericClient) -> Result<Vec<StateCount>
         )
         .await?
         .iter()
-        .map(|r| StateCount {
-            name: r.get(0),
-            state: r.get(1),
-            runs: r.get(2),
-            attempts: r.get(3),
-            retries: r.get(4),
+        .map(|r| {
+            Ok(StateCount {
+                name: r.try_get(0)?,
+                state: r.try_get(1)?,
+                runs: r.try_get(2)?,
+                attempts: r.try_get(3)?,
+                retries: r.try_get(4)?,
+            })
         })
-        .collect())
+        .collect::<Result<_, tokio_postgres::Error>>()?)
 }
 
 /// The median and 99th percentile of one task's last-attempt durations, in seconds.
@@ -395,10 +397,12 @@ pub async fn recent_durations(
         )
         .await?
         .iter()
-        .map(|r| Durations {
-            name: r.get(0),
-            p50: r.get(1),
-            p99: r.get(2),
+        .map(|r| {
+            Ok(Durations {
+                name: r.try_get(0)?,
+                p50: r.try_get(1)?,
+                p99: r.try_get(2)?,
+            })
         })
-        .collect())
+        .collect::<Result<_, tokio_postgres::Error>>()?)
 }

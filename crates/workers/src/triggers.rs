@@ -223,7 +223,7 @@ pub async fn register(
 ) -> anyhow::Result<Registered> {
     let now = frontier(client).await?;
     let tx_text = now.tx_id.to_string();
-    let at: DateTime<Utc> = client.query_one("SELECT now()", &[]).await?.get(0);
+    let at: DateTime<Utc> = client.query_one("SELECT now()", &[]).await?.try_get(0)?;
     let mut since = HashMap::new();
     for task in triggered {
         let name = task.full_name();
@@ -237,8 +237,8 @@ pub async fn register(
             )
             .await?;
         let position = LogPosition {
-            tx_id: parse_tx_id(row.get(0))?,
-            position: row.get(1),
+            tx_id: parse_tx_id(row.try_get(0)?)?,
+            position: row.try_get(1)?,
         };
         since.insert(name, position);
     }
@@ -259,7 +259,8 @@ async fn newer_trigger(
             &[&registered.at, &known],
         )
         .await?
-        .map(|row| row.get(0)))
+        .map(|row| row.try_get(0))
+        .transpose()?)
 }
 
 /// Whether `event` fires `task`: its type and conditions match, and it came after the trigger

@@ -369,7 +369,7 @@ impl ListQuery {
                     .prepare_typed_cached(&count_sql, &types[..count_params])
                     .await?;
                 let row = tx.query(&statement, &values[..count_params]).await?;
-                Ok(row.first().map(|r| r.get::<_, i64>(0)))
+                row.first().map(|r| r.try_get::<_, i64>(0)).transpose()
             } else {
                 Ok(None)
             }
@@ -388,15 +388,21 @@ impl ListQuery {
             Some(last) => {
                 let offset = ROW_COLUMNS.split(", ").count();
                 let values: Vec<Option<String>> = (0..keys.len())
-                    .map(|i| last.get(offset + 2 * i + 1))
-                    .collect();
+                    .map(|i| last.try_get(offset + 2 * i + 1))
+                    .collect::<Result<_, _>>()
+                    .map_err(ApiError::internal)?;
                 let payload = serde_json::to_vec(&values).map_err(ApiError::internal)?;
                 Some(state.cursors.encode(&self.scope, &payload))
             }
             None => None,
         };
         Ok(Page {
-            documents: rows.iter().take(limit).map(|r| row_state(r, 0)).collect(),
+            documents: rows
+                .iter()
+                .take(limit)
+                .map(|r| row_state(r, 0))
+                .collect::<Result<_, _>>()
+                .map_err(ApiError::internal)?,
             next_cursor,
             has_more,
             total,

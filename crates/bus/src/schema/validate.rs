@@ -89,25 +89,41 @@ impl DocumentSchema {
     }
 }
 
-/// Gives a value its one canonical spelling, so unique reservations, typed view columns and
-/// comparisons see equal values as equal: a whole `3.0` becomes `3`, UUIDs are lowercase.
+/// Gives a value its one canonical spelling, so unique reservations, typed view columns,
+/// comparisons and the stored JSON see equal values as equal: a whole `3.0` (or `1e16`)
+/// becomes the integer `3` (`10000000000000000`) — which is also how Postgres renders it back
+/// from `jsonb`, so the value reads back exactly as it was accepted — and UUIDs are lowercase.
 fn normalize(kind: &FieldKind, value: &mut Value) {
     match (kind, &*value) {
-        (FieldKind::Integer | FieldKind::Number, Value::Number(n))
-            if !n.is_i64()
-                && n.as_f64()
-                    .is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.0e15) =>
-        {
-            #[allow(clippy::cast_possible_truncation)]
-            // Whole and well within i64 (and exactly representable), as the guard checked.
-            if let Some(whole) = n.as_f64().map(|f| f as i64) {
-                *value = Value::from(whole);
+        (FieldKind::Integer | FieldKind::Number, Value::Number(n)) if n.is_f64() => {
+            if let Some(whole) = n.as_f64().and_then(whole_number) {
+                *value = whole;
             }
         }
         (FieldKind::Uuid | FieldKind::Ref { .. }, Value::String(text)) => {
             *value = Value::String(text.to_ascii_lowercase());
         }
         _ => {}
+    }
+}
+
+/// A whole double inside the 64-bit integer range, as that integer (every such double is
+/// exactly an integer, so nothing is lost); `-0.0` becomes `0`, as `jsonb` keeps it.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn whole_number(f: f64) -> Option<Value> {
+    const I64_LOW: f64 = -9_223_372_036_854_775_808.0; // -2^63
+    const I64_END: f64 = 9_223_372_036_854_775_808.0; // 2^63
+    const U64_END: f64 = 18_446_744_073_709_551_616.0; // 2^64
+    if f.fract() != 0.0 {
+        return None;
+    }
+    // The casts are exact: the ranges were checked and `f` is whole.
+    if (I64_LOW..I64_END).contains(&f) {
+        Some(Value::from(f as i64))
+    } else if (I64_END..U64_END).contains(&f) {
+        Some(Value::from(f as u64))
+    } else {
+        None
     }
 }
 
@@ -867,5 +883,22 @@ fields:
             json!({"count": 3, "ratio": 1, "key": "0190c4f2-0000-7000-8000-00000000000a"})
         );
         assert!(normalized["count"].is_i64() && normalized["ratio"].is_i64());
+    }
+
+    #[test]
+    fn whole_numbers_become_the_integers_postgres_renders() {
+        assert_eq!(whole_number(1e16), Some(json!(10_000_000_000_000_000_i64)));
+        assert_eq!(
+            whole_number(1e19),
+            Some(json!(10_000_000_000_000_000_000_u64))
+        );
+        assert_eq!(whole_number(-0.0), Some(json!(0)));
+        assert_eq!(
+            whole_number(-9.223_372_036_854_776e18),
+            Some(json!(i64::MIN))
+        );
+        assert_eq!(whole_number(1.844_674_407_370_955_2e19), None);
+        assert_eq!(whole_number(1e21), None);
+        assert_eq!(whole_number(0.1), None);
     }
 }

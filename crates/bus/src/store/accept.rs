@@ -110,5 +110,8 @@ async fn insert_group(pool: &Pool, records: &[Record]) -> Result<Vec<Uuid>, Stor
             &[&ids, &tenants, &principals, &collections, &keys, &hashes],
         )
         .await?;
-    Ok(rows.iter().map(|row| row.get(0)).collect())
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?)
 }

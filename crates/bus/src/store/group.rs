@@ -277,7 +277,7 @@ async fn lock_commands(tx: &Transaction<'_>, group: &[Queued]) -> Result<(), Fal
                (SELECT outcome FROM herald.commands WHERE id = ANY($1) FOR UPDATE) AS locked",
         )
         .await?;
-    let open: i64 = tx.query_one(&statement, &[&ids]).await?.get(0);
+    let open: i64 = tx.query_one(&statement, &[&ids]).await?.try_get(0)?;
     if open != group.len() as i64 {
         return Err(Fallback("a command is completed already or not recorded"));
     }
@@ -523,10 +523,12 @@ async fn append_events(
     let mut last: HashMap<(String, String), LogPosition> = HashMap::new();
     for row in rows {
         let position = LogPosition {
-            tx_id: parse_tx_id(row.get(3))?,
-            position: row.get(2),
+            tx_id: parse_tx_id(row.try_get(3)?)?,
+            position: row.try_get(2)?,
         };
-        let entry = last.entry((row.get(0), row.get(1))).or_insert(position);
+        let entry = last
+            .entry((row.try_get(0)?, row.try_get(1)?))
+            .or_insert(position);
         *entry = (*entry).max(position);
     }
     Ok(last)

@@ -66,7 +66,7 @@ impl LeaseConnection {
             .client
             .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
             .await?
-            .get(0))
+            .try_get(0)?)
     }
 
     /// The connection, for the holder's work.

@@ -38,8 +38,8 @@ pub async fn migrate(client: &mut Client) -> Result<usize, StoreError> {
         .query("SELECT version FROM herald.schema_migrations", &[])
         .await?
         .iter()
-        .map(|row| row.get(0))
-        .collect();
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
     let mut ran = 0;
     for (version, sql) in MIGRATIONS {
         if applied.contains(version) {

@@ -123,15 +123,15 @@ impl PgStore {
 const COMMAND_COLUMNS: &str = "SELECT id, request_hash, created_at, completed_at, outcome, principal, collection FROM herald.commands";
 
 fn stored_command(row: &tokio_postgres::Row) -> Result<StoredCommand, StoreError> {
-    let outcome: Option<Value> = row.get(4);
+    let outcome: Option<Value> = row.try_get(4)?;
     Ok(StoredCommand {
-        id: CommandId(row.get(0)),
-        request_hash: row.get(1),
-        created_at: row.get(2),
-        completed_at: row.get(3),
+        id: CommandId(row.try_get(0)?),
+        request_hash: row.try_get(1)?,
+        created_at: row.try_get(2)?,
+        completed_at: row.try_get(3)?,
         outcome: outcome.map(parse_outcome).transpose()?,
-        principal_sub: row.get(5),
-        collection: row.get(6),
+        principal_sub: row.try_get(5)?,
+        collection: row.try_get(6)?,
     })
 }
 
@@ -154,15 +154,15 @@ const STREAM_COLUMNS: &str =
 
 /// A row of [`STREAM_COLUMNS`] as the stream's id and its loaded state.
 fn loaded_stream(row: &tokio_postgres::Row) -> Result<(String, LoadedStream), StoreError> {
-    let stream_id: String = row.get(0);
+    let stream_id: String = row.try_get(0)?;
     let state: DocumentState =
-        serde_json::from_value(row.get(1)).map_err(|source| StoreError::Decode {
+        serde_json::from_value(row.try_get(1)?).map_err(|source| StoreError::Decode {
             what: format!("snapshot of {stream_id}"),
             source,
         })?;
     let last_position = LogPosition {
-        tx_id: parse_tx_id(row.get(2))?,
-        position: row.get(3),
+        tx_id: parse_tx_id(row.try_get(2)?)?,
+        position: row.try_get(3)?,
     };
     Ok((
         stream_id,
@@ -231,7 +231,7 @@ async fn lock_command(
         // Inserted concurrently since the first look: lock that row.
         None => tx.query_one(LOCK, &[&command.id.0]).await?,
     };
-    row.get::<_, Option<Value>>(0)
+    row.try_get::<_, Option<Value>>(0)?
         .map(parse_outcome)
         .transpose()
 }
@@ -511,8 +511,8 @@ async fn append(tx: &Transaction<'_>, commit: &Commit<'_>) -> Result<Outcome, St
     let mut position = commit.previous_position;
     for row in &rows {
         position = Some(LogPosition {
-            tx_id: parse_tx_id(row.get(1))?,
-            position: row.get(0),
+            tx_id: parse_tx_id(row.try_get(1)?)?,
+            position: row.try_get(0)?,
         });
     }
     let outcome = Outcome::Succeeded(Success {

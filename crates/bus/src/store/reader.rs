@@ -117,21 +117,21 @@ const EVENT_COLUMNS: &str = "e.position, e.tx_id::text, e.event_id, e.tenant, e.
 fn recorded(row: &tokio_postgres::Row) -> Result<RecordedEvent, StoreError> {
     Ok(RecordedEvent {
         position: LogPosition {
-            tx_id: parse_tx_id(row.get(1))?,
-            position: row.get(0),
+            tx_id: parse_tx_id(row.try_get(1)?)?,
+            position: row.try_get(0)?,
         },
-        event_id: row.get(2),
-        tenant: row.get(3),
-        stream_id: row.get(4),
-        collection: row.get(5),
-        document_id: row.get(6),
-        version: row.get(7),
-        event_type: row.get(8),
-        schema_version: row.get(9),
-        data: row.get(10),
-        metadata: row.get(11),
-        recorded_at: row.get(12),
-        created_by: row.get(13),
+        event_id: row.try_get(2)?,
+        tenant: row.try_get(3)?,
+        stream_id: row.try_get(4)?,
+        collection: row.try_get(5)?,
+        document_id: row.try_get(6)?,
+        version: row.try_get(7)?,
+        event_type: row.try_get(8)?,
+        schema_version: row.try_get(9)?,
+        data: row.try_get(10)?,
+        metadata: row.try_get(11)?,
+        recorded_at: row.try_get(12)?,
+        created_by: row.try_get(13)?,
     })
 }
 
@@ -305,7 +305,7 @@ pub async fn read_batch(
         let statement = tx
             .prepare_cached(&format!("SELECT {FRONTIER}::text"))
             .await?;
-        let frontier: String = tx.query_one(&statement, &[]).await?.get(0);
+        let frontier: String = tx.query_one(&statement, &[]).await?.try_get(0)?;
         Ok::<_, tokio_postgres::Error>(frontier)
     };
     let rows = async {
@@ -378,7 +378,7 @@ pub async fn frontier(client: &impl GenericClient) -> Result<LogPosition, StoreE
     let text: String = client
         .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
         .await?
-        .get(0);
+        .try_get(0)?;
     Ok(LogPosition {
         tx_id: parse_tx_id(&text)?,
         position: 0,
@@ -391,17 +391,18 @@ pub fn checkpoint_at(
     row: Option<&tokio_postgres::Row>,
     at: usize,
 ) -> Result<LogPosition, StoreError> {
-    match row.and_then(|r| {
-        Some((
-            r.get::<_, Option<&str>>(at)?,
-            r.get::<_, Option<i64>>(at + 1)?,
-        ))
-    }) {
-        Some((tx, position)) => Ok(LogPosition {
+    let Some(row) = row else {
+        return Ok(LogPosition::START);
+    };
+    match (
+        row.try_get::<_, Option<&str>>(at)?,
+        row.try_get::<_, Option<i64>>(at + 1)?,
+    ) {
+        (Some(tx), Some(position)) => Ok(LogPosition {
             tx_id: parse_tx_id(tx)?,
             position,
         }),
-        None => Ok(LogPosition::START),
+        _ => Ok(LogPosition::START),
     }
 }
 
@@ -462,8 +463,8 @@ pub async fn lag(
         )
         .await?;
     Ok(Lag {
-        events: row.get(0),
-        seconds: row.get(1),
+        events: row.try_get(0)?,
+        seconds: row.try_get(1)?,
     })
 }
 
@@ -484,7 +485,7 @@ pub async fn oldest_unread_age(
             &[&after.tx_text(), &after.position, &collection],
         )
         .await?;
-    Ok(row.map_or(0.0, |r| r.get(0)))
+    Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0.0))
 }
 
 /// How long the oldest open writing transaction has held the safe frontier back, in seconds.
@@ -496,5 +497,5 @@ pub async fn frontier_age(client: &impl GenericClient) -> Result<f64, StoreError
             &[],
         )
         .await?
-        .get(0))
+        .try_get(0)?)
 }
