@@ -145,6 +145,7 @@ async fn tail(
             if events.receiver_count() == 0 {
                 return anyhow::Ok(Batch {
                     events: Vec::new(),
+                    unreadable: None,
                     checkpoint: end.max(after),
                     caught_up: true,
                     held_back: false,
@@ -165,11 +166,12 @@ async fn tail(
                 }
             }
         };
+        // An event that cannot be read is not broadcast: every subscriber passes over it.
+        after = batch.past_unreadable("event tail");
         for event in batch.events {
             // No subscriber is not an error: the event is simply not needed.
             drop(events.send(Arc::new(TailEvent::new(event))));
         }
-        after = batch.checkpoint;
         if !batch.caught_up {
             continue;
         }
@@ -369,7 +371,7 @@ where
                         return None;
                     }
                 }
-                last = batch.checkpoint;
+                last = batch.past_unreadable("event stream");
                 if batch.caught_up {
                     break;
                 }

@@ -19,6 +19,8 @@
 //! - [`handler`]: the command-handler runtime that pulls commands from JetStream, decides,
 //!   appends and replies.
 //! - [`relay`]: publishes every committed event to `HERALD_EVENTS`, in log order, exactly once.
+//! - [`supervise`]: a role that fails or panics is restarted with back-off, not fatal; the
+//!   readers that must see every event park one they cannot read or apply (`store::parked`).
 //!
 //! A command flows: api → `nats` (HERALD_COMMANDS) → `handler` → `decide` → `store` → reply.
 
@@ -35,4 +37,5 @@ pub mod relay;
 pub mod schema;
 pub mod settings;
 pub mod store;
+pub mod supervise;
 pub mod telemetry;

@@ -27,6 +27,7 @@ use crate::position::LogPosition;
 use crate::settings::{DatabaseSettings, RelaySettings};
 use crate::store::lease::{LeaseConnection, lease_key};
 use crate::store::notify;
+use crate::store::parked::{self, EventFailure, Poison};
 use crate::store::reader::{LogFilter, Pacing, load_checkpoint, read_batch, save_checkpoint};
 
 /// The relay's checkpoint (and lease) name.
@@ -52,12 +53,18 @@ pub async fn run(
     let listener = TaskTracker::new();
     let mut wake = notify::wake_on_appends(database.clone(), None, &listener, shutdown.clone());
     listener.close();
+    let mut poison = Poison::default();
     while !shutdown.is_cancelled() {
-        if let Err(error) = hold(&bus, &stream, &database, &settings, &mut wake, &shutdown).await {
+        let held = hold(&bus, &stream, &database, &settings, &mut wake, &shutdown, &poison);
+        if let Err(error) = held.await {
             warn!(error = format!("{error:#}"), "event relay failed; resuming");
+            let wait = match error.downcast_ref::<EventFailure>() {
+                Some(failure) => poison.failed(failure.position),
+                None => ERROR_BACKOFF,
+            };
             tokio::select! {
                 () = shutdown.cancelled() => {}
-                () = tokio::time::sleep(ERROR_BACKOFF) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
@@ -87,6 +94,7 @@ async fn hold(
     settings: &RelaySettings,
     wake: &mut watch::Receiver<u64>,
     shutdown: &CancellationToken,
+    poison: &Poison,
 ) -> anyhow::Result<()> {
     let mut lease = LeaseConnection::open(database).await?;
     loop {
@@ -139,6 +147,18 @@ async fn hold(
             save_checkpoint(&**lease.client(), RELAY_CHECKPOINT, batch.checkpoint).await?;
         }
         after = batch.checkpoint;
+        if let Some(failure) = &batch.unreadable {
+            if !poison.exhausted(failure.position) {
+                return Err(failure.clone().into());
+            }
+            let tx = lease.client().transaction().await?;
+            let attempts = poison.attempts(failure.position);
+            parked::park(&*tx, RELAY_CHECKPOINT, failure, attempts).await?;
+            save_checkpoint(&*tx, RELAY_CHECKPOINT, failure.position).await?;
+            tx.commit().await?;
+            after = failure.position;
+            continue;
+        }
         if !batch.caught_up {
             if shutdown.is_cancelled() {
                 return Ok(());

@@ -12,8 +12,9 @@ use deadpool_postgres::{ClientWrapper, Transaction};
 use herald_bus::document::DocumentState;
 use herald_bus::position::LogPosition;
 use herald_bus::store::StoreError;
+use herald_bus::store::parked::{self, EventFailure, Poison, Stage};
 use herald_bus::store::reader::{
-    Batch, RecordedEvent, ReplayError, load_checkpoint, read_batch, save_checkpoint,
+    Batch, RecordedEvent, load_checkpoint, read_batch, save_checkpoint,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -27,8 +28,9 @@ pub enum ProjectError {
     Store(#[from] StoreError),
     #[error("database error")]
     Database(#[from] tokio_postgres::Error),
+    /// An event of the batch cannot be read or applied (and is not to be parked yet).
     #[error(transparent)]
-    Replay(#[from] ReplayError),
+    Event(#[from] EventFailure),
 }
 
 /// What one step did.
@@ -56,47 +58,82 @@ impl Progress {
     }
 }
 
-/// Reads and applies the next batch of the version's events.
-#[tracing::instrument(skip_all, fields(projection = %table.checkpoint), err(Debug, level = "warn"))]
+/// Reads and applies the next batch of the version's events; `poison` tells which failing
+/// event has spent its attempts and is to be parked.
+#[tracing::instrument(skip_all, fields(projection = %table.checkpoint), err(Display, level = "warn"))]
 pub async fn project_next(
     client: &mut ClientWrapper,
     table: &VersionTable,
     batch_size: i64,
+    poison: &Poison,
 ) -> Result<Progress, ProjectError> {
     let after = load_checkpoint(&**client, &table.checkpoint).await?;
     let batch = read_batch(client, after, &table.filter(), batch_size).await?;
-    if batch.checkpoint == after {
+    if batch.checkpoint == after && batch.unreadable.is_none() {
         return Ok(Progress::of(&batch));
     }
-    apply_batch(client, table, &batch).await
+    apply_batch(client, table, &batch, poison).await
 }
 
 /// Applies a batch read after the version's checkpoint: rows, checkpoint and progress in one
-/// transaction.
+/// transaction. An event that cannot be read or applied fails the batch, until `poison` says
+/// its attempts are spent: then it is parked in the same transaction and the view goes on.
 pub async fn apply_batch(
     client: &mut ClientWrapper,
     table: &VersionTable,
     batch: &Batch,
+    poison: &Poison,
 ) -> Result<Progress, ProjectError> {
     let mut progress = Progress::of(batch);
     let tx = client.transaction().await?;
     let mut rows = load_rows(&tx, table, &batch.events).await?;
     let mut touched = Vec::new();
     let mut seen = HashSet::new();
+    let mut parked = Vec::new();
     for event in &batch.events {
         let key = (event.tenant.clone(), event.document_id);
-        let next = event.fold(rows.remove(&key))?;
-        rows.insert(key.clone(), next);
+        let before = rows.remove(&key);
+        let park = poison.exhausted(event.position);
+        let kept = if park { before.clone() } else { None };
+        match event.fold(before) {
+            Ok(next) => {
+                rows.insert(key.clone(), next);
+            }
+            Err(error) => {
+                let failure = failure_of(event, &error);
+                if !park {
+                    return Err(failure.into());
+                }
+                if let Some(kept) = kept {
+                    rows.insert(key.clone(), kept);
+                }
+                parked.push(failure);
+                continue;
+            }
+        }
         if seen.insert(key.clone()) {
             touched.push(key);
         }
+    }
+    let mut checkpoint = batch.checkpoint;
+    if let Some(failure) = &batch.unreadable {
+        if !poison.exhausted(failure.position) {
+            return Err(failure.clone().into());
+        }
+        checkpoint = failure.position;
+        progress.checkpoint = checkpoint;
+        parked.push(failure.clone());
+    }
+    for failure in &parked {
+        let attempts = poison.attempts(failure.position);
+        parked::park(&*tx, &table.checkpoint, failure, attempts).await?;
     }
     let applied = i64::try_from(batch.events.len()).unwrap_or(i64::MAX);
     // Sent together: none needs another's result, and a retired version rolls all back.
     let (_, live, _) = futures::try_join!(
         async { write_rows(&tx, table, &touched, &rows).await },
         async { Ok(record_progress(&*tx, table, applied).await?) },
-        async { Ok(save_checkpoint(&*tx, &table.checkpoint, batch.checkpoint).await?) },
+        async { Ok(save_checkpoint(&*tx, &table.checkpoint, checkpoint).await?) },
     )?;
     if !live {
         tx.rollback().await?;
@@ -105,6 +142,18 @@ pub async fn apply_batch(
     }
     tx.commit().await?;
     Ok(progress)
+}
+
+/// A fold error as the failure of its event.
+fn failure_of(event: &RecordedEvent, error: &dyn std::error::Error) -> EventFailure {
+    EventFailure {
+        position: event.position,
+        event_id: Some(event.event_id),
+        event_type: Some(event.event_type.clone()),
+        collection: Some(event.collection.clone()),
+        stage: Stage::Applied,
+        error: parked::describe(error),
+    }
 }
 
 type RowKey = (String, Uuid);

@@ -13,6 +13,7 @@ use herald_bus::schema::Registry;
 use herald_bus::settings::{DatabaseSettings, ProjectorSettings};
 use herald_bus::store::lease::{LeaseConnection, connect, runner_name};
 use herald_bus::store::notify;
+use herald_bus::store::parked::Poison;
 use herald_bus::store::reader::{Pacing, load_checkpoint, read_batch};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::apply::{apply_batch, project_next};
+use crate::apply::{ProjectError, apply_batch, project_next};
 use crate::catalog::{self, VersionState};
 use crate::table::VersionTable;
 
@@ -124,8 +125,9 @@ pub async fn contend(
     mut wake: watch::Receiver<u64>,
     until_active: bool,
 ) -> Stop {
+    let mut poison = Poison::default();
     loop {
-        match hold(&runtime, &table, &mut wake, until_active).await {
+        match hold(&runtime, &table, &mut wake, until_active, &poison).await {
             Ok(stop) => {
                 info!(?stop, "projection runner stopped");
                 return stop;
@@ -136,9 +138,14 @@ pub async fn contend(
                     "projection runner failed; retrying"
                 );
                 // Back off for real: new appends must not turn a failing step into a busy loop.
+                // An event that fails again and again waits longer each time, then is parked.
+                let wait = match error.downcast_ref::<ProjectError>() {
+                    Some(ProjectError::Event(failure)) => poison.failed(failure.position),
+                    _ => ERROR_BACKOFF,
+                };
                 tokio::select! {
                     () = runtime.shutdown.cancelled() => return Stop::Shutdown,
-                    () = tokio::time::sleep(ERROR_BACKOFF) => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
             }
         }
@@ -150,6 +157,7 @@ async fn hold(
     table: &VersionTable,
     wake: &mut watch::Receiver<u64>,
     until_active: bool,
+    poison: &Poison,
 ) -> anyhow::Result<Stop> {
     let mut lease = LeaseConnection::open(&runtime.database).await?;
     let mut building = loop {
@@ -180,7 +188,7 @@ async fn hold(
         .batch_execute("SET synchronous_commit = off")
         .await?;
     info!(runner = runner_name(), building, "projection lease taken");
-    if building && catch_up(runtime, &mut lease, table).await? == Some(Stop::Retired) {
+    if building && catch_up(runtime, &mut lease, table, poison).await? == Some(Stop::Retired) {
         return Ok(Stop::Retired);
     }
     let mut pacing = Pacing::default();
@@ -191,7 +199,7 @@ async fn hold(
         } else {
             runtime.settings.batch_size
         };
-        let progress = match project_next(lease.client(), table, batch_size).await {
+        let progress = match project_next(lease.client(), table, batch_size, poison).await {
             Ok(progress) => progress,
             // A version replaced meanwhile loses its table: that is its end, not a failure.
             Err(error) => {
@@ -247,6 +255,7 @@ async fn catch_up(
     runtime: &Runtime,
     lease: &mut LeaseConnection,
     table: &VersionTable,
+    poison: &Poison,
 ) -> anyhow::Result<Option<Stop>> {
     let start = load_checkpoint(&**lease.client(), &table.checkpoint).await?;
     let mut reader = connect(&runtime.database).await?;
@@ -256,7 +265,10 @@ async fn catch_up(
         let mut after = start;
         loop {
             let batch = read_batch(&mut reader, after, &filter, size).await;
-            let last = batch.as_ref().map_or(true, |b| b.caught_up);
+            // An unreadable event ends the read-ahead: the step after it parks it or fails.
+            let last = batch
+                .as_ref()
+                .map_or(true, |b| b.caught_up || b.unreadable.is_some());
             if let Ok(batch) = &batch {
                 after = batch.checkpoint;
             }
@@ -271,7 +283,7 @@ async fn catch_up(
             if runtime.shutdown.is_cancelled() || batch.events.is_empty() {
                 break;
             }
-            if apply_batch(lease.client(), table, &batch).await?.retired {
+            if apply_batch(lease.client(), table, &batch, poison).await?.retired {
                 return Ok(Some(Stop::Retired));
             }
         }

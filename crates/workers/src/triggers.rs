@@ -24,6 +24,7 @@ use herald_bus::schema::tasks::TaskDecl;
 use herald_bus::settings::DatabaseSettings;
 use herald_bus::store::lease::{LeaseConnection, lease_key};
 use herald_bus::store::notify;
+use herald_bus::store::parked::{self, EventFailure, Poison};
 use herald_bus::store::parse_tx_id;
 use herald_bus::store::reader::{
     LogFilter, Pacing, RecordedEvent, frontier, load_checkpoint, read_batch, save_checkpoint,
@@ -73,17 +74,14 @@ pub async fn run(
     let listener = TaskTracker::new();
     let mut wake = notify::wake_on_appends(database.clone(), None, &listener, shutdown.clone());
     listener.close();
+    let mut poison = Poison::default();
     while !shutdown.is_cancelled() {
-        let held = hold(
-            &bus,
-            &database,
-            &triggered,
-            &registered,
-            &declared,
-            &mut wake,
-            &shutdown,
-        )
-        .await;
+        let tasks = Declared {
+            triggered: &triggered,
+            registered: &registered,
+            declared: &declared,
+        };
+        let held = hold(&bus, &database, &tasks, &mut wake, &shutdown, &poison).await;
         if let Ok(Held::SteppedAside(name)) = &held {
             warn!(trigger = %name, "a newer declaration has a trigger this worker does not know; leaving the task triggers to a worker that does");
             tokio::select! {
@@ -96,9 +94,13 @@ pub async fn run(
                 error = format!("{error:#}"),
                 "task triggers failed; resuming"
             );
+            let wait = match error.downcast_ref::<EventFailure>() {
+                Some(failure) => poison.failed(failure.position),
+                None => ERROR_BACKOFF,
+            };
             tokio::select! {
                 () = shutdown.cancelled() => {}
-                () = tokio::time::sleep(ERROR_BACKOFF) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
@@ -113,15 +115,27 @@ enum Held {
     SteppedAside(String),
 }
 
+/// What the trigger reader was started with: the tasks with a trigger, where each trigger
+/// starts, and the names of every declared task.
+struct Declared<'a> {
+    triggered: &'a [&'a TaskDecl],
+    registered: &'a Registered,
+    declared: &'a [String],
+}
+
 async fn hold(
     bus: &Bus,
     database: &DatabaseSettings,
-    triggered: &[&TaskDecl],
-    registered: &Registered,
-    declared: &[String],
+    tasks: &Declared<'_>,
     wake: &mut tokio::sync::watch::Receiver<u64>,
     shutdown: &CancellationToken,
+    poison: &Poison,
 ) -> anyhow::Result<Held> {
+    let Declared {
+        triggered,
+        registered,
+        declared,
+    } = *tasks;
     let mut lease = LeaseConnection::open(database).await?;
     loop {
         if lease.try_take(lease_key(TRIGGER_CHECKPOINT)).await? {
@@ -180,17 +194,31 @@ async fn hold(
             }
         }
         let batch = read_batch(lease.client(), after, &filter, BATCH).await?;
-        if !batch.events.is_empty() || batch.checkpoint != after {
+        // An event that cannot be read is parked once its attempts are spent; until then the
+        // events before it are handed on and the reader fails on it.
+        let park = batch
+            .unreadable
+            .as_ref()
+            .filter(|failure| poison.exhausted(failure.position));
+        let checkpoint = park.map_or(batch.checkpoint, |failure| failure.position);
+        if !batch.events.is_empty() || checkpoint != after {
             let tx = lease.client().transaction().await?;
             for event in &batch.events {
                 for task in triggered.iter().filter(|t| fires(t, event, since)) {
                     create_run(&*tx, task, event).await?;
                 }
             }
-            save_checkpoint(&*tx, TRIGGER_CHECKPOINT, batch.checkpoint).await?;
+            if let Some(failure) = park {
+                let attempts = poison.attempts(failure.position);
+                parked::park(&*tx, TRIGGER_CHECKPOINT, failure, attempts).await?;
+            }
+            save_checkpoint(&*tx, TRIGGER_CHECKPOINT, checkpoint).await?;
             tx.commit().await?;
         }
-        after = batch.checkpoint;
+        after = checkpoint;
+        if let Some(failure) = batch.unreadable.as_ref().filter(|_| park.is_none()) {
+            return Err(failure.clone().into());
+        }
         if !batch.caught_up {
             if shutdown.is_cancelled() {
                 return Ok(Held::Stopped);

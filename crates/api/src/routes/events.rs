@@ -198,7 +198,8 @@ async fn page(
         .iter()
         .filter_map(|event| selection.view(&state.registry, event))
         .collect();
-    let next_after = (!batch.caught_up).then(|| batch.checkpoint.token());
+    // A page that stopped at an event that cannot be read continues past it.
+    let next_after = (!batch.caught_up).then(|| batch.past_unreadable("event page").token());
     Ok(Json(json!({"data": data, "next_after": next_after})).into_response())
 }
 

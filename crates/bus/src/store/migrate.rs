@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         4,
         include_str!("../../migrations/0004_task_trigger_last_seen.sql"),
     ),
+    (5, include_str!("../../migrations/0005_parked_events.sql")),
 ];
 
 /// Any constant works; it only has to be the same for every Herald process.

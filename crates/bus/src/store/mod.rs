@@ -9,6 +9,7 @@ pub mod lease;
 mod memory;
 mod migrate;
 pub mod notify;
+pub mod parked;
 mod postgres;
 pub mod reader;
 

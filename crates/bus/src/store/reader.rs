@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use super::parked::{EventFailure, Stage, describe};
 use super::{StoreError, parse_tx_id};
 use crate::document::{Change, DocumentState, FoldError, Stamp, apply};
 use crate::position::LogPosition;
@@ -116,10 +117,7 @@ const EVENT_COLUMNS: &str = "e.position, e.tx_id::text, e.event_id, e.tenant, e.
 /// An event row ([`EVENT_COLUMNS`], then the creator or `NULL`).
 fn recorded(row: &tokio_postgres::Row) -> Result<RecordedEvent, StoreError> {
     Ok(RecordedEvent {
-        position: LogPosition {
-            tx_id: parse_tx_id(row.try_get(1)?)?,
-            position: row.try_get(0)?,
-        },
+        position: position_of(row)?,
         event_id: row.try_get(2)?,
         tenant: row.try_get(3)?,
         stream_id: row.try_get(4)?,
@@ -132,6 +130,25 @@ fn recorded(row: &tokio_postgres::Row) -> Result<RecordedEvent, StoreError> {
         metadata: row.try_get(11)?,
         recorded_at: row.try_get(12)?,
         created_by: row.try_get(13)?,
+    })
+}
+
+fn position_of(row: &tokio_postgres::Row) -> Result<LogPosition, StoreError> {
+    Ok(LogPosition {
+        tx_id: parse_tx_id(row.try_get(1)?)?,
+        position: row.try_get(0)?,
+    })
+}
+
+/// An event row that [`recorded`] cannot decode, as a failure: what can be read of it, and why.
+fn unreadable(row: &tokio_postgres::Row, error: &StoreError) -> Result<EventFailure, StoreError> {
+    Ok(EventFailure {
+        position: position_of(row)?,
+        event_id: row.try_get(2).ok(),
+        event_type: row.try_get(8).ok(),
+        collection: row.try_get(5).ok(),
+        stage: Stage::Read,
+        error: describe(error),
     })
 }
 
@@ -181,6 +198,10 @@ impl LogFilter {
 #[derive(Debug)]
 pub struct Batch {
     pub events: Vec<RecordedEvent>,
+    /// The batch stopped at an event whose row cannot be decoded: it comes right after
+    /// `events`, and [`Batch::checkpoint`] stops before it. A reader that must see every event
+    /// parks it ([`super::parked`]); the others pass over it ([`Batch::past_unreadable`]).
+    pub unreadable: Option<EventFailure>,
     /// Where the next read starts: the last event read, or, when the batch reached the safe
     /// frontier, the frontier itself (so a filtered reader moves on even without matches).
     pub checkpoint: LogPosition,
@@ -318,12 +339,20 @@ pub async fn read_batch(
     };
     let (frontier, rows, held_back) = futures::try_join!(frontier, rows, held_back)?;
     tx.commit().await?;
-    let events = rows
-        .iter()
-        .map(recorded)
-        .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut events = Vec::with_capacity(rows.len());
+    let mut unreadable = None;
+    for row in &rows {
+        match recorded(row) {
+            Ok(event) => events.push(event),
+            Err(error) => {
+                unreadable = Some(self::unreadable(row, &error)?);
+                break;
+            }
+        }
+    }
     let last = events.last().map_or(after, |e| e.position);
-    let caught_up = events.len() < usize::try_from(limit).unwrap_or(usize::MAX);
+    let caught_up =
+        unreadable.is_none() && events.len() < usize::try_from(limit).unwrap_or(usize::MAX);
     let checkpoint = if caught_up {
         let frontier = LogPosition {
             tx_id: parse_tx_id(&frontier)?,
@@ -335,10 +364,31 @@ pub async fn read_batch(
     };
     Ok(Batch {
         events,
+        unreadable,
         checkpoint,
         caught_up,
         held_back,
     })
+}
+
+impl Batch {
+    /// Where a reader that passes over unreadable events reads on: past the unreadable event
+    /// when the batch stopped at one (logged here, with its position), else the checkpoint.
+    pub fn past_unreadable(&self, reader: &str) -> LogPosition {
+        match &self.unreadable {
+            Some(failure) => {
+                tracing::warn!(
+                    reader,
+                    position = %failure.position,
+                    event_id = ?failure.event_id,
+                    error = %failure.error,
+                    "passing over an event that cannot be read"
+                );
+                failure.position
+            }
+            None => self.checkpoint,
+        }
+    }
 }
 
 /// When a reader that has caught up reads again: soon, and a little later each time, while
