@@ -20,6 +20,7 @@ use herald_bus::schema::{DocumentSchema, Registry};
 use herald_bus::settings::DatabaseSettings;
 use herald_bus::store::notify;
 use herald_bus::store::reader::{Batch, LogFilter, Pacing, RecordedEvent, frontier, read_batch};
+use herald_bus::supervise::{RoleHealth, supervise};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
@@ -106,6 +107,7 @@ impl EventTail {
         buffer: usize,
         background: &TaskTracker,
         shutdown: CancellationToken,
+        health: RoleHealth,
     ) -> anyhow::Result<Self> {
         let start = {
             let client = pool.get().await?;
@@ -113,7 +115,23 @@ impl EventTail {
         };
         let (events, _) = broadcast::channel(buffer);
         let wake = notify::wake_on_appends(database, None, background, shutdown.clone());
-        background.spawn(tail(pool, events.clone(), start, wake, shutdown));
+        // Restarted where it stopped if it fails: subscribers skip what they already have.
+        let reached = Arc::new(Mutex::new(start));
+        let sender = events.clone();
+        let stop = shutdown.clone();
+        background.spawn(async move {
+            let run = supervise("event tail", health, stop, move || {
+                let (pool, events, reached) = (pool.clone(), sender.clone(), reached.clone());
+                let (wake, shutdown) = (wake.clone(), shutdown.clone());
+                async move {
+                    tail(pool, events, reached, wake, shutdown).await;
+                    Ok(())
+                }
+            });
+            if let Err(error) = run.await {
+                warn!(error = format!("{error:#}"), "the event tail stopped");
+            }
+        });
         Ok(Self { events })
     }
 
@@ -126,10 +144,11 @@ impl EventTail {
 async fn tail(
     pool: Pool,
     events: broadcast::Sender<Arc<TailEvent>>,
-    mut after: LogPosition,
+    reached: Arc<Mutex<LogPosition>>,
     mut wake: watch::Receiver<u64>,
     shutdown: CancellationToken,
 ) {
+    let mut after = *reached.lock().unwrap_or_else(PoisonError::into_inner);
     let filter = LogFilter {
         creators: true,
         ..LogFilter::default()
@@ -172,6 +191,7 @@ async fn tail(
             // No subscriber is not an error: the event is simply not needed.
             drop(events.send(Arc::new(TailEvent::new(event))));
         }
+        *reached.lock().unwrap_or_else(PoisonError::into_inner) = after;
         if !batch.caught_up {
             continue;
         }

@@ -15,6 +15,7 @@ use herald_bus::nats::Bus;
 use herald_bus::schema::Registry;
 use herald_bus::settings::Settings;
 use herald_bus::store::PgStore;
+use herald_bus::supervise::RoleHealth;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -55,6 +56,7 @@ impl ApiServer {
         store: PgStore,
         bus: Bus,
         shutdown: CancellationToken,
+        roles: RoleHealth,
     ) -> anyhow::Result<Self> {
         let verifier = TokenVerifier::from_settings(&settings.auth)?;
         let cursors = CursorKey::from_settings(&settings.auth);
@@ -72,6 +74,7 @@ impl ApiServer {
             settings.streams.buffer,
             &background,
             shutdown,
+            roles.clone(),
         )
         .await?;
         let streams = Streams {
@@ -100,6 +103,7 @@ impl ApiServer {
             limiter,
             openapi,
             streams,
+            roles,
         });
         background.close();
         Ok(Self {

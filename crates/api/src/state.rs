@@ -8,6 +8,7 @@ use herald_bus::nats::Bus;
 use herald_bus::schema::{DocumentSchema, Registry};
 use herald_bus::settings::Settings;
 use herald_bus::store::PgStore;
+use herald_bus::supervise::RoleHealth;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +37,8 @@ pub struct Inner {
     /// The OpenAPI description, serialized once.
     pub openapi: bytes::Bytes,
     pub streams: Streams,
+    /// How each supervised role of this process is doing.
+    pub roles: RoleHealth,
 }
 
 /// What event streams share in one api process.

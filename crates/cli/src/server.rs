@@ -11,6 +11,7 @@ use herald_bus::nats::Bus;
 use herald_bus::schema::Registry;
 use herald_bus::settings::Settings;
 use herald_bus::store::PgStore;
+use herald_bus::supervise::{RoleHealth, supervise};
 use herald_projector::catalog::ensure_projection;
 use herald_workers::{TaskRegistry, Worker};
 use tokio::task::JoinSet;
@@ -50,6 +51,8 @@ pub struct Herald {
     worker: Option<Arc<Worker>>,
     /// Stops everything behind the api, once the api has drained.
     internal: CancellationToken,
+    /// How each role of this process is doing, for `/readyz`.
+    health: RoleHealth,
 }
 
 impl Herald {
@@ -117,6 +120,7 @@ impl Herald {
             None
         };
         let internal = CancellationToken::new();
+        let health = RoleHealth::default();
         let api = if roles.contains(&Role::Api) {
             let server = ApiServer::build(
                 settings.clone(),
@@ -124,6 +128,7 @@ impl Herald {
                 store.clone(),
                 bus.clone(),
                 internal.clone(),
+                health.clone(),
             )
             .await
             .with_context(|| format!("cannot start the api on {}", settings.http.addr))?;
@@ -140,6 +145,7 @@ impl Herald {
             api,
             worker,
             internal,
+            health,
         })
     }
 
@@ -169,7 +175,11 @@ impl Herald {
             api_task
                 .spawn(async move { api.run_until_stopped(stop).await.context("the api failed") });
         }
-        let mut roles = JoinSet::new();
+        let mut roles = Supervised {
+            tasks: JoinSet::new(),
+            health: self.health.clone(),
+            stop: internal.clone(),
+        };
         let concurrency = self.settings.handler.concurrency;
         if self.roles.contains(&Role::Handler) {
             let handler = Arc::new(Handler::new(
@@ -178,10 +188,13 @@ impl Herald {
                 self.settings.handler.max_conflict_retries,
             ));
             let (bus, stop) = (self.bus.clone(), internal.clone());
-            roles.spawn(async move {
-                handler::run(handler, bus, concurrency, stop)
-                    .await
-                    .context("the command handler failed")
+            roles.spawn("handler", move || {
+                let (handler, bus, stop) = (handler.clone(), bus.clone(), stop.clone());
+                async move {
+                    handler::run(handler, bus, concurrency, stop)
+                        .await
+                        .context("the command handler failed")
+                }
             });
         }
         if self.roles.contains(&Role::Projector) {
@@ -191,10 +204,13 @@ impl Herald {
                 shutdown: internal.clone(),
             };
             let (pool, registry) = (self.store.pool().clone(), self.registry.clone());
-            roles.spawn(async move {
-                herald_projector::run(pool, runtime, registry)
-                    .await
-                    .context("the projector failed")
+            roles.spawn("projector", move || {
+                let (pool, runtime, registry) = (pool.clone(), runtime.clone(), registry.clone());
+                async move {
+                    herald_projector::run(pool, runtime, registry)
+                        .await
+                        .context("the projector failed")
+                }
             });
         }
         if self.roles.contains(&Role::Relay) {
@@ -204,18 +220,25 @@ impl Herald {
                 self.settings.relay.clone(),
                 internal.clone(),
             );
-            roles.spawn(async move {
-                herald_bus::relay::run(bus, database, settings, stop)
-                    .await
-                    .context("the event relay failed")
+            roles.spawn("relay", move || {
+                let (bus, database, settings, stop) =
+                    (bus.clone(), database.clone(), settings.clone(), stop.clone());
+                async move {
+                    herald_bus::relay::run(bus, database, settings, stop)
+                        .await
+                        .context("the event relay failed")
+                }
             });
         }
         if let Some(worker) = self.worker.clone() {
             let stop = internal.clone();
-            roles.spawn(async move {
-                herald_workers::run(worker, stop)
-                    .await
-                    .context("the worker failed")
+            roles.spawn("worker", move || {
+                let (worker, stop) = (worker.clone(), stop.clone());
+                async move {
+                    herald_workers::run(worker, stop)
+                        .await
+                        .context("the worker failed")
+                }
             });
             let (bus, database, registry, stop) = (
                 self.bus.clone(),
@@ -223,12 +246,17 @@ impl Herald {
                 self.registry.clone(),
                 internal.clone(),
             );
-            roles.spawn(async move {
-                herald_workers::triggers::run(bus, database, registry, stop)
-                    .await
-                    .context("the task triggers failed")
+            roles.spawn("task triggers", move || {
+                let (bus, database, registry, stop) =
+                    (bus.clone(), database.clone(), registry.clone(), stop.clone());
+                async move {
+                    herald_workers::triggers::run(bus, database, registry, stop)
+                        .await
+                        .context("the task triggers failed")
+                }
             });
         }
+        let mut roles = roles.tasks;
         info!(roles = ?self.roles, "herald running");
         let failure = tokio::select! {
             () = shutdown => None,
@@ -254,6 +282,25 @@ impl Herald {
         }
         info!("stopped");
         outcome
+    }
+}
+
+/// The roles of a process, each restarted by [`supervise`] when it fails or panics.
+struct Supervised {
+    tasks: JoinSet<anyhow::Result<()>>,
+    health: RoleHealth,
+    stop: CancellationToken,
+}
+
+impl Supervised {
+    fn spawn<F, Fut>(&mut self, role: &'static str, start: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (health, stop) = (self.health.clone(), self.stop.clone());
+        self.tasks
+            .spawn(async move { supervise(role, health, stop, start).await });
     }
 }
 

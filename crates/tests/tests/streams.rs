@@ -475,6 +475,7 @@ async fn a_subscriber_slower_than_the_live_tail_is_dropped_with_lagged_and_other
         4,
         &tracker,
         shutdown.clone(),
+        herald_bus::supervise::RoleHealth::default(),
     )
     .await
     .unwrap_or_else(|e| panic!("{e:#}"));

@@ -1,10 +1,12 @@
-//! Operators' routes (admins of `auth.operator_tenant`): projection status and rebuilds.
+//! Operators' routes (admins of `auth.operator_tenant`): projection status and rebuilds, and the
+//! events readers parked.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use herald_bus::store::parked;
 use herald_projector::catalog::request_rebuild;
 use herald_projector::status::statuses;
 use serde_json::{Value, json};
@@ -20,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/projections", get(list))
         .route("/v1/admin/projections/{name}", get(show))
         .route("/v1/admin/projections/{name}/rebuild", post(rebuild))
+        .route("/v1/admin/parked-events", get(parked_events))
 }
 
 /// Operators only (admins of `auth.operator_tenant`): these routes act on every tenant's data.
@@ -35,6 +38,22 @@ pub(crate) fn operator(state: &AppState, caller: &Caller) -> Result<(), ApiError
             "this route needs the admin role in the operators' tenant".into(),
         ))
     }
+}
+
+/// The most parked events listed at once.
+const PARKED_LIST_LIMIT: i64 = 1_000;
+
+/// The events readers parked (newest first): which reader, where in the log, and why.
+async fn parked_events(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    operator(&state, &caller)?;
+    let client = state.db().await?;
+    let events = parked::list(&**client, PARKED_LIST_LIMIT)
+        .await
+        .map_err(ApiError::store_unavailable)?;
+    Ok(Json(json!({"data": events})))
 }
 
 /// Every live version, as operators see them.

@@ -1,5 +1,7 @@
 //! `/healthz` (the process is alive) and `/readyz` (it can serve: Postgres and NATS answer, and
-//! no active view lags further behind the log than `projector.max_lag_secs`).
+//! no active view lags further behind the log than `projector.max_lag_secs`). `/readyz` also
+//! reports each role of the process and the parked events: a role that is restarting after a
+//! failure, or parked events, make the status `degraded` (still `200`: the api serves).
 
 use std::time::Duration;
 
@@ -8,6 +10,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use herald_bus::store::parked;
+use herald_bus::supervise::RoleState;
 use herald_projector::status::stuck;
 
 use crate::error::ApiError;
@@ -25,12 +29,14 @@ async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Active views whose oldest unapplied event is older than the configured bound; `None` when
-/// Postgres does not answer (or the check fails).
-async fn stuck_projections(state: &AppState) -> Option<Vec<String>> {
+/// Active views whose oldest unapplied event is older than the configured bound, and the parked
+/// events by reader; `None` when Postgres does not answer (or a check fails).
+async fn stuck_projections(state: &AppState) -> Option<(Vec<String>, Vec<(String, i64)>)> {
     let client = state.store.pool().get().await.ok()?;
     let bound = state.settings.projector.max_lag_secs as f64;
-    stuck(&**client, bound).await.ok()
+    let stuck = stuck(&**client, bound).await.ok()?;
+    let parked = parked::counts(&**client).await.ok()?;
+    Some((stuck, parked))
 }
 
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -45,11 +51,32 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     ) && tokio::time::timeout(CHECK_TIMEOUT, state.bus.client.flush())
         .await
         .is_ok_and(|r| r.is_ok());
-    let stuck = stuck.unwrap_or_default();
+    let (stuck, parked) = stuck.unwrap_or_default();
+    let roles = state.roles.snapshot();
+    let failed: Vec<&String> = roles
+        .iter()
+        .filter(|(_, role)| matches!(role, RoleState::Failed { .. }))
+        .map(|(name, _)| name)
+        .collect();
+    if !failed.is_empty() {
+        let names: Vec<&str> = failed.iter().map(|name| name.as_str()).collect();
+        return Err(ApiError::Unavailable(format!(
+            "not ready: role(s) {} failed",
+            names.join(", ")
+        )));
+    }
     if postgres_ok && nats_ok && stuck.is_empty() {
-        Ok(Json(
-            json!({"status": "ready", "checks": {"postgres": "ok", "nats": "ok", "projections": "ok"}}),
-        ))
+        let degraded = !parked.is_empty() || roles.values().any(|r| *r != RoleState::Running);
+        let parked: serde_json::Map<String, Value> = parked
+            .into_iter()
+            .map(|(reader, count)| (reader, count.into()))
+            .collect();
+        Ok(Json(json!({
+            "status": if degraded { "degraded" } else { "ready" },
+            "checks": {"postgres": "ok", "nats": "ok", "projections": "ok"},
+            "roles": roles,
+            "parked_events": parked,
+        })))
     } else if postgres_ok && nats_ok {
         Err(ApiError::Unavailable(format!(
             "not ready: projection(s) {} lag more than {} s behind the log",

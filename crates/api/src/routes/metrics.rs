@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use herald_bus::relay::relay_lag;
+use herald_bus::store::parked;
 use herald_bus::store::reader::frontier_age;
+use herald_bus::supervise::RoleState;
 use herald_projector::status::statuses;
 use herald_workers::store as task_store;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -46,6 +48,48 @@ struct TaskLabels {
 struct QuantileLabels {
     task: String,
     quantile: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReaderLabels {
+    reader: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabels {
+    role: String,
+}
+
+/// Parked events by reader (every process reports them all, from `herald.parked_events`), and
+/// this process's roles that are not running (1 while a role restarts or after it failed).
+fn register_faults(
+    registry: &mut Registry,
+    parked: &[(String, i64)],
+    roles: &std::collections::BTreeMap<String, RoleState>,
+) {
+    let events = Family::<ReaderLabels, Gauge>::default();
+    for (reader, count) in parked {
+        events
+            .get_or_create(&ReaderLabels {
+                reader: reader.clone(),
+            })
+            .set(*count);
+    }
+    registry.register(
+        "parked_events",
+        "Events a reader could not read or apply and parked to go on without them",
+        events,
+    );
+    let down = Family::<RoleLabels, Gauge>::default();
+    for (role, state) in roles {
+        down.get_or_create(&RoleLabels { role: role.clone() })
+            .set(i64::from(*state != RoleState::Running));
+    }
+    registry.register(
+        "role_down",
+        "1 while a role of this process is restarting after a failure (or has failed)",
+        down,
+    );
 }
 
 /// The runs whose durations `/metrics` reports ended within this many seconds.
@@ -138,6 +182,9 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         .await
         .map_err(ApiError::store_unavailable)?;
     let task_durations = task_store::recent_durations(&**client, DURATION_WINDOW_SECS)
+        .await
+        .map_err(ApiError::store_unavailable)?;
+    let parked = parked::counts(&**client)
         .await
         .map_err(ApiError::store_unavailable)?;
     drop(client);
@@ -251,6 +298,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         }
     }
     register_tasks(&mut registry, &task_states, &task_durations);
+    register_faults(&mut registry, &parked, &state.roles.snapshot());
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).map_err(ApiError::internal)?;
     Ok((
