@@ -55,7 +55,9 @@ pub async fn run(
     listener.close();
     let mut poison = Poison::default();
     while !shutdown.is_cancelled() {
-        let held = hold(&bus, &stream, &database, &settings, &mut wake, &shutdown, &poison);
+        let held = hold(
+            &bus, &stream, &database, &settings, &mut wake, &shutdown, &poison,
+        );
         if let Err(error) = held.await {
             warn!(error = format!("{error:#}"), "event relay failed; resuming");
             let wait = match error.downcast_ref::<EventFailure>() {

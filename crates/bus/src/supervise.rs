@@ -26,9 +26,14 @@ const MOST_DELAY: Duration = Duration::from_secs(30);
 pub enum RoleState {
     Running,
     /// It failed and waits to start again.
-    Restarting { failures: u32, error: String },
+    Restarting {
+        failures: u32,
+        error: String,
+    },
     /// It failed too often; the process is stopping.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// The state of each supervised role of this process, shared with `/readyz`.
@@ -99,9 +104,12 @@ where
         failures += 1;
         if failures >= RESTARTS {
             error!(role, failures, error, "role failed too often; stopping");
-            health.set(role, RoleState::Failed {
-                error: error.clone(),
-            });
+            health.set(
+                role,
+                RoleState::Failed {
+                    error: error.clone(),
+                },
+            );
             anyhow::bail!("the {role} role failed {failures} times in a row: {error}");
         }
         let delay = FIRST_DELAY
@@ -137,13 +145,18 @@ mod tests {
         let runs = Arc::new(AtomicU32::new(0));
         let health = RoleHealth::default();
         let counted = runs.clone();
-        let outcome = supervise("projector", health.clone(), CancellationToken::new(), move || {
-            let run = counted.fetch_add(1, Ordering::SeqCst);
-            async move {
-                assert!(run >= 2, "run {run} fails");
-                Ok(())
-            }
-        })
+        let outcome = supervise(
+            "projector",
+            health.clone(),
+            CancellationToken::new(),
+            move || {
+                let run = counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    assert!(run >= 2, "run {run} fails");
+                    Ok(())
+                }
+            },
+        )
         .await;
         assert!(outcome.is_ok());
         assert_eq!(runs.load(Ordering::SeqCst), 3);
@@ -154,9 +167,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_role_that_keeps_failing_ends_with_its_error() {
         let health = RoleHealth::default();
-        let outcome = supervise("relay", health.clone(), CancellationToken::new(), || async {
-            anyhow::bail!("NATS refuses")
-        })
+        let outcome = supervise(
+            "relay",
+            health.clone(),
+            CancellationToken::new(),
+            || async { anyhow::bail!("NATS refuses") },
+        )
         .await;
         let error = format!("{:#}", outcome.unwrap_err());
         assert!(error.contains("relay role failed 8 times") && error.contains("NATS refuses"));

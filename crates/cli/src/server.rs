@@ -221,8 +221,12 @@ impl Herald {
                 internal.clone(),
             );
             roles.spawn("relay", move || {
-                let (bus, database, settings, stop) =
-                    (bus.clone(), database.clone(), settings.clone(), stop.clone());
+                let (bus, database, settings, stop) = (
+                    bus.clone(),
+                    database.clone(),
+                    settings.clone(),
+                    stop.clone(),
+                );
                 async move {
                     herald_bus::relay::run(bus, database, settings, stop)
                         .await
@@ -247,8 +251,12 @@ impl Herald {
                 internal.clone(),
             );
             roles.spawn("task triggers", move || {
-                let (bus, database, registry, stop) =
-                    (bus.clone(), database.clone(), registry.clone(), stop.clone());
+                let (bus, database, registry, stop) = (
+                    bus.clone(),
+                    database.clone(),
+                    registry.clone(),
+                    stop.clone(),
+                );
                 async move {
                     herald_workers::triggers::run(bus, database, registry, stop)
                         .await

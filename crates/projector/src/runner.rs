@@ -283,7 +283,10 @@ async fn catch_up(
             if runtime.shutdown.is_cancelled() || batch.events.is_empty() {
                 break;
             }
-            if apply_batch(lease.client(), table, &batch, poison).await?.retired {
+            if apply_batch(lease.client(), table, &batch, poison)
+                .await?
+                .retired
+            {
                 return Ok(Some(Stop::Retired));
             }
         }
