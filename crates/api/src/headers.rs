@@ -95,7 +95,7 @@ impl IfNoneMatch {
             Self::Any => true,
             Self::Tags(tags) => {
                 let current = version.to_string();
-                tags.iter().any(|tag| *tag == current)
+                tags.contains(&current)
             }
         }
     }
