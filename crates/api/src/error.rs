@@ -17,6 +17,12 @@ pub enum ApiError {
     MalformedJson(String),
     #[error("{detail}")]
     InvalidQuery { parameter: String, detail: String },
+    /// A request header the server reads is malformed.
+    #[error("{header} {detail}")]
+    InvalidHeader {
+        header: &'static str,
+        detail: String,
+    },
     #[error("{0}")]
     Unauthenticated(&'static str),
     #[error("{0}")]
@@ -74,6 +80,9 @@ impl ApiError {
         match self {
             E::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON"),
             E::InvalidQuery { .. } => (StatusCode::BAD_REQUEST, "invalid_query", "Invalid query"),
+            E::InvalidHeader { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_header", "Invalid header")
+            }
             E::Unauthenticated(_) => (
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -164,6 +173,9 @@ impl ApiError {
             ApiError::Validation { errors, .. } => problem["errors"] = json!(errors),
             ApiError::InvalidQuery { parameter, detail } => {
                 problem["errors"] = json!([{ "parameter": parameter, "detail": detail }]);
+            }
+            ApiError::InvalidHeader { header, detail } => {
+                problem["errors"] = json!([{ "header": header, "detail": detail }]);
             }
             _ => {}
         }

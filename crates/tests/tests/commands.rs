@@ -208,6 +208,78 @@ async fn conditional_writes_check_the_version() {
 }
 
 #[tokio::test]
+async fn a_malformed_precondition_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let admin = app.token("ada", &["admin"], "acme");
+    let product = app
+        .create(
+            "petstore/product",
+            &admin,
+            &json!({"name": "Collar", "price": 9}),
+        )
+        .await;
+    let path = format!(
+        "/v1/petstore/product/{}",
+        product["id"].as_str().unwrap_or_default()
+    );
+
+    for (method, value) in [
+        (Method::DELETE, ""),
+        (Method::DELETE, "1"),
+        (Method::DELETE, "W/\"1\""),
+        (Method::PATCH, ""),
+        (Method::POST, ""),
+    ] {
+        let target = if method == Method::POST {
+            format!("{path}/restore")
+        } else {
+            path.clone()
+        };
+        let mut request = app
+            .request(method.clone(), &target, Some(&admin))
+            .header("if-match", value);
+        if method == Method::PATCH {
+            request = request.json(&json!({"price": 10}));
+        }
+        let response = send(request).await;
+        assert_eq!(response.status(), 412, "{method} with If-Match {value:?}");
+        assert_eq!(
+            header(&response, "content-type"),
+            "application/problem+json"
+        );
+        assert_eq!(json(response).await["code"], "version_mismatch");
+    }
+    let history = json(app.get(&format!("{path}/history"), &admin).await).await;
+    assert_eq!(
+        history["data"].as_array().map(Vec::len),
+        Some(1),
+        "no event was appended: {history}"
+    );
+
+    for value in ["", "1", "\"1", "W/"] {
+        let response = send(
+            app.request(Method::GET, &path, Some(&admin))
+                .header("if-none-match", value),
+        )
+        .await;
+        assert_eq!(response.status(), 400, "If-None-Match {value:?}");
+        let problem = json(response).await;
+        assert_eq!(problem["code"], "invalid_header");
+        assert_eq!(problem["errors"][0]["header"], "If-None-Match");
+    }
+    eventually("a matching If-None-Match to answer 304", || async {
+        let response = send(
+            app.request(Method::GET, &path, Some(&admin))
+                .header("if-none-match", "W/\"1\""),
+        )
+        .await;
+        (response.status() == 304).then_some(())
+    })
+    .await;
+    app.stop_and_clean().await;
+}
+
+#[tokio::test]
 async fn an_idempotency_key_replays_the_first_outcome() {
     let app = TestApp::spawn().await;
     let staff = app.token("sam", &["staff"], "acme");

@@ -309,6 +309,7 @@ async fn read(
     let (schema, view) = state.readable_collection(&caller, &app, &doc)?;
     let id = caller.document_id(&id)?;
     reject_unknown_parameters(&query, &["min_position", "as_of"])?;
+    let if_none_match = if_none_match(&headers)?;
     if let Some(raw) = query.get("as_of") {
         return read_as_of(&state, &caller, schema, id, AsOf::parse(raw)?).await;
     }
@@ -326,7 +327,7 @@ async fn read(
         .ok_or_else(|| caller.hidden())?;
     let tag = HeaderValue::from_str(&etag(document.version)).map_err(ApiError::internal)?;
     let position = position_header(checkpoint);
-    if if_none_match(&headers, document.version) {
+    if if_none_match.matches(document.version) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)], [position]).into_response());
     }
     let mut body = document.to_json();

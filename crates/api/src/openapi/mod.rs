@@ -1,6 +1,12 @@
 //! The OpenAPI 3.1 description of the API, generated once at start-up from the loaded
 //! documents: one schema per document for reads, creates and patches, every route with its
 //! headers, and the problem responses.
+//!
+//! - [`operations`]: stable `operationId`s and the links between operations.
+//! - [`syntax`]: the syntax of tokens, cursors, filters and entity tags, as patterns.
+
+mod operations;
+mod syntax;
 
 use herald_bus::schema::query::field_path;
 use herald_bus::schema::{DocumentSchema, Field, FieldKind, Fields, Registry};
@@ -8,6 +14,7 @@ use herald_bus::schema::{DocumentSchema, Field, FieldKind, Fields, Registry};
 use crate::list::{
     MANAGED_QUERY_FIELDS, MAX_ORDER_KEYS, MAX_SEARCH_CHARS, managed, operator_names,
 };
+use operations::DocumentOperations;
 use serde_json::{Map, Value, json};
 
 /// The whole document served at `/v1/openapi.json`.
@@ -38,22 +45,36 @@ pub fn describe(registry: &Registry) -> Value {
                 },
             }),
         );
+        let ops = DocumentOperations::of(registry, doc);
         let base = format!("/v1/{}/{}", doc.app, doc.name);
-        paths.insert(base.clone(), collection_path(doc, &name));
-        paths.insert(format!("{base}/{{id}}"), document_path(doc, &name));
-        paths.insert(format!("{base}/{{id}}/restore"), restore_path(doc, &name));
-        paths.insert(format!("{base}/{{id}}/history"), history_path(doc));
+        paths.insert(base.clone(), collection_path(doc, &name, &ops));
+        paths.insert(format!("{base}/{{id}}"), document_path(doc, &name, &ops));
+        paths.insert(
+            format!("{base}/{{id}}/restore"),
+            restore_path(doc, &name, &ops),
+        );
+        paths.insert(format!("{base}/{{id}}/history"), history_path(doc, &ops));
         let types: Vec<String> = ["created", "updated", "archived", "restored"]
             .iter()
             .map(|verb| format!("{name}.{verb}"))
             .collect();
         paths.insert(
             format!("{base}/events"),
-            events_path(&format!("Events of {name} documents"), &name, &types, false),
+            events_path(
+                &format!("Events of {name} documents"),
+                (&name, &ops.events()),
+                &types,
+                false,
+            ),
         );
         paths.insert(
             format!("{base}/{{id}}/events"),
-            events_path(&format!("Events of one {name}"), &name, &types, true),
+            events_path(
+                &format!("Events of one {name}"),
+                (&name, &ops.stream_events()),
+                &types,
+                true,
+            ),
         );
     }
     let every_type: Vec<String> = registry
@@ -68,21 +89,28 @@ pub fn describe(registry: &Registry) -> Value {
         "/v1/events".into(),
         events_path(
             "Every event the caller may read",
-            "events",
+            ("events", operations::LIST_EVENTS),
             &every_type,
             false,
         ),
     );
     paths.extend(admin_paths());
     paths.insert("/v1/commands/{id}".into(), command_path());
-    for (path, summary) in [
-        ("/healthz", "The process is alive"),
-        ("/readyz", "PostgreSQL and NATS answer and no view is stuck"),
+    for (path, summary, id) in [
+        ("/healthz", "The process is alive", operations::CHECK_HEALTH),
+        (
+            "/readyz",
+            "PostgreSQL and NATS answer and no view is stuck",
+            operations::CHECK_READINESS,
+        ),
     ] {
+        let ok = json!({"description": "ok", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["status"], "properties": {
+                "status": {"type": "string"}, "checks": {"type": "object"}}}}}});
         paths.insert(
             path.into(),
-            json!({"get": {"summary": summary, "security": [], "tags": ["operations"],
-                "responses": {"200": {"description": "ok"}, "503": problem_response("Not ready")}}}),
+            json!({"get": {"summary": summary, "operationId": id, "security": [], "tags": ["operations"],
+                "responses": {"200": ok, "503": problem_response("Not ready")}}}),
         );
     }
     json!({
@@ -125,7 +153,7 @@ fn common_schemas() -> Map<String, Value> {
                 "code": {"type": "string"},
                 "request_id": {"type": "string"},
                 "errors": {"type": "array", "items": {"type": "object", "properties": {
-                    "pointer": {"type": "string"}, "parameter": {"type": "string"},
+                    "pointer": {"type": "string"}, "parameter": {"type": "string"}, "header": {"type": "string"},
                     "code": {"type": "string"}, "detail": {"type": "string"}}}},
             },
         }),
@@ -140,7 +168,7 @@ fn common_schemas() -> Map<String, Value> {
                 "stream": {"type": "string"},
                 "document_id": {"type": "string", "format": "uuid"},
                 "version": {"type": "integer", "minimum": 1},
-                "position": token_schema(),
+                "position": syntax::position(),
                 "time": {"type": "string", "format": "date-time"},
                 "actor": {"type": "object", "properties": {
                     "sub": {"type": "string"}, "roles": {"type": ["array", "null"], "items": {"type": "string"}}}},
@@ -150,7 +178,7 @@ fn common_schemas() -> Map<String, Value> {
         "EventPage".into(),
         json!({"type": "object", "required": ["data", "next_after"], "properties": {
             "data": {"type": "array", "items": reference("Event")},
-            "next_after": {"oneOf": [token_schema(), {"type": "null"}]}}}),
+            "next_after": {"oneOf": [syntax::position(), {"type": "null"}]}}}),
     );
     schemas.insert(
         "TaskRun".into(),
@@ -175,7 +203,7 @@ fn common_schemas() -> Map<String, Value> {
             "name": {"type": "string"},
             "version": {"type": "integer"},
             "state": {"enum": ["building", "active", "retired"]},
-            "checkpoint": token_schema(),
+            "checkpoint": syntax::position(),
             "lag": {"type": "object", "properties": {"events": {"type": "integer"}, "seconds": {"type": "number"}}},
             "heartbeat_at": {"type": ["string", "null"], "format": "date-time"},
             "runner": {"type": ["string", "null"]},
@@ -338,16 +366,21 @@ fn scalar_schema(kind: &FieldKind, field: &Field) -> Value {
             "description": format!("The id of a {app}.{doc} document.")}),
         _ => json!({"type": "string"}),
     };
-    let (low, high) = if matches!(kind, FieldKind::Integer | FieldKind::Number) {
-        ("minimum", "maximum")
+    if matches!(kind, FieldKind::Integer | FieldKind::Number) {
+        if let Some(min) = field.min {
+            schema["minimum"] = json!(min);
+        }
+        if let Some(max) = field.max {
+            schema["maximum"] = json!(max);
+        }
     } else {
-        ("minLength", "maxLength")
-    };
-    if let Some(min) = field.min {
-        schema[low] = json!(min);
-    }
-    if let Some(max) = field.max {
-        schema[high] = json!(max);
+        // JSON Schema lengths are non-negative integers; the YAML reads every bound as a number.
+        if let Some(min) = field.min.and_then(length) {
+            schema["minLength"] = json!(min);
+        }
+        if let Some(max) = field.max.and_then(length) {
+            schema["maxLength"] = json!(max);
+        }
     }
     if let Some(pattern) = &field.pattern {
         schema["pattern"] = Value::String(pattern.as_str().to_owned());
@@ -358,17 +391,17 @@ fn scalar_schema(kind: &FieldKind, field: &Field) -> Value {
     schema
 }
 
+/// A string length bound as an integer (the schema loader only accepts whole, non-negative ones).
+fn length(bound: f64) -> Option<u64> {
+    format!("{bound:.0}").parse().ok()
+}
+
 fn problem_response(description: &str) -> Value {
     json!({"description": description, "content": {"application/problem+json": {"schema": reference("Problem")}}})
 }
 
 fn header(name: &str, description: &str, schema: Value) -> Value {
     json!({"name": name, "in": "header", "required": false, "description": description, "schema": schema})
-}
-
-/// Position tokens and cursors: opaque, made by this server, base64url.
-fn token_schema() -> Value {
-    json!({"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$"})
 }
 
 fn write_headers() -> Vec<Value> {
@@ -386,12 +419,15 @@ fn write_headers() -> Vec<Value> {
     ]
 }
 
-fn if_match() -> Value {
-    header(
+/// The write headers of a change to one document: the others and `If-Match`.
+fn conditional_write_headers() -> Vec<Value> {
+    let mut headers = write_headers();
+    headers.push(header(
         "If-Match",
-        "The version the change is based on, e.g. \"3\"; a stale version is 412.",
-        json!({"type": "string", "pattern": "^(\\*|\"[0-9]+\")$"}),
-    )
+        "The version the change is based on, e.g. \"3\"; a stale version, or a value that is not one entity tag, is 412. `*` states no precondition.",
+        json!({"type": "string", "pattern": syntax::IF_MATCH_PATTERN}),
+    ));
+    headers
 }
 
 fn errors(codes: &[(&str, &str)]) -> Map<String, Value> {
@@ -401,14 +437,18 @@ fn errors(codes: &[(&str, &str)]) -> Map<String, Value> {
         .collect()
 }
 
-fn document_response(name: &str, description: &str) -> Value {
+fn document_response(name: &str, description: &str, links: Value) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": reference(name)}},
-        "headers": {"ETag": {"schema": {"type": "string"}}, "Herald-Position": {"schema": {"type": "string"}}}})
+        "headers": {"ETag": {"required": true, "schema": {"type": "string", "pattern": "^\"[0-9]+\"$"}},
+            "Herald-Position": {"schema": syntax::position(), "description": "Not on a read with as_of."}},
+        "links": links})
 }
 
 fn accepted() -> Value {
     json!({"description": "Accepted: durable, not yet handled; the status is at Location.",
-        "content": {"application/json": {"schema": reference("Accepted")}}})
+        "content": {"application/json": {"schema": reference("Accepted")}},
+        "headers": {"Location": {"required": true, "schema": {"type": "string"}}},
+        "links": operations::links_from_accepted()})
 }
 
 const COMMON: [(&str, &str); 4] = [
@@ -418,9 +458,37 @@ const COMMON: [(&str, &str); 4] = [
     ("503", "Unavailable"),
 ];
 
-fn with_common(mut responses: Map<String, Value>, extra: &[(&str, &str)]) -> Value {
+/// The problems every write can meet besides [`COMMON`].
+const WRITE_ERRORS: [(&str, &str); 3] = [
+    ("403", "Forbidden"),
+    (
+        "409",
+        "Conflict, unique value taken, or the first request with this Idempotency-Key is in flight",
+    ),
+    (
+        "422",
+        "Invalid body, or an Idempotency-Key that is invalid or was used for another request",
+    ),
+];
+
+/// The problems of a write with a body.
+const BODY_ERRORS: [(&str, &str); 3] = [
+    ("400", "Malformed JSON"),
+    ("413", "Body too large"),
+    ("415", "Not JSON"),
+];
+
+/// The problems of a write to one document.
+const CONDITIONAL_ERRORS: [(&str, &str); 2] = [
+    ("412", "Version mismatch, or a malformed If-Match"),
+    ("428", "If-Match required"),
+];
+
+fn with_common(mut responses: Map<String, Value>, extra: &[&[(&str, &str)]]) -> Value {
     responses.extend(errors(&COMMON));
-    responses.extend(errors(extra));
+    for codes in extra {
+        responses.extend(errors(codes));
+    }
     Value::Object(responses)
 }
 
@@ -429,33 +497,43 @@ fn id_parameter() -> Value {
 }
 
 fn min_position() -> Value {
-    json!({"name": "min_position", "in": "query", "required": false, "schema": token_schema(),
+    json!({"name": "min_position", "in": "query", "required": false, "schema": syntax::position(),
         "description": "Wait until the view covers this Herald-Position."})
 }
 
-fn collection_path(doc: &DocumentSchema, name: &str) -> Value {
+fn limit() -> Value {
+    json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}})
+}
+
+fn cursor() -> Value {
+    json!({"name": "cursor", "in": "query", "required": false, "schema": syntax::cursor()})
+}
+
+fn collection_path(doc: &DocumentSchema, name: &str, ops: &DocumentOperations) -> Value {
     let tag = doc.collection();
     let mut create_responses = Map::new();
-    create_responses.insert("201".into(), document_response(name, "Created"));
+    let mut created = document_response(name, "Created", ops.links_from_document());
+    created["headers"]["Location"] = json!({"required": true, "schema": {"type": "string"}});
+    create_responses.insert("201".into(), created);
     create_responses.insert("202".into(), accepted());
     let mut list_responses = Map::new();
     list_responses.insert(
         "200".into(),
-        json!({"description": "A page", "content": {"application/json": {"schema": reference(&format!("{name}.page"))}}}),
+        json!({"description": "A page", "content": {"application/json": {"schema": reference(&format!("{name}.page"))}},
+            "headers": {"Herald-Position": {"required": true, "schema": syntax::position()}}}),
     );
     json!({
         "post": {
-            "summary": format!("Create a {tag}"), "tags": [tag], "parameters": write_headers(),
+            "summary": format!("Create a {tag}"), "operationId": ops.create(), "tags": [tag],
+            "parameters": write_headers(),
             "requestBody": {"required": true, "content": {"application/json": {"schema": reference(&format!("{name}.create"))}}},
-            "responses": with_common(create_responses, &[("400", "Malformed JSON"), ("403", "Forbidden"),
-                ("409", "Conflict or unique value taken"), ("413", "Body too large"), ("415", "Not JSON"),
-                ("422", "Invalid body")]),
+            "responses": with_common(create_responses, &[&BODY_ERRORS, &WRITE_ERRORS]),
         },
         "get": {
-            "summary": format!("List {tag} documents"), "tags": [tag],
+            "summary": format!("List {tag} documents"), "operationId": ops.list(), "tags": [tag],
             "description": "Filters are `<field>=[not.]<operator>.<value>`; several filters (on the same field too) must all hold. Pages are keyset pages: follow `next_cursor` (or the `Link: rel=\"next\"` header) with the same filters, order and q.",
             "parameters": list_parameters(doc),
-            "responses": with_common(list_responses, &[("400", "Invalid query")]),
+            "responses": with_common(list_responses, &[&[("400", "Invalid query")]]),
         },
     })
 }
@@ -484,10 +562,11 @@ fn list_parameters(doc: &DocumentSchema) -> Vec<Value> {
         if !filter {
             continue;
         }
+        let operators = operator_names(field);
         parameters.push(json!({
-            "name": path, "in": "query", "required": false, "schema": {"type": "string"},
+            "name": path, "in": "query", "required": false, "schema": syntax::filter(&operators),
             "description": format!("Filter on this {} field: [not.]<operator>.<value> with operator one of {}.",
-                field.kind.name(), operator_names(field).join(", ")),
+                field.kind.name(), operators.join(", ")),
         }));
     }
     parameters.push(json!({
@@ -504,10 +583,8 @@ fn list_parameters(doc: &DocumentSchema) -> Vec<Value> {
         "name": "select", "in": "query", "required": false, "schema": {"type": "string"},
         "description": "Comma-separated top-level fields to return besides id.",
     }));
-    parameters.push(json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}));
-    parameters.push(
-        json!({"name": "cursor", "in": "query", "required": false, "schema": token_schema()}),
-    );
+    parameters.push(limit());
+    parameters.push(cursor());
     parameters.push(
         json!({"name": "Prefer", "in": "header", "required": false, "schema": {"type": "string"},
         "description": "count=exact adds total, the number of every match."}),
@@ -516,49 +593,64 @@ fn list_parameters(doc: &DocumentSchema) -> Vec<Value> {
     parameters
 }
 
-fn document_path(doc: &DocumentSchema, name: &str) -> Value {
+fn document_path(doc: &DocumentSchema, name: &str, ops: &DocumentOperations) -> Value {
     let tag = doc.collection();
-    let mut if_match_headers = write_headers();
-    if_match_headers.push(if_match());
     let mut read_responses = Map::new();
-    read_responses.insert("200".into(), document_response(name, "The document"));
-    read_responses.insert("304".into(), json!({"description": "Not modified"}));
+    read_responses.insert(
+        "200".into(),
+        document_response(name, "The document", json!({})),
+    );
+    read_responses.insert(
+        "304".into(),
+        json!({"description": "Not modified", "headers": {"ETag": {"required": true, "schema": {"type": "string"}}}}),
+    );
     let mut update_responses = Map::new();
-    update_responses.insert("200".into(), document_response(name, "Updated"));
+    update_responses.insert(
+        "200".into(),
+        document_response(name, "Updated", ops.links_from_document()),
+    );
     update_responses.insert("202".into(), accepted());
     let mut archive_responses = Map::new();
-    archive_responses.insert("204".into(), json!({"description": "Archived"}));
+    archive_responses.insert(
+        "204".into(),
+        json!({"description": "Archived", "headers": {"ETag": {"required": true, "schema": {"type": "string"}}},
+            "links": ops.links_from_archive()}),
+    );
     archive_responses.insert("202".into(), accepted());
     let patch = reference(&format!("{name}.patch"));
     json!({
         "parameters": [id_parameter()],
-        "get": {"summary": format!("Read a {tag}"), "tags": [tag],
-            "parameters": [min_position(), header("If-None-Match", "Entity tags of versions the client has.", json!({"type": "string"})),
-                json!({"name": "as_of", "in": "query", "required": false, "schema": {"type": "string"},
+        "get": {"summary": format!("Read a {tag}"), "operationId": ops.get(), "tags": [tag],
+            "parameters": [min_position(),
+                header("If-None-Match", "Entity tags of versions the client has, or `*`; a match is 304. A value that is not a list of entity tags is 400.",
+                    json!({"type": "string", "pattern": syntax::IF_NONE_MATCH_PATTERN})),
+                json!({"name": "as_of", "in": "query", "required": false, "schema": syntax::as_of(),
                     "description": "The document as it was at this version (an integer from 1) or RFC 3339 time; needs the history right."})],
-            "responses": with_common(read_responses, &[("400", "Invalid query"), ("403", "No history right (with as_of)")])},
-        "patch": {"summary": format!("Update a {tag} (JSON Merge Patch)"), "tags": [tag], "parameters": if_match_headers,
+            "responses": with_common(read_responses, &[&[("400", "Invalid query or If-None-Match"), ("403", "No history right (with as_of)")]])},
+        "patch": {"summary": format!("Update a {tag} (JSON Merge Patch)"), "operationId": ops.update(), "tags": [tag],
+            "parameters": conditional_write_headers(),
             "requestBody": {"required": true, "content": {
                 "application/merge-patch+json": {"schema": patch}, "application/json": {"schema": patch}}},
-            "responses": with_common(update_responses, &[("400", "Malformed JSON"), ("403", "Forbidden"),
-                ("409", "Unique value taken"), ("412", "Version mismatch"), ("413", "Body too large"),
-                ("415", "Not JSON"), ("422", "Invalid patch"), ("428", "If-Match required")])},
-        "delete": {"summary": format!("Archive a {tag}"), "tags": [tag], "parameters": if_match_headers,
-            "responses": with_common(archive_responses, &[("403", "Forbidden"), ("412", "Version mismatch"),
-                ("422", "Idempotency-Key reused or invalid"), ("428", "If-Match required")])},
+            "responses": with_common(update_responses, &[&BODY_ERRORS, &WRITE_ERRORS, &CONDITIONAL_ERRORS])},
+        "delete": {"summary": format!("Archive a {tag}"), "operationId": ops.delete(), "tags": [tag],
+            "parameters": conditional_write_headers(),
+            "responses": with_common(archive_responses, &[&WRITE_ERRORS, &CONDITIONAL_ERRORS])},
     })
 }
 
-fn restore_path(doc: &DocumentSchema, name: &str) -> Value {
+fn restore_path(doc: &DocumentSchema, name: &str, ops: &DocumentOperations) -> Value {
     let tag = doc.collection();
     let mut responses = Map::new();
-    responses.insert("200".into(), document_response(name, "Restored"));
+    responses.insert(
+        "200".into(),
+        document_response(name, "Restored", ops.links_from_document()),
+    );
     responses.insert("202".into(), accepted());
     json!({
         "parameters": [id_parameter()],
-        "post": {"summary": format!("Restore an archived {tag}"), "tags": [tag], "parameters": write_headers(),
-            "responses": with_common(responses, &[("403", "Forbidden"), ("409", "Not archived"),
-                ("412", "Version mismatch"), ("422", "Idempotency-Key reused or invalid"), ("428", "If-Match required")])},
+        "post": {"summary": format!("Restore an archived {tag}"), "operationId": ops.restore(), "tags": [tag],
+            "parameters": conditional_write_headers(),
+            "responses": with_common(responses, &[&WRITE_ERRORS, &CONDITIONAL_ERRORS])},
     })
 }
 
@@ -570,13 +662,14 @@ fn command_path() -> Value {
     );
     json!({
         "parameters": [id_parameter()],
-        "get": {"summary": "A command's status", "tags": ["commands"], "responses": with_common(responses, &[])},
+        "get": {"summary": "A command's status", "operationId": operations::GET_COMMAND, "tags": ["commands"],
+            "responses": with_common(responses, &[])},
     })
 }
 
 /// An event path: a page of events as JSON, or Server-Sent Events with
-/// `Accept: text/event-stream`.
-fn events_path(summary: &str, tag: &str, types: &[String], one: bool) -> Value {
+/// `Accept: text/event-stream`. `(tag, id)`: its tag and `operationId`.
+fn events_path(summary: &str, (tag, id): (&str, &str), types: &[String], one: bool) -> Value {
     let mut responses = Map::new();
     responses.insert(
         "200".into(),
@@ -586,65 +679,66 @@ fn events_path(summary: &str, tag: &str, types: &[String], one: bool) -> Value {
                 "text/event-stream": {"schema": {"type": "string"}}}}),
     );
     let mut parameters = vec![
-        json!({"name": "after", "in": "query", "required": false, "schema": token_schema(),
+        json!({"name": "after", "in": "query", "required": false, "schema": syntax::position(),
             "description": "Resume after this position (an event's `position` or SSE `id:`)."}),
         json!({"name": "types", "in": "query", "required": false, "style": "form", "explode": false,
             "schema": {"type": "array", "items": {"enum": types}}}),
-        json!({"name": "limit", "in": "query", "required": false,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}),
+        limit(),
         header(
             "Last-Event-ID",
             "Resume after this position (sent by reconnecting EventSource clients).",
-            token_schema(),
+            syntax::position(),
         ),
     ];
     if one {
         parameters.insert(0, id_parameter());
     }
-    json!({"get": {"summary": summary, "tags": [tag], "parameters": parameters,
-        "responses": with_common(responses, &[("400", "Invalid query")])}})
+    json!({"get": {"summary": summary, "operationId": id, "tags": [tag], "parameters": parameters,
+        "responses": with_common(responses, &[&[("400", "Invalid query")]])}})
 }
 
 fn admin_paths() -> Map<String, Value> {
     let name = json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"},
         "description": "A projection: the document's collection, e.g. `petstore.product`."});
-    let admin_errors = [("403", "Not an admin")];
+    let admin_errors: &[(&str, &str)] = &[("403", "Not an operator")];
     let mut list = Map::new();
     list.insert(
         "200".into(),
         json!({"description": "Every live projection version", "content": {"application/json": {"schema": {
-            "type": "object", "properties": {"data": {"type": "array", "items": reference("ProjectionVersion")}}}}}}),
+            "type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": reference("ProjectionVersion")}}}}}}),
     );
     let mut show = Map::new();
     show.insert(
         "200".into(),
         json!({"description": "The projection's live versions", "content": {"application/json": {"schema": {
-            "type": "object", "properties": {"name": {"type": "string"},
+            "type": "object", "required": ["name", "versions"], "properties": {"name": {"type": "string"},
                 "versions": {"type": "array", "items": reference("ProjectionVersion")}}}}}}),
     );
     let mut rebuild = Map::new();
     rebuild.insert(
         "202".into(),
         json!({"description": "A new version is building; the current one serves reads until it is ready",
-            "content": {"application/json": {"schema": {"type": "object"}}}}),
+            "content": {"application/json": {"schema": {"type": "object"}}},
+            "headers": {"Location": {"required": true, "schema": {"type": "string"}}}}),
     );
     let mut paths = Map::new();
     paths.insert(
         "/v1/admin/projections".into(),
-        json!({"get": {"summary": "Projection versions, lag and rebuild progress", "tags": ["admin"],
-            "responses": with_common(list, &admin_errors)}}),
+        json!({"get": {"summary": "Projection versions, lag and rebuild progress", "operationId": operations::LIST_PROJECTIONS,
+            "tags": ["admin"], "responses": with_common(list, &[admin_errors])}}),
     );
     paths.insert(
         "/v1/admin/projections/{name}".into(),
-        json!({"parameters": [name.clone()], "get": {"summary": "One projection's versions", "tags": ["admin"],
-            "responses": with_common(show, &admin_errors)}}),
+        json!({"parameters": [name.clone()], "get": {"summary": "One projection's versions",
+            "operationId": operations::GET_PROJECTION, "tags": ["admin"],
+            "responses": with_common(show, &[admin_errors])}}),
     );
     paths.insert(
         "/v1/admin/projections/{name}/rebuild".into(),
-        json!({"parameters": [name], "post": {"summary": "Rebuild a projection (blue/green)", "tags": ["admin"],
-            "responses": with_common(rebuild, &admin_errors)}}),
+        json!({"parameters": [name], "post": {"summary": "Rebuild a projection (blue/green)",
+            "operationId": operations::REBUILD_PROJECTION, "tags": ["admin"],
+            "responses": with_common(rebuild, &[admin_errors])}}),
     );
-    let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}});
     let run = || json!({"content": {"application/json": {"schema": reference("TaskRun")}}});
     let mut show_run = Map::new();
     let mut shown = run();
@@ -652,7 +746,8 @@ fn admin_paths() -> Map<String, Value> {
     show_run.insert("200".into(), shown);
     paths.insert(
         "/v1/tasks/{id}".into(),
-        json!({"parameters": [id.clone()], "get": {"summary": "A task run's state", "tags": ["tasks"],
+        json!({"parameters": [id_parameter()], "get": {"summary": "A task run's state",
+            "operationId": operations::GET_TASK, "tags": ["tasks"],
             "responses": with_common(show_run, &[])}}),
     );
     let mut dead = Map::new();
@@ -665,26 +760,26 @@ fn admin_paths() -> Map<String, Value> {
     );
     paths.insert(
         "/v1/admin/tasks/dead".into(),
-        json!({"get": {"summary": "Dead task runs of every tenant", "tags": ["admin"],
-            "parameters": [
-                {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
-                {"name": "cursor", "in": "query", "required": false, "schema": token_schema()}],
-            "responses": with_common(dead, &[("400", "Invalid query"), ("403", "Not an operator")])}}),
+        json!({"get": {"summary": "Dead task runs of every tenant", "operationId": operations::LIST_DEAD_TASKS,
+            "tags": ["admin"], "parameters": [limit(), cursor()],
+            "responses": with_common(dead, &[&[("400", "Invalid query")], admin_errors])}}),
     );
     let mut requeued = Map::new();
     let mut accepted = run();
     accepted["description"] =
         json!("Back in the queue with its attempts reset; Location is the run");
+    accepted["headers"] = json!({"Location": {"required": true, "schema": {"type": "string"}}});
     requeued.insert("202".into(), accepted);
     paths.insert(
         "/v1/admin/tasks/dead/{id}/retry".into(),
-        json!({"parameters": [id], "post": {"summary": "Retry a dead task run", "tags": ["admin"],
-            "responses": with_common(requeued, &[("403", "Not an operator"), ("409", "The run is not dead")])}}),
+        json!({"parameters": [id_parameter()], "post": {"summary": "Retry a dead task run",
+            "operationId": operations::RETRY_DEAD_TASK, "tags": ["admin"],
+            "responses": with_common(requeued, &[admin_errors, &[("409", "The run is not dead")]])}}),
     );
     paths
 }
 
-fn history_path(doc: &DocumentSchema) -> Value {
+fn history_path(doc: &DocumentSchema, ops: &DocumentOperations) -> Value {
     let tag = doc.collection();
     let mut responses = Map::new();
     responses.insert(
@@ -693,11 +788,8 @@ fn history_path(doc: &DocumentSchema) -> Value {
     );
     json!({
         "parameters": [id_parameter()],
-        "get": {"summary": format!("The history of a {tag}"), "tags": [tag],
-            "parameters": [
-                {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
-                {"name": "cursor", "in": "query", "required": false, "schema": token_schema()},
-            ],
-            "responses": with_common(responses, &[("400", "Invalid query"), ("403", "No history right")])},
+        "get": {"summary": format!("The history of a {tag}"), "operationId": ops.history(), "tags": [tag],
+            "parameters": [limit(), cursor()],
+            "responses": with_common(responses, &[&[("400", "Invalid query"), ("403", "No history right")]])},
     })
 }
