@@ -8,7 +8,14 @@ WORKDIR /src
 # Only what the build needs (keeps the host's target/ and .herald/ out of the
 # image; add a COPY here should the build ever read another top-level folder).
 COPY Cargo.toml Cargo.lock ./
-COPY crates ./crates
+# The workspace's crates (every member must be present for cargo to read the workspace).
+COPY bus ./bus
+COPY api ./api
+COPY projector ./projector
+COPY workers ./workers
+COPY cli ./cli
+COPY tests ./tests
+COPY bench ./bench
 COPY examples ./examples
 RUN cargo build --release --locked -p herald-cli \
     && install -D -m 0755 target/release/herald /out/herald

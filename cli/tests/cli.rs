@@ -139,7 +139,7 @@ fn read_in_background(mut pipe: impl Read + Send + 'static) -> thread::JoinHandl
 }
 
 fn petstore_apps() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/petstore/apps")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/petstore/apps")
 }
 
 fn path_str(path: &Path) -> &str {

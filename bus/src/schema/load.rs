@@ -350,7 +350,7 @@ pub(super) mod tests {
 
     /// The example app shipped in `examples/petstore`, which the docs quote.
     pub(crate) fn petstore() -> Registry {
-        let apps = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/petstore/apps");
+        let apps = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/petstore/apps");
         Registry::load(&apps).unwrap()
     }
 

@@ -21,8 +21,8 @@ use uuid::Uuid;
 // The DSL
 // ---------------------------------------------------------------------------------------------
 
-const PRODUCT: &str = include_str!("../../../examples/petstore/apps/petstore/product.yaml");
-const SUPPLIER: &str = include_str!("../../../examples/petstore/apps/petstore/supplier.yaml");
+const PRODUCT: &str = include_str!("../../examples/petstore/apps/petstore/product.yaml");
+const SUPPLIER: &str = include_str!("../../examples/petstore/apps/petstore/supplier.yaml");
 
 /// A note belongs to its writer: any user creates, only the owner changes or archives it.
 /// `budget` is staff-only to write; `origin.country` and `frozen` are immutable; `slug` and

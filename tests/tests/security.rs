@@ -647,7 +647,7 @@ async fn well_formed_tokens_are_accepted_within_the_leeway_and_with_any_scheme_c
         .await;
     problem(create, 403, "forbidden", "an unknown role is not staff").await;
 
-    // (crates/api/src/auth.rs:213, `strip_prefix("Bearer ")` is case-sensitive):
+    // (api/src/auth.rs:213, `strip_prefix("Bearer ")` is case-sensitive):
     // RFC 9110 §11.1: the auth-scheme is case-insensitive.
     // CONTRACT: HTTP.md "Where this page is silent, do what ... the standards below say".
     let token = app.token("uma", &[], "acme");
@@ -927,7 +927,7 @@ async fn what_a_caller_may_not_read_is_404_never_403() {
         )
         .await;
     }
-    // (crates/api/src/routes/documents.rs:62 `authorize`, called at :214/:235 before
+    // (api/src/routes/documents.rs:62 `authorize`, called at :214/:235 before
     // the document is looked up): 403 for a document that does not exist.
     // CONTRACT (HTTP.md, Precise rules): "404 when the caller may not read the document ... (or it
     // does not exist ...); 403 when it may read it but not perform the action". A document that
@@ -1561,7 +1561,7 @@ async fn invalid_query_parameters_are_400_naming_the_parameter() {
         )
         .await;
     assert_eq!(next.status(), 200, "a genuine cursor is accepted");
-    // (crates/api/src/views.rs:128-135: a cursor is the bare base64url UUID, with
+    // (api/src/views.rs:128-135: a cursor is the bare base64url UUID, with
     // no MAC, so any edit that still decodes is accepted).
     // CONTRACT (HTTP.md, Lists): "a tampered cursor → 400 naming the query parameter".
     let mut tampered: Vec<char> = cursor.chars().collect();
@@ -1786,7 +1786,7 @@ async fn anonymous_callers_reach_only_public_actions_in_the_named_tenant() {
         "a user updating an anonymous entry",
     )
     .await;
-    // (crates/bus/src/access.rs:79 compares `created_by` with `sub`, and
+    // (bus/src/access.rs:79 compares `created_by` with `sub`, and
     // access.rs:108 records anonymous callers as `created_by: "anonymous"`).
     // CONTRACT (HTTP.md, Auth): `owner` is "the caller created the document". A signed-in
     // caller whose `sub` happens to be `anonymous` did not create it.

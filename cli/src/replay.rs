@@ -255,7 +255,7 @@ mod tests {
 
     #[test]
     fn a_projection_is_found_by_its_collection_name() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/petstore/apps");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/petstore/apps");
 
         let found = find_document(&dir, "petstore.product").expect("the product document");
         let missing = find_document(&dir, "petstore").expect_err("not a collection name");

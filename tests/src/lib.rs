@@ -55,7 +55,7 @@ fn random_lower(len: usize) -> String {
 
 /// The example petstore app shipped with Herald.
 pub fn petstore_apps() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/petstore/apps")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/petstore/apps")
 }
 
 /// The example's documents without its tasks: what most tests run, so the example's webhooks
