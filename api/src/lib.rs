@@ -15,8 +15,8 @@
 //! - [`submit`]: publishing a command and turning its outcome into a response.
 //! - [`replies`]: routes handler replies (core NATS) to the requests waiting for them.
 //! - [`views`]: reads from document views, and waiting for a view to reach a position.
-//! - [`events`]: the shared tail of the log and per-subscriber catch-up, live fan-out and
-//!   access checks behind the event streams.
+//! - [`tail`]: the shared tail of the log and per-subscriber catch-up, live fan-out and
+//!   access checks behind the event streams (served by `routes::events`).
 //! - [`openapi`]: the OpenAPI 3.1 description generated from the documents.
 //! - [`routes`]: one module per group of routes.
 //!
@@ -26,7 +26,6 @@
 pub mod auth;
 pub mod body;
 pub mod error;
-pub mod events;
 pub mod extract;
 pub mod headers;
 pub mod list;
@@ -38,6 +37,7 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod submit;
+pub mod tail;
 pub mod views;
 
 pub use startup::ApiServer;

@@ -27,12 +27,12 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{TokenVerifier, authenticate};
 use crate::error::{ApiError, log_causes};
-use crate::events::EventTail;
 use crate::rate_limit::{Limiter, limit};
 use crate::replies::ReplyRouter;
 use crate::request_id;
 use crate::routes;
 use crate::state::{AppState, Inner, Streams};
+use crate::tail::EventTail;
 use crate::views::{CursorKey, DocumentView};
 
 pub struct ApiServer {

@@ -16,9 +16,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{Caller, TokenVerifier};
 use crate::error::ApiError;
-use crate::events::EventTail;
 use crate::rate_limit::Limiter;
 use crate::replies::ReplyRouter;
+use crate::tail::EventTail;
 use crate::views::{CursorKey, DocumentView};
 
 #[derive(Clone)]

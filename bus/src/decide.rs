@@ -10,13 +10,7 @@ use crate::command::{Action, CommandEnvelope, Rejection, RejectionCode};
 use crate::document::{Change, DocumentState, Stamp, apply};
 use crate::references::{RefCheck, references};
 use crate::schema::{DocumentSchema, ErrorCode, FieldError, FieldKind, Fields, Mode, merge_patch};
-
-/// A value of a `unique` field, reserved per tenant and collection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UniqueValue {
-    pub field: String,
-    pub value: String,
-}
+use crate::store::UniqueValue;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {

@@ -80,15 +80,6 @@ pub enum Command {
     Tail(TailArgs),
 }
 
-/// A failure that ends the process with its own exit code, so scripts can tell it apart from
-/// the others (which exit with 1).
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
-}
-
 impl Cli {
     /// The log settings are needed before running, to initialise telemetry.
     pub fn settings(&self) -> anyhow::Result<Settings> {

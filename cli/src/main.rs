@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use herald_cli::cli::{Cli, Failure};
+use herald_cli::cli::Cli;
+use herald_cli::failure::Failure;
 
 // mimalloc rather than the system allocator: allocation is a visible share of each request's
 // CPU, and it hands freed memory back to the system instead of keeping it per thread.

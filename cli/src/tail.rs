@@ -13,7 +13,7 @@ use reqwest::{Client, Response, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::cli::Failure;
+use crate::failure::Failure;
 use crate::server::shutdown_signal;
 
 /// The exit code when the token expired, so a script can fetch a fresh one and resume.

@@ -455,7 +455,7 @@ async fn a_subscriber_that_leaves_frees_its_place_without_waiting_for_an_event()
 
 #[tokio::test]
 async fn a_subscriber_slower_than_the_live_tail_is_dropped_with_lagged_and_others_are_not_held() {
-    use herald_api::events::{Ending, EventTail, Selection, follow};
+    use herald_api::tail::{Ending, EventTail, Selection, follow};
     use herald_bus::access::Principal;
     use herald_bus::ids::TenantId;
     use herald_bus::schema::Registry;

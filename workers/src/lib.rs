@@ -10,20 +10,22 @@
 //! - [`runner`]: pulls runs and runs each by its kind (webhook, command, Rust), recording
 //!   every attempt; dead runs go to the dead letters.
 //! - [`triggers`]: turns matching events of the ordered log into runs, exactly once.
-//! - [`store`]: the run rows in `herald.tasks`, the source of truth for their state.
-//! - [`commands`]: issuing Herald commands from runs, as a system actor.
+//! - [`runs`]: the run rows in `herald.tasks`, the source of truth for their state.
+//! - [`commander`]: issuing Herald commands from runs, as a system actor.
+//! - [`error`]: [`TaskError`], how a run fails (retryable or permanent).
 //! - [`webhook`]: signs and posts one Standard Webhooks delivery, telling retryable failures
 //!   from permanent ones.
 
-pub mod commands;
+pub mod commander;
+pub mod error;
 pub mod queue;
 pub mod runner;
-pub mod store;
+pub mod runs;
 pub mod task;
 pub mod triggers;
 pub mod webhook;
 
-pub use commands::CommandRequest;
+pub use commander::CommandRequest;
 pub use queue::enqueue;
 pub use runner::{Worker, run};
 pub use task::{Task, TaskCommands, TaskContext, TaskEnvelope, TaskError, TaskRegistry};

@@ -8,7 +8,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{consumer, stream};
 use herald_bus::nats::{Bus, BusError};
 
-use crate::store::{self, NewTask, TaskRow};
+use crate::runs::{self, NewTask, TaskRow};
 use crate::task::TaskEnvelope;
 
 /// JetStream's bound on deliveries of one message. Workers end a run after its declared
@@ -139,7 +139,7 @@ pub async fn enqueue(
     task: &TaskEnvelope,
     max_attempts: i32,
 ) -> Result<(), EnqueueError> {
-    store::insert(
+    runs::insert(
         client,
         &NewTask {
             id: task.id,

@@ -26,9 +26,9 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::commands::{CommandRequest, Commander, Lineage};
+use crate::commander::{CommandRequest, Commander, Lineage};
 use crate::queue::{consumer, dead_subject, ensure_dead_stream};
-use crate::store::{self, Finish, TaskRow};
+use crate::runs::{self, Finish, TaskRow};
 use crate::task::{TaskCommands, TaskContext, TaskEnvelope, TaskError, TaskRegistry};
 use crate::webhook::{self, Delivery, WebhookSecret};
 
@@ -184,7 +184,7 @@ async fn alive<F: std::future::Future>(
             _ = tick.tick() => {
                 drop(message.ack_with(AckKind::Progress).await);
                 if let (Some(run), Ok(client)) = (run, worker.store.pool().get().await) {
-                    drop(store::heartbeat(&**client, run).await);
+                    drop(runs::heartbeat(&**client, run).await);
                 }
             }
         }
@@ -202,7 +202,7 @@ async fn handle(worker: &Worker, message: Message, shutdown: CancellationToken) 
         }
     };
     let row = match worker.store.pool().get().await {
-        Ok(client) => store::start_attempt(&**client, named.id, named.round, ACK_WAIT).await,
+        Ok(client) => runs::start_attempt(&**client, named.id, named.round, ACK_WAIT).await,
         Err(error) => Err(error.into()),
     };
     let row = match row {
@@ -400,7 +400,7 @@ async fn settle(
         }
     };
     let recorded = match worker.store.pool().get().await {
-        Ok(client) => store::finish_attempt(&**client, row, duration_ms, finish).await,
+        Ok(client) => runs::finish_attempt(&**client, row, duration_ms, finish).await,
         Err(error) => Err(error.into()),
     };
     match recorded {
@@ -444,7 +444,7 @@ async fn settle(
 /// Gives a run back at shutdown: its attempt is not counted and another worker takes it now.
 async fn release(worker: &Worker, message: &Message, row: &TaskRow) {
     let released = match worker.store.pool().get().await {
-        Ok(client) => store::release_attempt(&**client, row).await,
+        Ok(client) => runs::release_attempt(&**client, row).await,
         Err(error) => Err(error.into()),
     };
     if let Err(error) = released {

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use herald_bus::command::Success;
 use serde::{Deserialize, Serialize};
 
-use crate::commands::{CommandRequest, Commander, Lineage};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use crate::commander::{CommandRequest, Commander, Lineage};
+pub use crate::error::TaskError;
 
 /// One run of a task, as published to the task stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,8 +32,8 @@ pub struct TaskEnvelope {
     pub traceparent: Option<String>,
 }
 
-impl From<&crate::store::TaskRow> for TaskEnvelope {
-    fn from(row: &crate::store::TaskRow) -> Self {
+impl From<&crate::runs::TaskRow> for TaskEnvelope {
+    fn from(row: &crate::runs::TaskRow) -> Self {
         Self {
             id: row.id,
             name: row.name.clone(),
@@ -41,17 +43,6 @@ impl From<&crate::store::TaskRow> for TaskEnvelope {
             traceparent: row.traceparent.clone(),
         }
     }
-}
-
-/// Why a run failed, which decides whether it is tried again.
-#[derive(Debug, thiserror::Error)]
-pub enum TaskError {
-    /// Worth another attempt after a back-off (a timeout, a 5xx, a lost connection).
-    #[error("retryable: {0}")]
-    Retry(String),
-    /// Will never succeed (bad input, a 4xx): stop now.
-    #[error("permanent: {0}")]
-    Permanent(String),
 }
 
 /// What a run gets to work with.

@@ -35,7 +35,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::queue::{EnqueueError, publish};
-use crate::store::{self, NewTask};
+use crate::runs::{self, NewTask};
 
 /// The trigger reader's checkpoint (and lease) name.
 pub const TRIGGER_CHECKPOINT: &str = "tasks";
@@ -169,7 +169,7 @@ async fn hold(
     loop {
         if swept.elapsed() >= SWEEP_EVERY {
             swept = tokio::time::Instant::now();
-            let requeued = store::requeue_stranded(
+            let requeued = runs::requeue_stranded(
                 &**lease.client(),
                 declared,
                 STRANDED_QUEUED,
@@ -311,7 +311,7 @@ async fn create_run(
 ) -> anyhow::Result<()> {
     let name = task.full_name();
     let payload = event.published();
-    store::insert(
+    runs::insert(
         client,
         &NewTask {
             id: Uuid::new_v5(&event.event_id, name.as_bytes()),
@@ -330,12 +330,12 @@ async fn create_run(
 /// Publishes every run waiting in the outbox and marks it published.
 pub async fn flush_outbox(bus: &Bus, client: &mut ClientWrapper) -> Result<(), EnqueueError> {
     loop {
-        let rows = store::pending(&**client, BATCH).await?;
+        let rows = runs::pending(&**client, BATCH).await?;
         if rows.is_empty() {
             return Ok(());
         }
         publish(bus, &rows).await?;
-        let runs: Vec<(Uuid, i32)> = rows.iter().map(|r| (r.id, r.round)).collect();
-        store::published(&**client, &runs).await?;
+        let sent: Vec<(Uuid, i32)> = rows.iter().map(|r| (r.id, r.round)).collect();
+        runs::published(&**client, &sent).await?;
     }
 }

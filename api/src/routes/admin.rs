@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::events::schema_of;
 use crate::extract::Path;
 use crate::state::AppState;
+use crate::tail::schema_of;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -19,9 +19,9 @@ use tokio::sync::mpsc;
 
 use crate::auth::{Caller, TokenExpiry};
 use crate::error::ApiError;
-use crate::events::{Delivery, Ending, Selection, follow};
 use crate::extract::{Path, Query, page_limit, reject_unknown_parameters};
 use crate::state::AppState;
+use crate::tail::{Delivery, Ending, Selection, follow};
 
 /// Events waiting to be written to one subscriber's connection.
 const SEND_BUFFER: usize = 16;
@@ -110,7 +110,7 @@ fn types(
     for name in raw.split(',') {
         let known = name.rsplit_once('.').is_some_and(|(owner, verb)| {
             matches!(verb, "created" | "updated" | "archived" | "restored")
-                && crate::events::schema_of(&state.registry, owner).is_some()
+                && crate::tail::schema_of(&state.registry, owner).is_some()
                 && collection.is_none_or(|c| c == owner)
         });
         if !known {

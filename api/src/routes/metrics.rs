@@ -14,7 +14,7 @@ use herald_bus::store::parked;
 use herald_bus::store::reader::frontier_age;
 use herald_bus::supervise::RoleState;
 use herald_projector::status::statuses;
-use herald_workers::store as task_store;
+use herald_workers::runs;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -100,8 +100,8 @@ const DURATION_WINDOW_SECS: f64 = 300.0;
 /// and retries by state, and the recent attempt durations.
 fn register_tasks(
     registry: &mut Registry,
-    states: &[task_store::StateCount],
-    durations: &[task_store::Durations],
+    states: &[runs::StateCount],
+    durations: &[runs::Durations],
 ) {
     let runs = Family::<TaskLabels, Gauge>::default();
     let attempts = Family::<TaskLabels, Gauge>::default();
@@ -178,10 +178,10 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     let frontier = frontier_age(&**client)
         .await
         .map_err(ApiError::store_unavailable)?;
-    let task_states = task_store::state_counts(&**client)
+    let task_states = runs::state_counts(&**client)
         .await
         .map_err(ApiError::store_unavailable)?;
-    let task_durations = task_store::recent_durations(&**client, DURATION_WINDOW_SECS)
+    let task_durations = runs::recent_durations(&**client, DURATION_WINDOW_SECS)
         .await
         .map_err(ApiError::store_unavailable)?;
     let parked = parked::counts(&**client)

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use herald_workers::queue::publish;
-use herald_workers::store::{self, TaskRow};
+use herald_workers::runs::{self, TaskRow};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -44,7 +44,7 @@ async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let id = caller.document_id(&id)?;
     let client = state.db().await?;
-    let row = store::load(&**client, id)
+    let row = runs::load(&**client, id)
         .await
         .map_err(ApiError::store_unavailable)?;
     let operator_tenant = state.settings.auth.operator_tenant.as_deref();
@@ -83,7 +83,7 @@ async fn dead(
         ),
     };
     let client = state.db().await?;
-    let mut rows = store::dead(&**client, after, limit + 1)
+    let mut rows = runs::dead(&**client, after, limit + 1)
         .await
         .map_err(ApiError::store_unavailable)?;
     let has_more = rows.len() as i64 > limit;
@@ -119,11 +119,11 @@ async fn retry(
     operator(&state, &caller)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     let client = state.db().await?;
-    let Some(row) = store::requeue_dead(&**client, id)
+    let Some(row) = runs::requeue_dead(&**client, id)
         .await
         .map_err(ApiError::store_unavailable)?
     else {
-        return match store::load(&**client, id)
+        return match runs::load(&**client, id)
             .await
             .map_err(ApiError::store_unavailable)?
         {
@@ -140,7 +140,7 @@ async fn retry(
         .await
         .is_ok()
     {
-        store::published(&**client, &[(row.id, row.round)])
+        runs::published(&**client, &[(row.id, row.round)])
             .await
             .map_err(ApiError::store_unavailable)?;
     }

@@ -12,6 +12,7 @@
 //! - [`tasks`]: background tasks declared in `apps/<app>/tasks.yaml` ([`TaskDecl`]), loaded
 //!   into the same [`Registry`] and checked against the documents.
 
+mod error;
 mod format;
 pub mod load;
 pub mod model;
@@ -22,7 +23,8 @@ pub mod tasks;
 pub mod validate;
 mod yaml;
 
-pub use load::{LoadError, LoadErrors, Registry};
+pub use error::{LoadError, LoadErrors};
+pub use load::Registry;
 pub use model::{
     Acl, DocumentSchema, Field, FieldAcl, FieldKind, Fields, MANAGED_FIELDS, Role, RoleSet,
     SEARCH_LANGUAGES,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use saphyr::{MarkedYaml, Scalar, YamlData};
 
-use super::load::LoadError;
+use super::error::LoadError;
 
 /// Where a parser reports: the file it reads and the mistakes found so far. Parsers hold one
 /// and dereference to it, so `self.error(…)` and the readers below work on any of them.

@@ -24,12 +24,12 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::UniqueValue;
 use super::batch::Batcher;
 use super::notify::Announcer;
 use super::postgres::{commit_alone, stored_status, to_json};
 use super::{Commit, StoreError, event_metadata, event_type, parse_tx_id};
 use crate::command::{CommandEnvelope, Outcome, Success};
-use crate::decide::UniqueValue;
 use crate::document::{Change, DocumentState};
 use crate::position::LogPosition;
 

@@ -24,10 +24,16 @@ pub use migrate::migrate;
 pub use postgres::{Acceptance, PgStore};
 
 use crate::command::{CommandEnvelope, Outcome, Rejection, StoredCommand};
-use crate::decide::UniqueValue;
 use crate::document::{Change, DocumentState};
 use crate::ids::{CommandId, TenantId};
 use crate::position::LogPosition;
+
+/// A value of a `unique` field, reserved per tenant and collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UniqueValue {
+    pub field: String,
+    pub value: String,
+}
 
 /// A stream as loaded for a decision: its folded state and its last event's place in the log.
 #[derive(Debug, Clone, PartialEq)]

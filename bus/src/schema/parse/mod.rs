@@ -11,7 +11,7 @@ use std::path::Path;
 
 use saphyr::{LoadableYamlNode, MarkedYaml};
 
-use super::load::LoadError;
+use super::error::LoadError;
 use super::model::{Acl, DocumentSchema, Fields, SEARCH_LANGUAGES};
 use super::yaml::{Reader, reads_yaml};
 use keys::Place;

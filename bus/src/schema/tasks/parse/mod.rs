@@ -17,8 +17,8 @@ use std::time::Duration;
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
 use super::{DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RetryPolicy, TaskDecl, TaskKind};
+use crate::schema::error::LoadError;
 use crate::schema::format::format_problem;
-use crate::schema::load::LoadError;
 use crate::schema::model::{DocumentSchema, FieldKind, is_name};
 use crate::schema::yaml::{Entry, Reader, reads_yaml, scalar_str};
 

@@ -14,7 +14,7 @@ use herald_bus::store::{EventStore, PgStore};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::task::TaskError;
+use crate::error::TaskError;
 
 /// A command a task issues.
 #[derive(Debug, Clone)]
