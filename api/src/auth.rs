@@ -24,7 +24,6 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 pub const TENANT_HEADER: &str = "herald-tenant";
 
@@ -289,7 +288,7 @@ fn is_public_path(path: &str) -> bool {
 
 /// Verifies the token of every `/v1` request before routing and stores the [`Principal`].
 pub async fn authenticate(
-    State(state): State<AppState>,
+    State(verifier): State<TokenVerifier>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -301,7 +300,7 @@ pub async fn authenticate(
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().ok().and_then(bearer_token));
     let principal = match bearer {
-        Some(Some(token)) => match state.verifier.verify(token) {
+        Some(Some(token)) => match verifier.verify(token) {
             Ok(verified) => {
                 request.extensions_mut().insert(verified.expires_at);
                 Some(verified.principal)

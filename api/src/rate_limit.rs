@@ -18,7 +18,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// How often buckets of callers that went quiet are forgotten.
 const FORGET_EVERY: Duration = Duration::from_secs(60);
@@ -67,8 +66,12 @@ impl Limiter {
 }
 
 /// Counts the request against its caller's bucket; runs after authentication.
-pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(limiter) = &state.limiter else {
+pub async fn limit(
+    State(limiter): State<Option<Limiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(limiter) = &limiter else {
         return next.run(request).await;
     };
     let Some(principal) = request.extensions().get::<Principal>() else {

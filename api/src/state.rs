@@ -69,11 +69,7 @@ impl AppState {
 
     /// A pooled connection to the event store; `503` when none can be had.
     pub async fn db(&self) -> Result<deadpool_postgres::Object, ApiError> {
-        self.store
-            .pool()
-            .get()
-            .await
-            .map_err(ApiError::store_unavailable)
+        crate::views::connection(self.store.pool()).await
     }
 
     /// The collection of a route, hidden (404, or 401 when anonymous) unless the caller could

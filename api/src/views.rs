@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, Pool};
 use herald_bus::document::DocumentState;
 use herald_bus::position::LogPosition;
 use herald_bus::schema::DocumentSchema;
@@ -18,7 +18,6 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Where a document's reads go: the SQL view of its active projection version.
 #[derive(Debug, Clone)]
@@ -54,14 +53,19 @@ impl DocumentView {
     }
 }
 
+/// A pooled connection to the event store; `503` when none can be had.
+pub async fn connection(pool: &Pool) -> Result<deadpool_postgres::Object, ApiError> {
+    pool.get().await.map_err(ApiError::store_unavailable)
+}
+
 /// One document (not archived) and the view's checkpoint, in one round trip.
 pub async fn fetch_document(
-    state: &AppState,
+    pool: &Pool,
     view: &DocumentView,
     tenant: &str,
     id: Uuid,
 ) -> Result<(Option<DocumentState>, LogPosition), ApiError> {
-    let client = state.db().await?;
+    let client = connection(pool).await?;
     let statement = client
         .prepare_cached(&view.read_sql)
         .await
@@ -149,17 +153,17 @@ impl CursorKey {
 /// Waits until the view covers `target`, up to `wait`; the answer of a read may then include
 /// the caller's own write.
 pub async fn wait_for_position(
-    state: &AppState,
+    pool: &Pool,
     view: &DocumentView,
     target: LogPosition,
     wait: Duration,
 ) -> Result<(), ApiError> {
     // A token no write has produced yet would be waited for in vain: refuse it at once.
-    check_issued(state, "min_position", target).await?;
+    check_issued(pool, "min_position", target).await?;
     let deadline = Instant::now() + wait;
     let mut delay = Duration::from_millis(2);
     loop {
-        let client = state.db().await?;
+        let client = connection(pool).await?;
         let checkpoint = active_checkpoint(&**client, &view.projection)
             .await
             .map_err(ApiError::store_unavailable)?;
@@ -177,11 +181,11 @@ pub async fn wait_for_position(
 
 /// Refuses a position no write has produced yet (a forged or foreign token), naming `parameter`.
 pub async fn check_issued(
-    state: &AppState,
+    pool: &Pool,
     parameter: &str,
     target: LogPosition,
 ) -> Result<(), ApiError> {
-    let client = state.db().await?;
+    let client = connection(pool).await?;
     let head: String = client
         .query_one("SELECT pg_snapshot_xmax(pg_current_snapshot())::text", &[])
         .await

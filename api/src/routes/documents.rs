@@ -290,7 +290,7 @@ async fn await_min_position(
         Wait::Up(duration) => duration,
         Wait::Async => http.default_read_wait(),
     };
-    wait_for_position(state, view, target, wait).await
+    wait_for_position(state.store.pool(), view, target, wait).await
 }
 
 fn position_header(checkpoint: LogPosition) -> (&'static str, HeaderValue) {
@@ -316,7 +316,7 @@ async fn read(
     await_min_position(&state, view, query.get("min_position"), &headers).await?;
     let principal: &Principal = &caller.0;
     let (document, checkpoint) =
-        fetch_document(&state, view, principal.tenant.as_str(), id).await?;
+        fetch_document(state.store.pool(), view, principal.tenant.as_str(), id).await?;
     let document = document
         .filter(|d| {
             principal.may(

@@ -143,7 +143,7 @@ async fn resume_position(
     let position = LogPosition::parse(raw.trim()).ok_or_else(|| {
         ApiError::invalid_query(parameter, "not a position token from this server")
     })?;
-    crate::views::check_issued(state, parameter, position).await?;
+    crate::views::check_issued(state.store.pool(), parameter, position).await?;
     Ok(Some(position))
 }
 

@@ -8,7 +8,6 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::batch::Batcher;
-use super::postgres::insert_accepted;
 use crate::command::CommandEnvelope;
 
 /// Most commands recorded by one statement.
@@ -114,4 +113,32 @@ async fn insert_group(pool: &Pool, records: &[Record]) -> Result<Vec<Uuid>, Stor
         .iter()
         .map(|row| row.try_get(0))
         .collect::<Result<_, _>>()?)
+}
+
+/// Records a command as accepted; does nothing when its id is already known.
+pub(crate) async fn insert_accepted(
+    client: &impl deadpool_postgres::GenericClient,
+    command: &CommandEnvelope,
+) -> Result<u64, StoreError> {
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO herald.commands
+                 (id, tenant, principal, collection, idempotency_key, request_hash, status)
+             VALUES ($1, $2, $3, $4, $5, $6, 'accepted')
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .await?;
+    Ok(client
+        .execute(
+            &statement,
+            &[
+                &command.id.0,
+                &command.principal.tenant.as_str(),
+                &command.principal.actor_sub(),
+                &command.collection(),
+                &command.idempotency_key,
+                &command.request_hash,
+            ],
+        )
+        .await?)
 }

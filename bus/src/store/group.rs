@@ -14,21 +14,19 @@
 //! transaction is rolled back and each of its commits runs alone, so every
 //! outcome, conflict and error is exactly the one the single-commit path gives.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
-use serde_json::Value;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::UniqueValue;
 use super::batch::Batcher;
+use super::commit::commit_alone;
 use super::notify::Announcer;
-use super::postgres::{commit_alone, stored_status, to_json};
-use super::{Commit, StoreError, event_metadata, event_type, parse_tx_id};
+use super::{Commit, StoreError, rows};
 use crate::command::{CommandEnvelope, Outcome, Success};
 use crate::document::{Change, DocumentState};
 use crate::position::LogPosition;
@@ -192,8 +190,11 @@ impl From<deadpool_postgres::PoolError> for Fallback {
 }
 
 impl From<StoreError> for Fallback {
-    fn from(_: StoreError) -> Self {
-        Self("a stored value cannot be read or written")
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Database(_) | StoreError::Pool(_) => Self("a database error"),
+            _ => Self("a stored value cannot be read or written"),
+        }
     }
 }
 
@@ -206,36 +207,28 @@ async fn write_group(pool: &Pool, group: &[Queued]) -> Result<Vec<Outcome>, Fall
     if values_meet(group) {
         return Err(Fallback("two commands reserve or swap one unique value"));
     }
+    let commits: Vec<Commit<'_>> = group.iter().map(Queued::commit).collect();
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     lock_commands(&tx, group).await?;
-    let (streams, _, reserved, events) = futures::try_join!(
-        write_streams(&tx, group),
-        release_values(&tx, group),
-        reserve_values(&tx, group),
-        append_events(&tx, group),
-    )?;
-    let reservations: usize = group.iter().map(|q| q.reserve.len()).sum();
-    if streams != group.len() as u64 {
+    let written = rows::write(&tx, &commits).await?;
+    if written.streams != group.len() as u64 {
         return Err(Fallback("a stream moved"));
     }
-    if reserved != reservations as u64 {
+    if commits.iter().any(|commit| written.taken(commit).is_some()) {
         return Err(Fallback("a unique value is taken"));
     }
-    let outcomes: Vec<Outcome> = group
+    let outcomes: Vec<Outcome> = commits
         .iter()
-        .map(|queued| {
+        .map(|commit| {
             Outcome::Succeeded(Success {
-                http_status: queued.http_status,
-                document: queued.state.clone(),
-                position: events.get(&stream_key(queued)).copied(),
+                http_status: commit.http_status,
+                document: commit.state.clone(),
+                position: written.positions.get(&rows::stream_key(commit)).copied(),
             })
         })
         .collect();
-    futures::try_join!(
-        record_positions(&tx, group, &events),
-        complete_commands(&tx, group, &outcomes),
-    )?;
+    rows::finish(&tx, &commits, &written.positions, &outcomes).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
@@ -281,310 +274,5 @@ async fn lock_commands(tx: &Transaction<'_>, group: &[Queued]) -> Result<(), Fal
     if open != group.len() as i64 {
         return Err(Fallback("a command is completed already or not recorded"));
     }
-    Ok(())
-}
-
-/// Creates the new streams and moves the existing ones; returns how many it wrote (fewer
-/// than the group when a stream moved meanwhile).
-async fn write_streams(tx: &Transaction<'_>, group: &[Queued]) -> Result<u64, Fallback> {
-    let (new, moved): (Vec<&Queued>, Vec<&Queued>) =
-        group.iter().partition(|q| q.expected_version == 0);
-    let mut written = 0;
-    if !new.is_empty() {
-        let statement = tx
-            .prepare_cached(
-                "INSERT INTO herald.streams
-                     (tenant, stream_id, collection, version, archived, created_by, snapshot, last_tx, last_position)
-                 SELECT t, s, c, v, a, b, snap, pg_current_xact_id(), 0
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[], $7::jsonb[])
-                      AS u(t, s, c, v, a, b, snap)
-                 ON CONFLICT DO NOTHING",
-            )
-            .await?;
-        let snapshots = snapshots(&new)?;
-        written += tx
-            .execute(
-                &statement,
-                &[
-                    &tenants(&new),
-                    &stream_ids(&new),
-                    &new.iter()
-                        .map(|q| q.command.collection())
-                        .collect::<Vec<_>>(),
-                    &new_versions(&new),
-                    &new.iter().map(|q| q.state.archived).collect::<Vec<_>>(),
-                    &new.iter()
-                        .map(|q| q.state.created_by.as_str())
-                        .collect::<Vec<_>>(),
-                    &snapshots,
-                ],
-            )
-            .await?;
-    }
-    if !moved.is_empty() {
-        let statement = tx
-            .prepare_cached(
-                "UPDATE herald.streams s SET version = u.v, archived = u.a, snapshot = u.snap
-                 FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::jsonb[], $6::int8[])
-                      AS u(t, sid, v, a, snap, expected)
-                 WHERE s.tenant = u.t AND s.stream_id = u.sid AND s.version = u.expected",
-            )
-            .await?;
-        let snapshots = snapshots(&moved)?;
-        written += tx
-            .execute(
-                &statement,
-                &[
-                    &tenants(&moved),
-                    &stream_ids(&moved),
-                    &new_versions(&moved),
-                    &moved.iter().map(|q| q.state.archived).collect::<Vec<_>>(),
-                    &snapshots,
-                    &moved.iter().map(|q| q.expected_version).collect::<Vec<_>>(),
-                ],
-            )
-            .await?;
-    }
-    Ok(written)
-}
-
-/// A stream's key in the store: streams are per tenant.
-fn stream_key(queued: &Queued) -> (String, String) {
-    (
-        queued.command.principal.tenant.as_str().to_owned(),
-        queued.stream_id.clone(),
-    )
-}
-
-fn tenants<'a>(group: &[&'a Queued]) -> Vec<&'a str> {
-    group
-        .iter()
-        .map(|q| q.command.principal.tenant.as_str())
-        .collect()
-}
-
-fn stream_ids<'a>(group: &[&'a Queued]) -> Vec<&'a str> {
-    group.iter().map(|q| q.stream_id.as_str()).collect()
-}
-
-fn new_versions(group: &[&Queued]) -> Vec<i64> {
-    group
-        .iter()
-        .map(|q| q.expected_version + q.changes.len() as i64)
-        .collect()
-}
-
-fn snapshots(group: &[&Queued]) -> Result<Vec<Value>, StoreError> {
-    group.iter().map(|q| to_json(&q.state)).collect()
-}
-
-/// The unique values of the group, one array per column.
-struct Values<'a> {
-    tenants: Vec<&'a str>,
-    collections: Vec<String>,
-    fields: Vec<&'a str>,
-    values: Vec<&'a str>,
-    streams: Vec<&'a str>,
-}
-
-fn values<'a>(group: &'a [Queued], pick: impl Fn(&'a Queued) -> &'a [UniqueValue]) -> Values<'a> {
-    let mut out = Values {
-        tenants: Vec::new(),
-        collections: Vec::new(),
-        fields: Vec::new(),
-        values: Vec::new(),
-        streams: Vec::new(),
-    };
-    for queued in group {
-        for value in pick(queued) {
-            out.tenants.push(queued.command.principal.tenant.as_str());
-            out.collections.push(queued.command.collection());
-            out.fields.push(&value.field);
-            out.values.push(&value.value);
-            out.streams.push(&queued.stream_id);
-        }
-    }
-    out
-}
-
-async fn release_values(tx: &Transaction<'_>, group: &[Queued]) -> Result<u64, Fallback> {
-    let released = values(group, |q| q.release.as_slice());
-    if released.tenants.is_empty() {
-        return Ok(0);
-    }
-    let statement = tx
-        .prepare_cached(
-            "DELETE FROM herald.unique_keys k
-             USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(t, c, f, v, s)
-             WHERE k.tenant = u.t AND k.collection = u.c AND k.field = u.f AND k.value = u.v
-               AND k.stream_id = u.s",
-        )
-        .await?;
-    Ok(tx
-        .execute(
-            &statement,
-            &[
-                &released.tenants,
-                &released.collections,
-                &released.fields,
-                &released.values,
-                &released.streams,
-            ],
-        )
-        .await?)
-}
-
-/// Reserves the group's unique values; returns how many it got (fewer when one is taken).
-async fn reserve_values(tx: &Transaction<'_>, group: &[Queued]) -> Result<u64, Fallback> {
-    let reserved = values(group, |q| q.reserve.as_slice());
-    if reserved.tenants.is_empty() {
-        return Ok(0);
-    }
-    let statement = tx
-        .prepare_cached(
-            "INSERT INTO herald.unique_keys (tenant, collection, field, value, stream_id)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-             ON CONFLICT (tenant, collection, field, value)
-             DO UPDATE SET stream_id = EXCLUDED.stream_id
-             WHERE unique_keys.stream_id = EXCLUDED.stream_id",
-        )
-        .await?;
-    Ok(tx
-        .execute(
-            &statement,
-            &[
-                &reserved.tenants,
-                &reserved.collections,
-                &reserved.fields,
-                &reserved.values,
-                &reserved.streams,
-            ],
-        )
-        .await?)
-}
-
-/// Appends every event of the group in one statement; returns each stream's last position.
-async fn append_events(
-    tx: &Transaction<'_>,
-    group: &[Queued],
-) -> Result<HashMap<(String, String), LogPosition>, Fallback> {
-    let mut tenants = Vec::new();
-    let mut streams = Vec::new();
-    let mut collections = Vec::new();
-    let mut documents = Vec::new();
-    let mut versions = Vec::new();
-    let mut ids = Vec::new();
-    let mut types = Vec::new();
-    let mut data = Vec::new();
-    let mut metadata = Vec::new();
-    let mut recorded: Vec<DateTime<Utc>> = Vec::new();
-    for queued in group {
-        let command = &queued.command;
-        let meta = event_metadata(command);
-        for (offset, change) in queued.changes.iter().enumerate() {
-            tenants.push(command.principal.tenant.as_str());
-            streams.push(queued.stream_id.as_str());
-            collections.push(command.collection());
-            documents.push(command.document_id);
-            versions.push(queued.expected_version + 1 + offset as i64);
-            ids.push(Uuid::now_v7());
-            types.push(event_type(command, change));
-            data.push(change.data());
-            metadata.push(meta.clone());
-            recorded.push(queued.state.updated_at);
-        }
-    }
-    let statement = tx
-        .prepare_cached(
-            "INSERT INTO herald.events
-                 (tenant, stream_id, collection, document_id, version, event_id, type, data, metadata, recorded_at)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::int8[],
-                                  $6::uuid[], $7::text[], $8::jsonb[], $9::jsonb[], $10::timestamptz[])
-             RETURNING tenant, stream_id, position, tx_id::text",
-        )
-        .await?;
-    let rows = tx
-        .query(
-            &statement,
-            &[
-                &tenants,
-                &streams,
-                &collections,
-                &documents,
-                &versions,
-                &ids,
-                &types,
-                &data,
-                &metadata,
-                &recorded,
-            ],
-        )
-        .await?;
-    let mut last: HashMap<(String, String), LogPosition> = HashMap::new();
-    for row in rows {
-        let position = LogPosition {
-            tx_id: parse_tx_id(row.try_get(3)?)?,
-            position: row.try_get(2)?,
-        };
-        let entry = last
-            .entry((row.try_get(0)?, row.try_get(1)?))
-            .or_insert(position);
-        *entry = (*entry).max(position);
-    }
-    Ok(last)
-}
-
-async fn record_positions(
-    tx: &Transaction<'_>,
-    group: &[Queued],
-    positions: &HashMap<(String, String), LogPosition>,
-) -> Result<(), Fallback> {
-    let queued: Vec<&Queued> = group.iter().collect();
-    let mut tx_ids = Vec::new();
-    let mut last = Vec::new();
-    for q in &queued {
-        let position = positions
-            .get(&stream_key(q))
-            .ok_or(Fallback("an event's position is missing"))?;
-        tx_ids.push(position.tx_text());
-        last.push(position.position);
-    }
-    let statement = tx
-        .prepare_cached(
-            "UPDATE herald.streams s SET last_tx = u.tx::xid8, last_position = u.pos
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS u(t, sid, tx, pos)
-             WHERE s.tenant = u.t AND s.stream_id = u.sid",
-        )
-        .await?;
-    tx.execute(
-        &statement,
-        &[&tenants(&queued), &stream_ids(&queued), &tx_ids, &last],
-    )
-    .await?;
-    Ok(())
-}
-
-async fn complete_commands(
-    tx: &Transaction<'_>,
-    group: &[Queued],
-    outcomes: &[Outcome],
-) -> Result<(), Fallback> {
-    let ids: Vec<Uuid> = group.iter().map(|q| q.command.id.0).collect();
-    let stored = outcomes
-        .iter()
-        .map(to_json)
-        .collect::<Result<Vec<Value>, _>>()?;
-    let (statuses, positions): (Vec<&str>, Vec<Option<i64>>) =
-        outcomes.iter().map(stored_status).unzip();
-    let statement = tx
-        .prepare_cached(
-            "UPDATE herald.commands c
-             SET status = u.s, outcome = u.o, position = u.p, completed_at = now()
-             FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int8[]) AS u(id, s, o, p)
-             WHERE c.id = u.id",
-        )
-        .await?;
-    tx.execute(&statement, &[&ids, &statuses, &stored, &positions])
-        .await?;
     Ok(())
 }

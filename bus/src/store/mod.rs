@@ -4,6 +4,7 @@
 
 mod accept;
 mod batch;
+mod commit;
 mod group;
 pub mod lease;
 mod memory;
@@ -12,6 +13,7 @@ pub mod notify;
 pub mod parked;
 mod postgres;
 pub mod reader;
+mod rows;
 
 use std::collections::HashMap;
 use std::future::Future;
