@@ -271,8 +271,8 @@ impl Selection {
     }
 
     /// An event read from the log, ready to send to this subscriber, if it may see it.
-    fn delivery(&self, registry: &Registry, event: &RecordedEvent) -> Option<Delivery> {
-        Some(Delivery {
+    fn delivery(&self, registry: &Registry, event: &RecordedEvent) -> Option<ReadyEvent> {
+        Some(ReadyEvent {
             position: event.position,
             event_type: event.event_type.clone(),
             body: Arc::from(self.view(registry, event)?.to_string()),
@@ -280,11 +280,11 @@ impl Selection {
     }
 
     /// A live event, ready to send to this subscriber, if it may see it.
-    fn live_delivery(&self, registry: &Registry, live: &TailEvent) -> Option<Delivery> {
+    fn live_delivery(&self, registry: &Registry, live: &TailEvent) -> Option<ReadyEvent> {
         if !self.selects(&live.event) {
             return None;
         }
-        Some(Delivery {
+        Some(ReadyEvent {
             position: live.event.position,
             event_type: live.event.event_type.clone(),
             body: live.rendered(registry, self)?,
@@ -300,7 +300,7 @@ pub fn schema_of<'r>(registry: &'r Registry, collection: &str) -> Option<&'r Arc
 
 /// One readable event, ready to send.
 #[derive(Debug, Clone)]
-pub struct Delivery {
+pub struct ReadyEvent {
     pub position: LogPosition,
     pub event_type: String,
     /// The event as JSON, shared by the subscribers that see it alike.
@@ -353,7 +353,7 @@ pub async fn follow<F, Fut>(
     mut send: F,
 ) -> Option<Ending>
 where
-    F: FnMut(Delivery) -> Fut,
+    F: FnMut(ReadyEvent) -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let filter = selection.filter();

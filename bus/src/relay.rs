@@ -20,7 +20,7 @@ use async_nats::jetstream::stream::Stream;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::nats::Bus;
 use crate::position::LogPosition;
@@ -59,15 +59,10 @@ pub async fn run(
             &bus, &stream, &database, &settings, &mut wake, &shutdown, &poison,
         );
         if let Err(error) = held.await {
-            warn!(error = format!("{error:#}"), "event relay failed; resuming");
-            let wait = match error.downcast_ref::<EventFailure>() {
-                Some(failure) => poison.failed(failure.position),
-                None => ERROR_BACKOFF,
-            };
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = tokio::time::sleep(wait) => {}
-            }
+            let failure = error.downcast_ref::<EventFailure>();
+            poison
+                .back_off("the event relay", &error, failure, ERROR_BACKOFF, &shutdown)
+                .await;
         }
     }
     listener.wait().await;

@@ -165,12 +165,15 @@ impl Herald {
     /// Runs every role until `shutdown` completes (or a role fails), then stops them in order:
     /// the api stops accepting and finishes its requests, then handlers, projections and
     /// workers finish what they hold.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let internal = self.internal.clone();
         let api_stop = CancellationToken::new();
         let mut api_task = JoinSet::new();
         let api_background = self.api.as_ref().map(ApiServer::background);
-        if let Some(api) = self.api {
+        if let Some(api) = self.api.take() {
             let stop = api_stop.clone();
             api_task
                 .spawn(async move { api.run_until_stopped(stop).await.context("the api failed") });
@@ -180,90 +183,7 @@ impl Herald {
             health: self.health.clone(),
             stop: internal.clone(),
         };
-        let concurrency = self.settings.handler.concurrency;
-        if self.roles.contains(&Role::Handler) {
-            let handler = Arc::new(Handler::new(
-                self.store.clone(),
-                self.registry.clone(),
-                self.settings.handler.max_conflict_retries,
-            ));
-            let (bus, stop) = (self.bus.clone(), internal.clone());
-            roles.spawn("handler", move || {
-                let (handler, bus, stop) = (handler.clone(), bus.clone(), stop.clone());
-                async move {
-                    handler::run(handler, bus, concurrency, stop)
-                        .await
-                        .context("the command handler failed")
-                }
-            });
-        }
-        if self.roles.contains(&Role::Projector) {
-            let runtime = herald_projector::Runtime {
-                database: self.settings.database.clone(),
-                settings: self.settings.projector.clone(),
-                shutdown: internal.clone(),
-            };
-            let (pool, registry) = (self.store.pool().clone(), self.registry.clone());
-            roles.spawn("projector", move || {
-                let (pool, runtime, registry) = (pool.clone(), runtime.clone(), registry.clone());
-                async move {
-                    herald_projector::run(pool, runtime, registry)
-                        .await
-                        .context("the projector failed")
-                }
-            });
-        }
-        if self.roles.contains(&Role::Relay) {
-            let (bus, database, settings, stop) = (
-                self.bus.clone(),
-                self.settings.database.clone(),
-                self.settings.relay.clone(),
-                internal.clone(),
-            );
-            roles.spawn("relay", move || {
-                let (bus, database, settings, stop) = (
-                    bus.clone(),
-                    database.clone(),
-                    settings.clone(),
-                    stop.clone(),
-                );
-                async move {
-                    herald_bus::relay::run(bus, database, settings, stop)
-                        .await
-                        .context("the event relay failed")
-                }
-            });
-        }
-        if let Some(worker) = self.worker.clone() {
-            let stop = internal.clone();
-            roles.spawn("worker", move || {
-                let (worker, stop) = (worker.clone(), stop.clone());
-                async move {
-                    herald_workers::run(worker, stop)
-                        .await
-                        .context("the worker failed")
-                }
-            });
-            let (bus, database, registry, stop) = (
-                self.bus.clone(),
-                self.settings.database.clone(),
-                self.registry.clone(),
-                internal.clone(),
-            );
-            roles.spawn("task triggers", move || {
-                let (bus, database, registry, stop) = (
-                    bus.clone(),
-                    database.clone(),
-                    registry.clone(),
-                    stop.clone(),
-                );
-                async move {
-                    herald_workers::triggers::run(bus, database, registry, stop)
-                        .await
-                        .context("the task triggers failed")
-                }
-            });
-        }
+        self.spawn_roles(&mut roles);
         let mut roles = roles.tasks;
         info!(roles = ?self.roles, "herald running");
         let failure = tokio::select! {
@@ -291,6 +211,76 @@ impl Herald {
         info!("stopped");
         outcome
     }
+    /// Starts every role of this process but the api, each under [`supervise`].
+    fn spawn_roles(&self, roles: &mut Supervised) {
+        let stop = self.internal.clone();
+        if self.roles.contains(&Role::Handler) {
+            let handler = Arc::new(Handler::new(
+                self.store.clone(),
+                self.registry.clone(),
+                self.settings.handler.max_conflict_retries,
+            ));
+            let concurrency = self.settings.handler.concurrency;
+            let context = (handler, self.bus.clone(), stop.clone());
+            roles.spawn("handler", context, move |(handler, bus, stop)| async move {
+                handler::run(handler, bus, concurrency, stop)
+                    .await
+                    .context("the command handler failed")
+            });
+        }
+        if self.roles.contains(&Role::Projector) {
+            let runtime = herald_projector::Runtime {
+                database: self.settings.database.clone(),
+                settings: self.settings.projector.clone(),
+                shutdown: stop.clone(),
+            };
+            let context = (self.store.pool().clone(), runtime, self.registry.clone());
+            roles.spawn(
+                "projector",
+                context,
+                |(pool, runtime, registry)| async move {
+                    herald_projector::run(pool, runtime, registry)
+                        .await
+                        .context("the projector failed")
+                },
+            );
+        }
+        let database = self.settings.database.clone();
+        if self.roles.contains(&Role::Relay) {
+            let settings = self.settings.relay.clone();
+            let context = (self.bus.clone(), database.clone(), settings, stop.clone());
+            roles.spawn(
+                "relay",
+                context,
+                |(bus, database, settings, stop)| async move {
+                    herald_bus::relay::run(bus, database, settings, stop)
+                        .await
+                        .context("the event relay failed")
+                },
+            );
+        }
+        if let Some(worker) = self.worker.clone() {
+            roles.spawn(
+                "worker",
+                (worker, stop.clone()),
+                |(worker, stop)| async move {
+                    herald_workers::run(worker, stop)
+                        .await
+                        .context("the worker failed")
+                },
+            );
+            let context = (self.bus.clone(), database, self.registry.clone(), stop);
+            roles.spawn(
+                "task triggers",
+                context,
+                |(bus, database, registry, stop)| async move {
+                    herald_workers::triggers::run(bus, database, registry, stop)
+                        .await
+                        .context("the task triggers failed")
+                },
+            );
+        }
+    }
 }
 
 /// The roles of a process, each restarted by [`supervise`] when it fails or panics.
@@ -301,12 +291,15 @@ struct Supervised {
 }
 
 impl Supervised {
-    fn spawn<F, Fut>(&mut self, role: &'static str, start: F)
+    /// Runs `run` with a copy of `context` under [`supervise`], again each time it fails.
+    fn spawn<C, F, Fut>(&mut self, role: &'static str, context: C, run: F)
     where
-        F: Fn() -> Fut + Send + 'static,
+        C: Clone + Send + 'static,
+        F: Fn(C) -> Fut + Send + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         let (health, stop) = (self.health.clone(), self.stop.clone());
+        let start = move || run(context.clone());
         self.tasks
             .spawn(async move { supervise(role, health, stop, start).await });
     }

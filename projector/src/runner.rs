@@ -133,19 +133,19 @@ pub async fn contend(
                 return stop;
             }
             Err(error) => {
-                warn!(
-                    error = format!("{error:#}"),
-                    "projection runner failed; retrying"
-                );
                 // Back off for real: new appends must not turn a failing step into a busy loop.
                 // An event that fails again and again waits longer each time, then is parked.
-                let wait = match error.downcast_ref::<ProjectError>() {
-                    Some(ProjectError::Event(failure)) => poison.failed(failure.position),
-                    _ => ERROR_BACKOFF,
+                let failure = match error.downcast_ref::<ProjectError>() {
+                    Some(ProjectError::Event(failure)) => Some(failure),
+                    _ => None,
                 };
-                tokio::select! {
-                    () = runtime.shutdown.cancelled() => return Stop::Shutdown,
-                    () = tokio::time::sleep(wait) => {}
+                let what = "the projection runner";
+                let shutdown = &runtime.shutdown;
+                if !poison
+                    .back_off(what, &error, failure, ERROR_BACKOFF, shutdown)
+                    .await
+                {
+                    return Stop::Shutdown;
                 }
             }
         }

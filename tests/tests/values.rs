@@ -1,12 +1,15 @@
-//! Accepted means readable, forever: every value the api accepts is stored, read back, listed in
-//! history, paged as an event, relayed and rebuilt as exactly the JSON value it answered with;
+//! Accepted means readable, forever: every value the api accepts is stored, read back, listed,
+//! found in history, paged and streamed as an event, relayed and rebuilt as exactly the JSON
+//! value it answered with;
 //! a value that cannot be kept exactly is refused with `422` at its field. Edge values by hand,
 //! then random documents generated from the example's YAML.
 
 use std::sync::Arc;
 
 use herald_bus::schema::{DocumentSchema, Field, FieldKind, Fields, Registry};
-use herald_tests::{TestApp, eventually, header, json, petstore_apps, relayed, send};
+use herald_bus::position::LogPosition;
+use herald_tests::sse::SseStream;
+use herald_tests::{DEADLINE, TestApp, eventually, header, json, petstore_apps, relayed, send};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRng, TestRunner};
@@ -122,8 +125,28 @@ async fn rebuild(app: &TestApp, token: &str) {
     .await;
 }
 
-/// Every document reads back as created after a rebuild, and the relay carried each as created.
+/// Every document reads back as created in a list, from an event stream replayed from the
+/// start, after a rebuild, and as the relay carried it.
 async fn survives_rebuild_and_relay(app: &TestApp, token: &str, created: &[Value]) {
+    let listed = json(app.get("/v1/petstore/product?limit=100", token).await).await;
+    let listed = listed["data"].as_array().cloned().unwrap_or_default();
+    for document in created {
+        assert!(listed.contains(document), "listed: {document}");
+    }
+    let stream = send(
+        app.request(Method::GET, "/v1/petstore/product/events", Some(token))
+            .header("accept", "text/event-stream")
+            .header("last-event-id", LogPosition::START.token()),
+    )
+    .await;
+    let mut stream = SseStream::new(stream);
+    for document in created {
+        let Some(event) = stream.next(DEADLINE).await else {
+            panic!("the event stream ended before {}", document["id"]);
+        };
+        assert_eq!(event.data["document_id"], document["id"]);
+        assert_eq!(event.data["data"], client_fields(document), "streamed");
+    }
     rebuild(app, token).await;
     for document in created {
         let path = format!(

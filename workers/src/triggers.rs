@@ -90,18 +90,16 @@ pub async fn run(
             }
         }
         if let Err(error) = held {
-            warn!(
-                error = format!("{error:#}"),
-                "task triggers failed; resuming"
-            );
-            let wait = match error.downcast_ref::<EventFailure>() {
-                Some(failure) => poison.failed(failure.position),
-                None => ERROR_BACKOFF,
-            };
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = tokio::time::sleep(wait) => {}
-            }
+            let failure = error.downcast_ref::<EventFailure>();
+            poison
+                .back_off(
+                    "the task triggers",
+                    &error,
+                    failure,
+                    ERROR_BACKOFF,
+                    &shutdown,
+                )
+                .await;
         }
     }
     listener.wait().await;

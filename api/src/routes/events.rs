@@ -21,7 +21,7 @@ use crate::auth::{Caller, TokenExpiry};
 use crate::error::ApiError;
 use crate::extract::{Path, Query, page_limit, reject_unknown_parameters};
 use crate::state::AppState;
-use crate::tail::{Delivery, Ending, Selection, follow};
+use crate::tail::{ReadyEvent, Ending, Selection, follow};
 
 /// Events waiting to be written to one subscriber's connection.
 const SEND_BUFFER: usize = 16;
@@ -231,7 +231,7 @@ async fn subscribe(
     state.streams.tasks.spawn(async move {
         let _permit = permit;
         let state = task_state;
-        let deliver = |delivery: Delivery| {
+        let deliver = |delivery: ReadyEvent| {
             let sender = sender.clone();
             async move { sender.send(sse_event(delivery)).await.is_ok() }
         };
@@ -288,7 +288,7 @@ async fn subscribe(
     Ok(response)
 }
 
-fn sse_event(delivery: Delivery) -> Event {
+fn sse_event(delivery: ReadyEvent) -> Event {
     Event::default()
         .id(delivery.position.token())
         .event(delivery.event_type)

@@ -90,7 +90,11 @@ pub(crate) async fn commit_alone(
 ) -> Result<Outcome, StoreError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    if let Some(stored) = lock_command(&tx, commit.command).await? {
+    let (_, stored) = futures::try_join!(
+        rows::generic_plans(&tx),
+        lock_command(&tx, commit.command)
+    )?;
+    if let Some(stored) = stored {
         return Ok(stored);
     }
     let outcome = match append(&tx, &commit).await {

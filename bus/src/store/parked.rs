@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{StoreError, parse_tx_id};
@@ -88,6 +89,25 @@ impl Poison {
     /// Whether the event at `position` has failed often enough to be parked.
     pub fn exhausted(&self, position: LogPosition) -> bool {
         self.at == Some(position) && self.attempts >= Self::ATTEMPTS
+    }
+
+    /// After a reader's spell failed with `error`: logs it as `what` failed, then waits —
+    /// longer each time when it failed on the same event (`failure`), else `otherwise` — or
+    /// until `shutdown`. Returns `false` when shutdown came first.
+    pub async fn back_off(
+        &mut self,
+        what: &str,
+        error: &anyhow::Error,
+        failure: Option<&EventFailure>,
+        otherwise: Duration,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        tracing::warn!(error = format!("{error:#}"), "{what} failed; retrying");
+        let wait = failure.map_or(otherwise, |failure| self.failed(failure.position));
+        tokio::select! {
+            () = shutdown.cancelled() => false,
+            () = tokio::time::sleep(wait) => true,
+        }
     }
 
     /// How often the event at `position` has failed so far.
