@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use herald_bus::schema::{DocumentSchema, Field, FieldKind, Fields, Registry};
 use herald_bus::position::LogPosition;
+use herald_bus::schema::{DocumentSchema, Field, FieldKind, Fields, Registry};
 use herald_tests::sse::SseStream;
 use herald_tests::{DEADLINE, TestApp, eventually, header, json, petstore_apps, relayed, send};
 use proptest::prelude::*;

@@ -21,7 +21,7 @@ use crate::auth::{Caller, TokenExpiry};
 use crate::error::ApiError;
 use crate::extract::{Path, Query, page_limit, reject_unknown_parameters};
 use crate::state::AppState;
-use crate::tail::{ReadyEvent, Ending, Selection, follow};
+use crate::tail::{Ending, ReadyEvent, Selection, follow};
 
 /// Events waiting to be written to one subscriber's connection.
 const SEND_BUFFER: usize = 16;

@@ -1,6 +1,7 @@
-//! The rows commits write, the same statements for one commit or a group of them: one
-//! multi-row statement per table (streams, unique values, events, command outcomes), inside the
-//! transaction that holds the commands' locks.
+//! The rows a group of commits writes: one multi-row statement per table (streams, unique
+//! values, events, positions, command outcomes), inside the transaction that holds the
+//! commands' locks. Command outcomes are stored through here for lone commits and rejections
+//! too; a lone commit writes its other rows with single-row statements ([`super::commit`]).
 //!
 //! Statements that do not need each other's results are sent together (tokio-postgres
 //! pipelines the queries of one connection). Postgres still runs them in the order sent, so
@@ -17,6 +18,25 @@ use uuid::Uuid;
 use super::{Commit, StoreError, UniqueValue, event_metadata, event_type, parse_tx_id};
 use crate::command::Outcome;
 use crate::position::LogPosition;
+
+/// Where a statement reads its rows from: one array parameter per column (`$1`, `$2`, …),
+/// named `u.<column>`. One row (a lone command's outcome, a group's only unique value) is read as
+/// `VALUES` of the arrays' first elements, several with `unnest`, whose function scan costs
+/// Postgres more than a single row itself.
+fn rows_from(columns: &[(&str, &str)], rows: usize) -> String {
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    let arrays = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, sql_type))| format!("${}::{sql_type}[]", i + 1));
+    let source = if rows == 1 {
+        let firsts: Vec<String> = arrays.map(|array| format!("({array})[1]")).collect();
+        format!("(VALUES ({}))", firsts.join(", "))
+    } else {
+        format!("unnest({})", arrays.collect::<Vec<_>>().join(", "))
+    };
+    format!("{source} AS u({})", names.join(", "))
+}
 
 /// A stream's key in the store: streams are per tenant.
 pub(crate) type StreamKey = (String, String);
@@ -49,10 +69,10 @@ impl Written {
     }
 }
 
-/// Makes the transaction's statements run their generic plans. The statements here take
+/// Makes the transaction's statements run their generic plans. A group's statements `unnest`
 /// arrays, whose length Postgres knows only when it plans anew, so left to choose it would plan
-/// every execution again (a custom plan, about 0.1 ms of its CPU each, more than most of the
-/// writes cost). The generic plan — the unnested rows joined by primary key — suits any length.
+/// every execution again (a custom plan, about 0.1 ms of its CPU each). The generic plan — the
+/// unnested rows joined by primary key — suits any length.
 pub(crate) async fn generic_plans(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.batch_execute("SET LOCAL plan_cache_mode = force_generic_plan")
         .await?;
@@ -115,15 +135,25 @@ async fn write_streams(tx: &Transaction<'_>, commits: &[Commit<'_>]) -> Result<u
         if new.is_empty() {
             return Ok(0);
         }
+        let rows = rows_from(
+            &[
+                ("t", "text"),
+                ("s", "text"),
+                ("c", "text"),
+                ("v", "int8"),
+                ("a", "bool"),
+                ("b", "text"),
+                ("snap", "jsonb"),
+            ],
+            new.len(),
+        );
         let statement = tx
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "INSERT INTO herald.streams
                      (tenant, stream_id, collection, version, archived, created_by, snapshot, last_tx, last_position)
-                 SELECT t, s, c, v, a, b, snap, pg_current_xact_id(), 0
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[], $7::jsonb[])
-                      AS u(t, s, c, v, a, b, snap)
-                 ON CONFLICT DO NOTHING",
-            )
+                 SELECT t, s, c, v, a, b, snap, pg_current_xact_id(), 0 FROM {rows}
+                 ON CONFLICT DO NOTHING"
+            ))
             .await?;
         let collections: Vec<String> = new.iter().map(|c| c.command.collection()).collect();
         let archived: Vec<bool> = new.iter().map(|c| c.state.archived).collect();
@@ -147,13 +177,23 @@ async fn write_streams(tx: &Transaction<'_>, commits: &[Commit<'_>]) -> Result<u
         if moved.is_empty() {
             return Ok(0);
         }
+        let rows = rows_from(
+            &[
+                ("t", "text"),
+                ("sid", "text"),
+                ("v", "int8"),
+                ("a", "bool"),
+                ("snap", "jsonb"),
+                ("expected", "int8"),
+            ],
+            moved.len(),
+        );
         let statement = tx
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "UPDATE herald.streams s SET version = u.v, archived = u.a, snapshot = u.snap
-                 FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::jsonb[], $6::int8[])
-                      AS u(t, sid, v, a, snap, expected)
-                 WHERE s.tenant = u.t AND s.stream_id = u.sid AND s.version = u.expected",
-            )
+                 FROM {rows}
+                 WHERE s.tenant = u.t AND s.stream_id = u.sid AND s.version = u.expected"
+            ))
             .await?;
         let archived: Vec<bool> = moved.iter().map(|c| c.state.archived).collect();
         let expected: Vec<i64> = moved.iter().map(|c| c.expected_version).collect();
@@ -225,18 +265,27 @@ fn values<'a>(
     out
 }
 
+/// The columns of unique values, in [`Values`] order.
+const VALUE_COLUMNS: [(&str, &str); 5] = [
+    ("t", "text"),
+    ("c", "text"),
+    ("f", "text"),
+    ("v", "text"),
+    ("s", "text"),
+];
+
 async fn release_values(tx: &Transaction<'_>, commits: &[Commit<'_>]) -> Result<u64, StoreError> {
     let released = values(commits, |c| c.release);
     if released.tenants.is_empty() {
         return Ok(0);
     }
+    let rows = rows_from(&VALUE_COLUMNS, released.tenants.len());
     let statement = tx
-        .prepare_cached(
-            "DELETE FROM herald.unique_keys k
-             USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(t, c, f, v, s)
+        .prepare_cached(&format!(
+            "DELETE FROM herald.unique_keys k USING {rows}
              WHERE k.tenant = u.t AND k.collection = u.c AND k.field = u.f AND k.value = u.v
-               AND k.stream_id = u.s",
-        )
+               AND k.stream_id = u.s"
+        ))
         .await?;
     Ok(tx
         .execute(
@@ -261,15 +310,16 @@ async fn reserve_values(
     if reserved.tenants.is_empty() {
         return Ok(HashSet::new());
     }
+    let rows = rows_from(&VALUE_COLUMNS, reserved.tenants.len());
     let statement = tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "INSERT INTO herald.unique_keys (tenant, collection, field, value, stream_id)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+             SELECT * FROM {rows}
              ON CONFLICT (tenant, collection, field, value)
              DO UPDATE SET stream_id = EXCLUDED.stream_id
              WHERE unique_keys.stream_id = EXCLUDED.stream_id
-             RETURNING stream_id, field",
-        )
+             RETURNING stream_id, field"
+        ))
         .await?;
     let rows = tx
         .query(
@@ -320,14 +370,28 @@ async fn append_events(
             recorded.push(commit.state.updated_at);
         }
     }
+    let rows = rows_from(
+        &[
+            ("t", "text"),
+            ("s", "text"),
+            ("c", "text"),
+            ("d", "uuid"),
+            ("v", "int8"),
+            ("id", "uuid"),
+            ("ty", "text"),
+            ("data", "jsonb"),
+            ("meta", "jsonb"),
+            ("at", "timestamptz"),
+        ],
+        ids.len(),
+    );
     let statement = tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "INSERT INTO herald.events
                  (tenant, stream_id, collection, document_id, version, event_id, type, data, metadata, recorded_at)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::int8[],
-                                  $6::uuid[], $7::text[], $8::jsonb[], $9::jsonb[], $10::timestamptz[])
-             RETURNING tenant, stream_id, position, tx_id::text",
-        )
+             SELECT * FROM {rows}
+             RETURNING tenant, stream_id, position, tx_id::text"
+        ))
         .await?;
     let rows = tx
         .query(
@@ -377,12 +441,20 @@ async fn record_positions(
         tx_ids.push(position.tx_text());
         last.push(position.position);
     }
+    let rows = rows_from(
+        &[
+            ("t", "text"),
+            ("sid", "text"),
+            ("tx", "text"),
+            ("pos", "int8"),
+        ],
+        commits.len(),
+    );
     let statement = tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE herald.streams s SET last_tx = u.tx::xid8, last_position = u.pos
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS u(t, sid, tx, pos)
-             WHERE s.tenant = u.t AND s.stream_id = u.sid",
-        )
+             FROM {rows} WHERE s.tenant = u.t AND s.stream_id = u.sid"
+        ))
         .await?;
     tx.execute(
         &statement,
@@ -413,13 +485,16 @@ pub(crate) async fn complete(
         .collect::<Result<Vec<Value>, _>>()?;
     let (statuses, positions): (Vec<&str>, Vec<Option<i64>>) =
         outcomes.iter().map(stored_status).unzip();
+    let rows = rows_from(
+        &[("id", "uuid"), ("s", "text"), ("o", "jsonb"), ("p", "int8")],
+        ids.len(),
+    );
     let statement = tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE herald.commands c
              SET status = u.s, outcome = u.o, position = u.p, completed_at = now()
-             FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int8[]) AS u(id, s, o, p)
-             WHERE c.id = u.id",
-        )
+             FROM {rows} WHERE c.id = u.id"
+        ))
         .await?;
     tx.execute(&statement, &[&ids, &statuses, &stored, &positions])
         .await?;
