@@ -60,7 +60,6 @@ fn dev_serves_the_petstore_with_its_printed_token_and_stops_on_sigterm() {
     let apps: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
         "..",
-        "..",
         "examples",
         "petstore",
         "apps",
