@@ -210,8 +210,7 @@ async fn write_group(pool: &Pool, group: &[Queued]) -> Result<Vec<Outcome>, Fall
     let commits: Vec<Commit<'_>> = group.iter().map(Queued::commit).collect();
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let generic = async { rows::generic_plans(&tx).await.map_err(Fallback::from) };
-    futures::try_join!(generic, lock_commands(&tx, group))?;
+    lock_commands(&tx, group).await?;
     let written = rows::write(&tx, &commits).await?;
     if written.streams != group.len() as u64 {
         return Err(Fallback("a stream moved"));

@@ -69,16 +69,6 @@ impl Written {
     }
 }
 
-/// Makes the transaction's statements run their generic plans. A group's statements `unnest`
-/// arrays, whose length Postgres knows only when it plans anew, so left to choose it would plan
-/// every execution again (a custom plan, about 0.1 ms of its CPU each). The generic plan — the
-/// unnested rows joined by primary key — suits any length.
-pub(crate) async fn generic_plans(tx: &Transaction<'_>) -> Result<(), StoreError> {
-    tx.batch_execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        .await?;
-    Ok(())
-}
-
 /// Writes the stream rows, unique values and events of `commits` (each with changes).
 pub(crate) async fn write(
     tx: &Transaction<'_>,
