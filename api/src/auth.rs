@@ -288,7 +288,7 @@ fn is_public_path(path: &str) -> bool {
 
 /// Verifies the token of every `/v1` request before routing and stores the [`Principal`].
 pub async fn authenticate(
-    State(verifier): State<TokenVerifier>,
+    State(verifier): State<Arc<TokenVerifier>>,
     mut request: Request,
     next: Next,
 ) -> Response {

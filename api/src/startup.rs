@@ -58,7 +58,7 @@ impl ApiServer {
         shutdown: CancellationToken,
         roles: RoleHealth,
     ) -> anyhow::Result<Self> {
-        let verifier = TokenVerifier::from_settings(&settings.auth)?;
+        let verifier = Arc::new(TokenVerifier::from_settings(&settings.auth)?);
         let cursors = CursorKey::from_settings(&settings.auth);
         let background = TaskTracker::new();
         let replies = ReplyRouter::start(&bus, &background, shutdown.clone()).await?;

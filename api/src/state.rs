@@ -31,7 +31,8 @@ pub struct Inner {
     pub store: PgStore,
     pub bus: Bus,
     pub replies: ReplyRouter,
-    pub verifier: TokenVerifier,
+    /// Shared with the authentication middleware, whose state it is.
+    pub verifier: Arc<TokenVerifier>,
     pub cursors: CursorKey,
     pub limiter: Option<Limiter>,
     /// The OpenAPI description, serialized once.

@@ -16,3 +16,14 @@ pub fn init(settings: &LogSettings) {
     // An error only means a subscriber is already installed.
     drop(result);
 }
+
+/// An error with its causes, on one line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures::StreamExt;
+use herald_bus::telemetry::error_chain;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, Response, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
@@ -361,18 +362,6 @@ fn token_expired(last_id: Option<&str>) -> anyhow::Error {
         message,
     }
     .into()
-}
-
-/// The error and its causes on one line (reqwest's own message omits the cause).
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Pauses between reconnects: 200 ms, doubling up to 5 s, back to 200 ms once events flow.

@@ -152,7 +152,7 @@ fn failure_of(event: &RecordedEvent, error: &dyn std::error::Error) -> EventFail
         event_type: Some(event.event_type.clone()),
         collection: Some(event.collection.clone()),
         stage: Stage::Applied,
-        error: parked::describe(error),
+        error: herald_bus::telemetry::error_chain(error),
     }
 }
 

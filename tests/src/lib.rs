@@ -62,20 +62,24 @@ pub fn petstore_apps() -> PathBuf {
 /// and commands do not act on their data (the tasks have tests of their own).
 pub fn petstore_documents() -> PathBuf {
     static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    COPY.get_or_init(|| {
-        let source = petstore_apps().join("petstore");
-        let read = |doc: &str| {
-            std::fs::read_to_string(source.join(format!("{doc}.yaml")))
-                .unwrap_or_else(|e| panic!("cannot read the petstore example {doc}: {e}"))
-        };
-        let (product, supplier) = (read("product"), read("supplier"));
-        write_apps(&[
-            ("petstore", "product", &product),
-            ("petstore", "supplier", &supplier),
-        ])
-        .unwrap_or_else(|e| panic!("cannot copy the petstore example: {e}"))
-    })
-    .clone()
+    COPY.get_or_init(|| petstore_with(&[])).clone()
+}
+
+/// The example's documents without its tasks, and `extra` sources (`(app, doc, yaml)`), such
+/// as a `tasks.yaml` of the test's own.
+pub fn petstore_with(extra: &[(&str, &str, &str)]) -> PathBuf {
+    let source = petstore_apps().join("petstore");
+    let read = |doc: &str| {
+        std::fs::read_to_string(source.join(format!("{doc}.yaml")))
+            .unwrap_or_else(|e| panic!("cannot read the petstore example {doc}: {e}"))
+    };
+    let (product, supplier) = (read("product"), read("supplier"));
+    let mut sources = vec![
+        ("petstore", "product", product.as_str()),
+        ("petstore", "supplier", supplier.as_str()),
+    ];
+    sources.extend_from_slice(extra);
+    write_apps(&sources).unwrap_or_else(|e| panic!("cannot copy the petstore example: {e}"))
 }
 
 /// Writes `(app, doc, yaml)` sources into a fresh apps folder.

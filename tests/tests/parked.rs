@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use herald_tests::sse::SseStream;
 use herald_tests::{
-    DEADLINE, Options, TestApp, eventually, header, json, petstore_apps, relayed, send, write_apps,
+    DEADLINE, Options, TestApp, eventually, header, json, petstore_with, relayed, send,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -64,18 +64,8 @@ const TASKS: &str = "retire_low:
 ";
 
 async fn spawn() -> TestApp {
-    let product = std::fs::read_to_string(petstore_apps().join("petstore/product.yaml"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let supplier = std::fs::read_to_string(petstore_apps().join("petstore/supplier.yaml"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let apps = write_apps(&[
-        ("petstore", "product", &product),
-        ("petstore", "supplier", &supplier),
-        ("petstore", "tasks", TASKS),
-    ])
-    .unwrap_or_else(|e| panic!("{e}"));
     TestApp::spawn_with(Options {
-        apps,
+        apps: petstore_with(&[("petstore", "tasks", TASKS)]),
         ..Options::default()
     })
     .await

@@ -53,20 +53,19 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         .is_ok_and(|r| r.is_ok());
     let (stuck, parked) = stuck.unwrap_or_default();
     let roles = state.roles.snapshot();
-    let failed: Vec<&String> = roles
+    let failed: Vec<&str> = roles
         .iter()
         .filter(|(_, role)| matches!(role, RoleState::Failed { .. }))
-        .map(|(name, _)| name)
+        .map(|(name, _)| name.as_str())
         .collect();
     if !failed.is_empty() {
-        let names: Vec<&str> = failed.iter().map(|name| name.as_str()).collect();
         return Err(ApiError::Unavailable(format!(
             "not ready: role(s) {} failed",
-            names.join(", ")
+            failed.join(", ")
         )));
     }
     if postgres_ok && nats_ok && stuck.is_empty() {
-        let degraded = !parked.is_empty() || roles.values().any(|r| *r != RoleState::Running);
+        let degraded = !parked.is_empty() || !state.roles.degraded().is_empty();
         let parked: serde_json::Map<String, Value> = parked
             .into_iter()
             .map(|(reader, count)| (reader, count.into()))

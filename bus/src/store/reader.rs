@@ -12,10 +12,11 @@ use serde_json::Value;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::parked::{EventFailure, Stage, describe};
+use super::parked::{EventFailure, Stage};
 use super::{StoreError, parse_tx_id};
 use crate::document::{Change, DocumentState, FoldError, Stamp, apply};
 use crate::position::LogPosition;
+use crate::telemetry::error_chain;
 
 /// The notification channel appends signal on (payload: the collection).
 pub const EVENTS_CHANNEL: &str = "herald_events";
@@ -148,7 +149,7 @@ fn unreadable(row: &tokio_postgres::Row, error: &StoreError) -> Result<EventFail
         event_type: row.try_get(8).ok(),
         collection: row.try_get(5).ok(),
         stage: Stage::Read,
-        error: describe(error),
+        error: error_chain(error),
     })
 }
 

@@ -9,6 +9,7 @@
 //! then finds the version moved and decides again instead of failing on the events key.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
@@ -23,13 +24,13 @@ use crate::position::LogPosition;
 /// named `u.<column>`. One row (a lone command's outcome, a group's only unique value) is read as
 /// `VALUES` of the arrays' first elements, several with `unnest`, whose function scan costs
 /// Postgres more than a single row itself.
-fn rows_from(columns: &[(&str, &str)], rows: usize) -> String {
+fn rows_from(columns: &[(&str, &str)], one: bool) -> String {
     let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
     let arrays = columns
         .iter()
         .enumerate()
         .map(|(i, (_, sql_type))| format!("${}::{sql_type}[]", i + 1));
-    let source = if rows == 1 {
+    let source = if one {
         let firsts: Vec<String> = arrays.map(|array| format!("({array})[1]")).collect();
         format!("(VALUES ({}))", firsts.join(", "))
     } else {
@@ -37,6 +38,150 @@ fn rows_from(columns: &[(&str, &str)], rows: usize) -> String {
     };
     format!("{source} AS u({})", names.join(", "))
 }
+
+/// A statement over parallel arrays in its two shapes, built once: for one row and for several
+/// (see [`rows_from`]).
+struct Shaped([String; 2]);
+
+impl Shaped {
+    fn new(columns: &[(&str, &str)], statement: impl Fn(&str) -> String) -> Self {
+        Self([
+            statement(&rows_from(columns, true)),
+            statement(&rows_from(columns, false)),
+        ])
+    }
+
+    fn for_rows(&self, rows: usize) -> &str {
+        &self.0[usize::from(rows != 1)]
+    }
+}
+
+/// New streams.
+static STREAMS_CREATED: LazyLock<Shaped> = LazyLock::new(|| {
+    Shaped::new(
+        &[
+            ("t", "text"),
+            ("s", "text"),
+            ("c", "text"),
+            ("v", "int8"),
+            ("a", "bool"),
+            ("b", "text"),
+            ("snap", "jsonb"),
+        ],
+        |rows| {
+            format!(
+                "INSERT INTO herald.streams
+                     (tenant, stream_id, collection, version, archived, created_by, snapshot, last_tx, last_position)
+                 SELECT t, s, c, v, a, b, snap, pg_current_xact_id(), 0 FROM {rows}
+                 ON CONFLICT DO NOTHING"
+            )
+        },
+    )
+});
+
+/// Streams that move, at the version they were decided on.
+static STREAMS_MOVED: LazyLock<Shaped> = LazyLock::new(|| {
+    Shaped::new(
+        &[
+            ("t", "text"),
+            ("sid", "text"),
+            ("v", "int8"),
+            ("a", "bool"),
+            ("snap", "jsonb"),
+            ("expected", "int8"),
+        ],
+        |rows| {
+            format!(
+                "UPDATE herald.streams s SET version = u.v, archived = u.a, snapshot = u.snap
+                 FROM {rows}
+                 WHERE s.tenant = u.t AND s.stream_id = u.sid AND s.version = u.expected"
+            )
+        },
+    )
+});
+
+/// Unique values given up.
+static VALUES_RELEASED: LazyLock<Shaped> = LazyLock::new(|| {
+    Shaped::new(&VALUE_COLUMNS, |rows| {
+        format!(
+            "DELETE FROM herald.unique_keys k USING {rows}
+             WHERE k.tenant = u.t AND k.collection = u.c AND k.field = u.f AND k.value = u.v
+               AND k.stream_id = u.s"
+        )
+    })
+});
+
+/// Unique values taken; returns the ones it got.
+static VALUES_RESERVED: LazyLock<Shaped> = LazyLock::new(|| {
+    Shaped::new(&VALUE_COLUMNS, |rows| {
+        format!(
+            "INSERT INTO herald.unique_keys (tenant, collection, field, value, stream_id)
+             SELECT * FROM {rows}
+             ON CONFLICT (tenant, collection, field, value)
+             DO UPDATE SET stream_id = EXCLUDED.stream_id
+             WHERE unique_keys.stream_id = EXCLUDED.stream_id
+             RETURNING stream_id, field"
+        )
+    })
+});
+
+/// The events; returns each one's place in the log.
+static EVENTS_APPENDED: LazyLock<Shaped> = LazyLock::new(|| {
+    Shaped::new(
+        &[
+            ("t", "text"),
+            ("s", "text"),
+            ("c", "text"),
+            ("d", "uuid"),
+            ("v", "int8"),
+            ("id", "uuid"),
+            ("ty", "text"),
+            ("data", "jsonb"),
+            ("meta", "jsonb"),
+            ("at", "timestamptz"),
+        ],
+        |rows| {
+            format!(
+            "INSERT INTO herald.events
+                 (tenant, stream_id, collection, document_id, version, event_id, type, data, metadata, recorded_at)
+             SELECT * FROM {rows}
+             RETURNING tenant, stream_id, position, tx_id::text"
+        )
+        },
+    )
+});
+
+/// Each stream's last event.
+static POSITIONS_RECORDED: LazyLock<Shaped> = LazyLock::new(|| {
+    Shaped::new(
+        &[
+            ("t", "text"),
+            ("sid", "text"),
+            ("tx", "text"),
+            ("pos", "int8"),
+        ],
+        |rows| {
+            format!(
+                "UPDATE herald.streams s SET last_tx = u.tx::xid8, last_position = u.pos
+             FROM {rows} WHERE s.tenant = u.t AND s.stream_id = u.sid"
+            )
+        },
+    )
+});
+
+/// Each command's outcome.
+static OUTCOMES_STORED: LazyLock<Shaped> = LazyLock::new(|| {
+    Shaped::new(
+        &[("id", "uuid"), ("s", "text"), ("o", "jsonb"), ("p", "int8")],
+        |rows| {
+            format!(
+                "UPDATE herald.commands c
+             SET status = u.s, outcome = u.o, position = u.p, completed_at = now()
+             FROM {rows} WHERE c.id = u.id"
+            )
+        },
+    )
+});
 
 /// A stream's key in the store: streams are per tenant.
 pub(crate) type StreamKey = (String, String);
@@ -125,25 +270,8 @@ async fn write_streams(tx: &Transaction<'_>, commits: &[Commit<'_>]) -> Result<u
         if new.is_empty() {
             return Ok(0);
         }
-        let rows = rows_from(
-            &[
-                ("t", "text"),
-                ("s", "text"),
-                ("c", "text"),
-                ("v", "int8"),
-                ("a", "bool"),
-                ("b", "text"),
-                ("snap", "jsonb"),
-            ],
-            new.len(),
-        );
         let statement = tx
-            .prepare_cached(&format!(
-                "INSERT INTO herald.streams
-                     (tenant, stream_id, collection, version, archived, created_by, snapshot, last_tx, last_position)
-                 SELECT t, s, c, v, a, b, snap, pg_current_xact_id(), 0 FROM {rows}
-                 ON CONFLICT DO NOTHING"
-            ))
+            .prepare_cached(STREAMS_CREATED.for_rows(new.len()))
             .await?;
         let collections: Vec<String> = new.iter().map(|c| c.command.collection()).collect();
         let archived: Vec<bool> = new.iter().map(|c| c.state.archived).collect();
@@ -167,23 +295,8 @@ async fn write_streams(tx: &Transaction<'_>, commits: &[Commit<'_>]) -> Result<u
         if moved.is_empty() {
             return Ok(0);
         }
-        let rows = rows_from(
-            &[
-                ("t", "text"),
-                ("sid", "text"),
-                ("v", "int8"),
-                ("a", "bool"),
-                ("snap", "jsonb"),
-                ("expected", "int8"),
-            ],
-            moved.len(),
-        );
         let statement = tx
-            .prepare_cached(&format!(
-                "UPDATE herald.streams s SET version = u.v, archived = u.a, snapshot = u.snap
-                 FROM {rows}
-                 WHERE s.tenant = u.t AND s.stream_id = u.sid AND s.version = u.expected"
-            ))
+            .prepare_cached(STREAMS_MOVED.for_rows(moved.len()))
             .await?;
         let archived: Vec<bool> = moved.iter().map(|c| c.state.archived).collect();
         let expected: Vec<i64> = moved.iter().map(|c| c.expected_version).collect();
@@ -269,13 +382,8 @@ async fn release_values(tx: &Transaction<'_>, commits: &[Commit<'_>]) -> Result<
     if released.tenants.is_empty() {
         return Ok(0);
     }
-    let rows = rows_from(&VALUE_COLUMNS, released.tenants.len());
     let statement = tx
-        .prepare_cached(&format!(
-            "DELETE FROM herald.unique_keys k USING {rows}
-             WHERE k.tenant = u.t AND k.collection = u.c AND k.field = u.f AND k.value = u.v
-               AND k.stream_id = u.s"
-        ))
+        .prepare_cached(VALUES_RELEASED.for_rows(released.tenants.len()))
         .await?;
     Ok(tx
         .execute(
@@ -300,16 +408,8 @@ async fn reserve_values(
     if reserved.tenants.is_empty() {
         return Ok(HashSet::new());
     }
-    let rows = rows_from(&VALUE_COLUMNS, reserved.tenants.len());
     let statement = tx
-        .prepare_cached(&format!(
-            "INSERT INTO herald.unique_keys (tenant, collection, field, value, stream_id)
-             SELECT * FROM {rows}
-             ON CONFLICT (tenant, collection, field, value)
-             DO UPDATE SET stream_id = EXCLUDED.stream_id
-             WHERE unique_keys.stream_id = EXCLUDED.stream_id
-             RETURNING stream_id, field"
-        ))
+        .prepare_cached(VALUES_RESERVED.for_rows(reserved.tenants.len()))
         .await?;
     let rows = tx
         .query(
@@ -360,28 +460,8 @@ async fn append_events(
             recorded.push(commit.state.updated_at);
         }
     }
-    let rows = rows_from(
-        &[
-            ("t", "text"),
-            ("s", "text"),
-            ("c", "text"),
-            ("d", "uuid"),
-            ("v", "int8"),
-            ("id", "uuid"),
-            ("ty", "text"),
-            ("data", "jsonb"),
-            ("meta", "jsonb"),
-            ("at", "timestamptz"),
-        ],
-        ids.len(),
-    );
     let statement = tx
-        .prepare_cached(&format!(
-            "INSERT INTO herald.events
-                 (tenant, stream_id, collection, document_id, version, event_id, type, data, metadata, recorded_at)
-             SELECT * FROM {rows}
-             RETURNING tenant, stream_id, position, tx_id::text"
-        ))
+        .prepare_cached(EVENTS_APPENDED.for_rows(ids.len()))
         .await?;
     let rows = tx
         .query(
@@ -431,20 +511,8 @@ async fn record_positions(
         tx_ids.push(position.tx_text());
         last.push(position.position);
     }
-    let rows = rows_from(
-        &[
-            ("t", "text"),
-            ("sid", "text"),
-            ("tx", "text"),
-            ("pos", "int8"),
-        ],
-        commits.len(),
-    );
     let statement = tx
-        .prepare_cached(&format!(
-            "UPDATE herald.streams s SET last_tx = u.tx::xid8, last_position = u.pos
-             FROM {rows} WHERE s.tenant = u.t AND s.stream_id = u.sid"
-        ))
+        .prepare_cached(POSITIONS_RECORDED.for_rows(commits.len()))
         .await?;
     tx.execute(
         &statement,
@@ -475,16 +543,8 @@ pub(crate) async fn complete(
         .collect::<Result<Vec<Value>, _>>()?;
     let (statuses, positions): (Vec<&str>, Vec<Option<i64>>) =
         outcomes.iter().map(stored_status).unzip();
-    let rows = rows_from(
-        &[("id", "uuid"), ("s", "text"), ("o", "jsonb"), ("p", "int8")],
-        ids.len(),
-    );
     let statement = tx
-        .prepare_cached(&format!(
-            "UPDATE herald.commands c
-             SET status = u.s, outcome = u.o, position = u.p, completed_at = now()
-             FROM {rows} WHERE c.id = u.id"
-        ))
+        .prepare_cached(OUTCOMES_STORED.for_rows(ids.len()))
         .await?;
     tx.execute(&statement, &[&ids, &statuses, &stored, &positions])
         .await?;
