@@ -11,6 +11,7 @@ COPY Cargo.toml Cargo.lock ./
 # The workspace's crates (every member must be present for cargo to read the workspace).
 COPY bus ./bus
 COPY api ./api
+COPY handler ./handler
 COPY projector ./projector
 COPY workers ./workers
 COPY cli ./cli

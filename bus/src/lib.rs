@@ -16,24 +16,20 @@
 //!   appends check the expected version, record the command outcome and unique-key reservations
 //!   in the same transaction. The ordered reader walks the global log without skipping.
 //! - [`nats`]: JetStream streams and consumers, named under a configurable prefix.
-//! - [`handler`]: the command-handler runtime that pulls commands from JetStream, decides,
-//!   appends and replies.
-//! - [`relay`]: publishes every committed event to `HERALD_EVENTS`, in log order, exactly once.
 //! - [`supervise`]: a role that fails or panics is restarted with back-off, not fatal; the
 //!   readers that must see every event park one they cannot read or apply (`store::parked`).
 //!
-//! A command flows: api → `nats` (HERALD_COMMANDS) → `handler` → `decide` → `store` → reply.
+//! A command flows: api → `nats` (HERALD_COMMANDS) → the handler (`herald-handler`) → `decide`
+//! → `store` → reply.
 
 pub mod access;
 pub mod command;
 pub mod decide;
 pub mod document;
-pub mod handler;
 pub mod ids;
 pub mod nats;
 pub mod position;
 pub mod references;
-pub mod relay;
 pub mod schema;
 pub mod settings;
 pub mod store;

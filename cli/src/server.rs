@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use herald_api::ApiServer;
-use herald_bus::handler::{self, Handler};
 use herald_bus::nats::Bus;
 use herald_bus::schema::Registry;
 use herald_bus::settings::Settings;
 use herald_bus::store::PgStore;
 use herald_bus::supervise::{RoleHealth, supervise};
+use herald_handler::{self as handler, Handler};
 use herald_projector::catalog::ensure_projection;
 use herald_workers::{TaskRegistry, Worker};
 use tokio::task::JoinSet;
@@ -253,7 +253,7 @@ impl Herald {
                 "relay",
                 context,
                 |(bus, database, settings, stop)| async move {
-                    herald_bus::relay::run(bus, database, settings, stop)
+                    herald_handler::relay::run(bus, database, settings, stop)
                         .await
                         .context("the event relay failed")
                 },

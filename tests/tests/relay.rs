@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use herald_bus::nats::Bus;
-use herald_bus::relay;
 use herald_cli::server::Role;
+use herald_handler::relay;
 use herald_tests::{Options, TestApp, eventually, log_ids, relayed};
 use rand::Rng;
 use serde_json::json;

@@ -9,9 +9,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use herald_bus::relay::relay_lag;
 use herald_bus::store::parked;
-use herald_bus::store::reader::frontier_age;
+use herald_bus::store::reader::{RELAY_CHECKPOINT, checkpoint_lag, frontier_age};
 use herald_bus::supervise::RoleState;
 use herald_projector::status::statuses;
 use herald_workers::runs;
@@ -172,7 +171,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     let versions = statuses(&**client)
         .await
         .map_err(ApiError::store_unavailable)?;
-    let relay = relay_lag(&**client)
+    let relay = checkpoint_lag(&**client, RELAY_CHECKPOINT)
         .await
         .map_err(ApiError::store_unavailable)?;
     let frontier = frontier_age(&**client)

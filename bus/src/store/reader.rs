@@ -457,6 +457,15 @@ pub fn checkpoint_at(
     }
 }
 
+/// The relay's checkpoint name (a view's is its table's, the task triggers' is their own).
+pub const RELAY_CHECKPOINT: &str = "relay";
+
+/// How far the reader `name` trails the log.
+pub async fn checkpoint_lag(client: &impl GenericClient, name: &str) -> Result<Lag, StoreError> {
+    let checkpoint = load_checkpoint(client, name).await?;
+    lag(client, checkpoint, None).await
+}
+
 /// How far the reader `name` has read the log (the start when it has not read anything yet).
 pub async fn load_checkpoint(
     client: &impl GenericClient,

@@ -17,13 +17,13 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::command::{CommandEnvelope, Outcome, Rejection, RejectionCode};
-use crate::decide::decide;
-use crate::ids::stream_id;
-use crate::nats::{Bus, BusError, REPLY_TO_HEADER, consume};
-use crate::references::{unresolved, with_unresolved};
-use crate::schema::Registry;
-use crate::store::{Commit, EventStore, StoreError};
+use herald_bus::command::{CommandEnvelope, Outcome, Rejection, RejectionCode};
+use herald_bus::decide::decide;
+use herald_bus::ids::stream_id;
+use herald_bus::nats::{Bus, BusError, REPLY_TO_HEADER, consume};
+use herald_bus::references::{unresolved, with_unresolved};
+use herald_bus::schema::Registry;
+use herald_bus::store::{Commit, EventStore, StoreError};
 
 /// Commands on one stream are handled one at a time per process (striped locks); across
 /// processes, version conflicts make the loser decide again.

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use chrono::Utc;
 use herald_bus::access::Principal;
 use herald_bus::command::{Action, CommandEnvelope, Outcome, Rejection, RejectionCode, Success};
-use herald_bus::handler::Handler;
 use herald_bus::ids::{CommandId, TenantId};
 use herald_bus::schema::{ErrorCode, Registry};
 use herald_bus::store::MemoryStore;
+use herald_handler::Handler;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 

@@ -22,16 +22,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
-use crate::nats::Bus;
-use crate::position::LogPosition;
-use crate::settings::{DatabaseSettings, RelaySettings};
-use crate::store::lease::{LeaseConnection, lease_key};
-use crate::store::notify;
-use crate::store::parked::{self, EventFailure, Poison};
-use crate::store::reader::{LogFilter, Pacing, load_checkpoint, read_batch, save_checkpoint};
+use herald_bus::nats::Bus;
+use herald_bus::position::LogPosition;
+use herald_bus::settings::{DatabaseSettings, RelaySettings};
+use herald_bus::store::lease::{LeaseConnection, lease_key};
+use herald_bus::store::notify;
+use herald_bus::store::parked::{self, EventFailure, Poison};
+use herald_bus::store::reader::{
+    LogFilter, Pacing, RELAY_CHECKPOINT, load_checkpoint, read_batch, save_checkpoint,
+};
 
-/// The relay's checkpoint (and lease) name.
-pub const RELAY_CHECKPOINT: &str = "relay";
 /// The header carrying the event's position token on every relayed message.
 pub const POSITION_HEADER: &str = "Herald-Position";
 /// The header carrying the event's type.
@@ -169,12 +169,4 @@ async fn hold(
             () = tokio::time::sleep(wait) => {}
         }
     }
-}
-
-/// How far the relay trails the log.
-pub async fn relay_lag(
-    client: &impl tokio_postgres::GenericClient,
-) -> Result<crate::store::reader::Lag, crate::store::StoreError> {
-    let checkpoint = load_checkpoint(client, RELAY_CHECKPOINT).await?;
-    crate::store::reader::lag(client, checkpoint, None).await
 }
