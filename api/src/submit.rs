@@ -10,7 +10,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herald_bus::access::{Ownership, Principal};
-use herald_bus::command::{CommandEnvelope, Outcome, Success};
+use herald_bus::command::{CommandEnvelope, Effect, Outcome, Success};
 use herald_bus::schema::DocumentSchema;
 use herald_bus::store::{Acceptance, EventStore};
 use serde_json::Value;
@@ -154,7 +154,11 @@ pub fn respond(
         Outcome::Succeeded(success) => success,
         Outcome::Rejected(rejection) => return Err(rejection.into()),
     };
-    let status = StatusCode::from_u16(success.http_status).unwrap_or(StatusCode::OK);
+    let status = match success.effect {
+        Effect::Created => StatusCode::CREATED,
+        Effect::Changed => StatusCode::OK,
+        Effect::Archived => StatusCode::NO_CONTENT,
+    };
     let mut response = if status == StatusCode::NO_CONTENT {
         status.into_response()
     } else {

@@ -97,12 +97,43 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Success {
-    /// The HTTP status the api answers with: 201 created, 200 updated/restored, 204 archived.
-    pub http_status: u16,
+    /// What the command did to its document.
+    #[serde(alias = "http_status")]
+    pub effect: Effect,
     /// The document after the command, all fields (the api removes what the caller may not read).
     pub document: DocumentState,
     /// The last event's place in the log (the stream's last event when nothing changed).
     pub position: Option<LogPosition>,
+}
+
+/// What a successful command did to its document (the api answers `201`, `200` or `204`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", try_from = "serde_json::Value")]
+pub enum Effect {
+    Created,
+    /// Updated or restored, or left as it was by an update that changes nothing.
+    Changed,
+    Archived,
+}
+
+/// Outcomes stored before effects had names carry the HTTP status the api answered with.
+impl TryFrom<serde_json::Value> for Effect {
+    type Error = String;
+
+    fn try_from(stored: serde_json::Value) -> Result<Self, Self::Error> {
+        match stored
+            .as_str()
+            .or(stored.as_u64().map(|status| match status {
+                201 => "created",
+                204 => "archived",
+                _ => "changed",
+            })) {
+            Some("created") => Ok(Self::Created),
+            Some("changed") => Ok(Self::Changed),
+            Some("archived") => Ok(Self::Archived),
+            _ => Err(format!("unknown command effect {stored}")),
+        }
+    }
 }
 
 /// Why a command was refused; becomes an RFC 9457 problem.
@@ -160,4 +191,27 @@ pub struct StoredCommand {
     pub principal_sub: String,
     /// `<app>.<doc>` of the command's document.
     pub collection: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::Effect;
+
+    #[test]
+    fn an_effect_reads_as_its_name_or_as_the_status_stored_before_it_had_one() {
+        let read = |stored| serde_json::from_value::<Effect>(stored).ok();
+        assert_eq!(read(json!("created")), Some(Effect::Created));
+        assert_eq!(read(json!("changed")), Some(Effect::Changed));
+        assert_eq!(read(json!("archived")), Some(Effect::Archived));
+        assert_eq!(read(json!(201)), Some(Effect::Created));
+        assert_eq!(read(json!(200)), Some(Effect::Changed));
+        assert_eq!(read(json!(204)), Some(Effect::Archived));
+        assert_eq!(read(json!("deleted")), None);
+        assert_eq!(
+            serde_json::to_value(Effect::Archived).ok(),
+            Some(json!("archived"))
+        );
+    }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::access::Ownership;
-use crate::command::{Action, CommandEnvelope, Rejection, RejectionCode};
+use crate::command::{Action, CommandEnvelope, Effect, Rejection, RejectionCode};
 use crate::document::{Change, DocumentState, Stamp, apply};
 use crate::references::{RefCheck, references};
 use crate::schema::{DocumentSchema, ErrorCode, FieldError, FieldKind, Fields, Mode, merge_patch};
@@ -17,7 +17,7 @@ pub struct Decision {
     /// Empty when an update changes nothing.
     pub changes: Vec<Change>,
     pub state: DocumentState,
-    pub http_status: u16,
+    pub effect: Effect,
     pub reserve: Vec<UniqueValue>,
     pub release: Vec<UniqueValue>,
     pub refs: Vec<RefCheck>,
@@ -77,7 +77,7 @@ fn decide_create(
         refs: references(&schema.fields, &created),
         changes: vec![change],
         state,
-        http_status: 201,
+        effect: Effect::Created,
     })
 }
 
@@ -101,10 +101,13 @@ fn decide_change(
         ));
     }
     check_expected_version(schema, current, command.expected_version)?;
-    let (change, http_status) = match action {
-        Action::Update { patch } => (update_change(schema, current, command, patch)?, 200),
-        Action::Archive => (Some(Change::Archived), 204),
-        Action::Restore if current.archived => (Some(Change::Restored), 200),
+    let (change, effect) = match action {
+        Action::Update { patch } => (
+            update_change(schema, current, command, patch)?,
+            Effect::Changed,
+        ),
+        Action::Archive => (Some(Change::Archived), Effect::Archived),
+        Action::Restore if current.archived => (Some(Change::Restored), Effect::Changed),
         Action::Restore => {
             return Err(Rejection::new(
                 RejectionCode::Conflict,
@@ -122,7 +125,7 @@ fn decide_change(
         return Ok(Decision {
             changes: Vec::new(),
             state: current.clone(),
-            http_status,
+            effect,
             reserve: Vec::new(),
             release: Vec::new(),
             refs: Vec::new(),
@@ -157,7 +160,7 @@ fn decide_change(
     Ok(Decision {
         changes: vec![change],
         state,
-        http_status,
+        effect,
         reserve,
         release,
         refs,

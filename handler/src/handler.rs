@@ -109,7 +109,7 @@ impl<S: EventStore> Handler<S> {
                 state: &decision.state,
                 reserve: &decision.reserve,
                 release: &decision.release,
-                http_status: decision.http_status,
+                effect: decision.effect,
                 previous_position: loaded.as_ref().map(|l| l.last_position),
             };
             match self.store.commit(commit).await {

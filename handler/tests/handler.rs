@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use herald_bus::access::Principal;
-use herald_bus::command::{Action, CommandEnvelope, Outcome, Rejection, RejectionCode, Success};
+use herald_bus::command::{
+    Action, CommandEnvelope, Effect, Outcome, Rejection, RejectionCode, Success,
+};
 use herald_bus::ids::{CommandId, TenantId};
 use herald_bus::schema::{ErrorCode, Registry};
 use herald_bus::store::MemoryStore;
@@ -290,7 +292,7 @@ async fn a_create_emits_created_at_version_one_with_defaults_applied() {
         .await;
 
     let success = succeeded(outcome);
-    assert_eq!(success.http_status, 201);
+    assert_eq!(success.effect, Effect::Created);
     let document = success.document;
     assert_eq!(document.id, shoes.id);
     assert_eq!(document.version, 1);
@@ -429,7 +431,7 @@ async fn the_owner_may_update_their_document_and_another_user_is_forbidden() {
         .await;
 
     let success = succeeded(by_owner);
-    assert_eq!(success.http_status, 200);
+    assert_eq!(success.effect, Effect::Changed);
     assert_eq!(success.document.version, 2);
     assert_eq!(success.document.fields["title"], json!("Trip to Lyon"));
     assert_eq!(success.document.created_by, "alice");
@@ -474,7 +476,7 @@ async fn an_update_that_changes_nothing_appends_nothing() {
         .await;
 
     let success = succeeded(outcome);
-    assert_eq!(success.http_status, 200);
+    assert_eq!(success.effect, Effect::Changed);
     assert_eq!(success.document.version, 1);
     assert_eq!(success.document.fields, first.document.fields);
     assert_eq!(
@@ -1010,7 +1012,7 @@ async fn an_archive_answers_204_and_a_second_archive_is_not_found() {
     let second = scenario.when(&archive(&admin(), shoes)).await;
 
     let success = succeeded(first);
-    assert_eq!(success.http_status, 204);
+    assert_eq!(success.effect, Effect::Archived);
     assert!(success.document.archived);
     assert_eq!(success.document.version, 2);
     rejected(second, RejectionCode::NotFound);
@@ -1073,7 +1075,7 @@ async fn the_owner_may_archive_their_document_and_another_user_may_not() {
     let by_owner = scenario.when(&archive(&alice(), trip)).await;
 
     rejected(by_other, RejectionCode::Forbidden);
-    assert_eq!(succeeded(by_owner).http_status, 204);
+    assert_eq!(succeeded(by_owner).effect, Effect::Archived);
 }
 
 #[tokio::test]
@@ -1110,7 +1112,7 @@ async fn archive_then_restore_moves_the_version_by_two() {
     let outcome = scenario.when(&restore(&admin(), shoes)).await;
 
     let success = succeeded(outcome);
-    assert_eq!(success.http_status, 200);
+    assert_eq!(success.effect, Effect::Changed);
     assert_eq!(success.document.version, 3);
     assert!(!success.document.archived);
     assert_eq!(

@@ -253,7 +253,7 @@ async fn append(tx: &Transaction<'_>, commit: &Commit<'_>) -> Result<Outcome, St
         });
     }
     let outcome = Outcome::Succeeded(Success {
-        http_status: commit.http_status,
+        effect: commit.effect,
         document: commit.state.clone(),
         position,
     });

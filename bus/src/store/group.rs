@@ -27,7 +27,7 @@ use super::batch::Batcher;
 use super::commit::commit_alone;
 use super::notify::Announcer;
 use super::{Commit, StoreError, rows};
-use crate::command::{CommandEnvelope, Outcome, Success};
+use crate::command::{CommandEnvelope, Effect, Outcome, Success};
 use crate::document::{Change, DocumentState};
 use crate::position::LogPosition;
 
@@ -46,7 +46,7 @@ struct Queued {
     state: DocumentState,
     reserve: Vec<UniqueValue>,
     release: Vec<UniqueValue>,
-    http_status: u16,
+    effect: Effect,
     previous_position: Option<LogPosition>,
     reply: oneshot::Sender<Result<Outcome, StoreError>>,
 }
@@ -61,7 +61,7 @@ impl Queued {
             state: &self.state,
             reserve: &self.reserve,
             release: &self.release,
-            http_status: self.http_status,
+            effect: self.effect,
             previous_position: self.previous_position,
         }
     }
@@ -113,7 +113,7 @@ impl GroupCommit {
             state: commit.state.clone(),
             reserve: commit.reserve.to_vec(),
             release: commit.release.to_vec(),
-            http_status: commit.http_status,
+            effect: commit.effect,
             previous_position: commit.previous_position,
             reply,
         };
@@ -222,7 +222,7 @@ async fn write_group(pool: &Pool, group: &[Queued]) -> Result<Vec<Outcome>, Fall
         .iter()
         .map(|commit| {
             Outcome::Succeeded(Success {
-                http_status: commit.http_status,
+                effect: commit.effect,
                 document: commit.state.clone(),
                 position: written.positions.get(&rows::stream_key(commit)).copied(),
             })

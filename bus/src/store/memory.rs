@@ -163,7 +163,7 @@ impl EventStore for MemoryStore {
             );
         }
         let outcome = Outcome::Succeeded(Success {
-            http_status: commit.http_status,
+            effect: commit.effect,
             document: commit.state.clone(),
             position,
         });

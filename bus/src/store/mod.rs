@@ -25,7 +25,7 @@ pub use memory::MemoryStore;
 pub use migrate::migrate;
 pub use postgres::{Acceptance, PgStore};
 
-use crate::command::{CommandEnvelope, Outcome, Rejection, StoredCommand};
+use crate::command::{CommandEnvelope, Effect, Outcome, Rejection, StoredCommand};
 use crate::document::{Change, DocumentState};
 use crate::ids::{CommandId, TenantId};
 use crate::position::LogPosition;
@@ -55,7 +55,7 @@ pub struct Commit<'a> {
     pub state: &'a DocumentState,
     pub reserve: &'a [UniqueValue],
     pub release: &'a [UniqueValue],
-    pub http_status: u16,
+    pub effect: Effect,
     /// The stream's last position, reported when the command appends nothing.
     pub previous_position: Option<LogPosition>,
 }
