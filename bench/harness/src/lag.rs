@@ -1,4 +1,5 @@
-//! W5: how long a committed event takes to become visible in its view.
+//! W5: how long a committed event takes to become visible in its view, measured while
+//! Herald takes creates at a fixed rate.
 //!
 //! A view's rows and its checkpoint commit in one transaction, so an event is visible exactly
 //! when the checkpoint has passed it. The sampler polls the checkpoint every
@@ -9,8 +10,14 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use herald_load::{LatencySummary, latency_histogram};
+use herald_load::{LatencySummary, Mode, latency_histogram};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
+
+use crate::measured::load;
+use crate::run::{Bench, PROJECTION, Results, WRITE_TENANT, say};
+use crate::sources::Create;
+use crate::table::{Row, Verdict, percentiles, thousands};
 
 /// How often the checkpoint is read.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(5);
@@ -26,6 +33,52 @@ LEFT JOIN herald.events e
       AND (e.tx_id, e.position) <= (c.tx_id, c.position)
 WHERE c.name = $1
 GROUP BY c.tx_id, c.position";
+
+/// W5: creates at `rate` against Herald alone, sampling each one's lag meanwhile.
+pub(crate) async fn measure_lag(
+    bench: &Bench<'_>,
+    rate: f64,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    say("W5: commit to view lag at half the W1 rate");
+    let stop = CancellationToken::new();
+    let sampler = tokio::spawn({
+        let (url, stop) = (bench.db.url.clone(), stop.clone());
+        async move { sample_lag(&url, PROJECTION, WRITE_TENANT, stop).await }
+    });
+    let writes = load(
+        bench.servers.herald_addr,
+        Create::new(bench.herald_writes.clone(), "w5"),
+        Mode::Open {
+            rate,
+            max_connections: bench.scale.connections,
+        },
+        bench.scale,
+        true,
+    )
+    .await;
+    stop.cancel();
+    let lag = sampler.await.context("the lag sampler failed")??;
+    let writes = writes?;
+    results.push(Row {
+        id: "W5",
+        workload: format!(
+            "commit → visible in the view, creates at {} req/s",
+            thousands(rate)
+        ),
+        herald: format!(
+            "{} ({} events)",
+            percentiles(&lag),
+            thousands(lag.count as f64)
+        ),
+        baseline: String::new(),
+        ratio: None,
+        target: "p99 ≤ 50 ms".into(),
+        verdict: Verdict::of(lag.count > 0 && lag.p99_us <= 50_000),
+    });
+    results.record("w5", json!({"lag": lag, "load": writes}));
+    Ok(())
+}
 
 /// Samples the lag of `tenant`'s events in the active view of `projection` until `stop`.
 pub async fn sample_lag(

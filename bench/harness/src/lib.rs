@@ -8,9 +8,15 @@
 //! - [`baseline`]: the direct baseline, the "physical limit" of HTTP + Postgres here.
 //! - [`sources`]: the requests of each workload, identical for both servers.
 //! - [`cpu`]: CPU time per component (server, Postgres, NATS, harness) over each load run.
+//! - [`measured`]: one load run with the CPU it cost, and the row comparing the two servers.
+//! - [`database`]: the harness's queries: waiting for Herald to settle, the documents to target.
+//! - [`rebuild`]: W6, the first build of the seeded view and its rebuild on request.
+//! - [`writes`]: W1 creates and W2 updates, spread and hot.
 //! - [`lag`]: W5, commit → view visibility, sampled from the view's checkpoint.
+//! - [`reads`]: W3 reads by id and W4 lists.
 //! - [`fanout`]: W7, Server-Sent Events subscribers counting and timing deliveries.
-//! - [`run`]: the order of the workloads and the rows they produce.
+//! - [`memory`]: W8, each server's memory idle and under W1, and the optional soak.
+//! - [`run`]: one run start to end: setup, then the workloads in the table's order.
 //! - [`table`]: the rows as Markdown and JSON.
 //!
 //! A run flows as: create a database and migrate it with `herald migrate`, seed the listing
@@ -22,9 +28,15 @@
 pub mod baseline;
 pub mod cli;
 pub mod cpu;
+pub mod database;
 pub mod fanout;
 pub mod lag;
+pub mod measured;
+pub mod memory;
+pub mod reads;
+pub mod rebuild;
 pub mod run;
 pub mod setup;
 pub mod sources;
 pub mod table;
+pub mod writes;
