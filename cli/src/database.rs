@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use herald_bus::settings::DatabaseSettings;
-use herald_bus::store::{PgStore, migrate};
+use herald_bus::store::{Migration, PgStore, migrate};
 use tokio_postgres::NoTls;
 
 /// Creates the configured database on its server when it does not exist yet.
@@ -36,6 +36,14 @@ pub async fn create_if_missing(settings: &DatabaseSettings) -> anyhow::Result<()
     Ok(())
 }
 
+/// The migrations of every crate that owns tables: the event store, the projection catalog
+/// and the task runs.
+pub const MIGRATIONS: [&[Migration]; 3] = [
+    herald_bus::store::MIGRATIONS,
+    herald_projector::MIGRATIONS,
+    herald_workers::MIGRATIONS,
+];
+
 /// Applies pending migrations; returns how many ran.
 pub async fn run_migrations(store: &PgStore) -> anyhow::Result<usize> {
     let mut client = store
@@ -43,5 +51,21 @@ pub async fn run_migrations(store: &PgStore) -> anyhow::Result<usize> {
         .get()
         .await
         .context("cannot connect to the event store")?;
-    Ok(migrate(&mut client).await?)
+    Ok(migrate(&mut client, &MIGRATIONS).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    #[test]
+    fn the_crates_number_their_migrations_one_after_another() {
+        let mut versions: Vec<i32> = MIGRATIONS
+            .iter()
+            .flat_map(|set| set.iter().map(|m| m.version))
+            .collect();
+        versions.sort_unstable();
+        let expected: Vec<i32> = (1..=6).collect();
+        assert_eq!(versions, expected);
+    }
 }

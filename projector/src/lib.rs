@@ -25,3 +25,9 @@ pub mod table;
 pub use apply::{Progress, ProjectError, project_next};
 pub use runner::{Runtime, Stop, contend, run};
 pub use table::{Column, ROW_COLUMNS, VersionTable, columns_of, read_relation};
+
+/// The projection catalog (`herald.projections`); view tables themselves are made at run time.
+pub const MIGRATIONS: &[herald_bus::store::Migration] = &[herald_bus::store::Migration {
+    version: 2,
+    sql: include_str!("../migrations/0002_projections.sql"),
+}];

@@ -138,7 +138,7 @@ async fn template() -> anyhow::Result<&'static str> {
                 };
                 let driver = tokio::spawn(connection);
                 // Applies only what the template lacks, so a new migration updates it.
-                migrate(&mut client).await?;
+                migrate(&mut client, &herald_cli::database::MIGRATIONS).await?;
                 drop(client);
                 drop(driver.await);
                 drop_stale_databases(&admin).await?;

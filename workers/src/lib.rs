@@ -29,3 +29,15 @@ pub use commander::CommandRequest;
 pub use queue::enqueue;
 pub use runner::{Worker, run};
 pub use task::{Task, TaskCommands, TaskContext, TaskEnvelope, TaskError, TaskRegistry};
+
+/// The task runs (`herald.tasks`) and where each trigger starts (`herald.task_triggers`).
+pub const MIGRATIONS: &[herald_bus::store::Migration] = &[
+    herald_bus::store::Migration {
+        version: 3,
+        sql: include_str!("../migrations/0003_tasks.sql"),
+    },
+    herald_bus::store::Migration {
+        version: 4,
+        sql: include_str!("../migrations/0004_task_trigger_last_seen.sql"),
+    },
+];

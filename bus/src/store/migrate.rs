@@ -1,29 +1,51 @@
 //! Schema migrations, embedded in the binary and applied in order under an advisory lock, so
 //! several processes starting at once migrate exactly once.
+//!
+//! Each crate owns the tables it writes and ships their migrations (`bus/migrations/`: the log,
+//! commands and checkpoints; the projector's and the workers' own folders: the projection
+//! catalog and the task runs). One numbering spans them all, so the order across crates is
+//! fixed: a new migration takes the next free number, whichever crate it belongs to.
 
 use tokio_postgres::Client;
 
 use super::StoreError;
 
-const MIGRATIONS: &[(i32, &str)] = &[
-    (1, include_str!("../../migrations/0001_event_store.sql")),
-    (
-        2,
-        include_str!("../../migrations/0002_projections_and_streams.sql"),
-    ),
-    (3, include_str!("../../migrations/0003_tasks.sql")),
-    (
-        4,
-        include_str!("../../migrations/0004_task_trigger_last_seen.sql"),
-    ),
-    (5, include_str!("../../migrations/0005_parked_events.sql")),
+/// One numbered migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i32,
+    pub sql: &'static str,
+}
+
+/// The event store's migrations.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/0001_event_store.sql"),
+    },
+    Migration {
+        version: 5,
+        sql: include_str!("../../migrations/0005_parked_events.sql"),
+    },
+    Migration {
+        version: 6,
+        sql: include_str!("../../migrations/0006_tenant_log_indexes.sql"),
+    },
 ];
 
 /// Any constant works; it only has to be the same for every Herald process.
 const MIGRATION_LOCK: i64 = 0x6865_7261_6c64;
 
-/// Applies the migrations not yet applied; returns how many ran.
-pub async fn migrate(client: &mut Client) -> Result<usize, StoreError> {
+/// Applies the migrations of every set not yet applied, in version order; returns how many ran.
+///
+/// # Errors
+/// A migration that fails (nothing of this call is kept then), or two migrations with one number.
+pub async fn migrate(client: &mut Client, sets: &[&[Migration]]) -> Result<usize, StoreError> {
+    let mut migrations: Vec<Migration> = sets.iter().flat_map(|set| set.iter().copied()).collect();
+    migrations.sort_by_key(|m| m.version);
+    if let Some(pair) = migrations.windows(2).find(|w| w[0].version == w[1].version) {
+        return Err(StoreError::DuplicateMigration(pair[0].version));
+    }
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -42,14 +64,14 @@ pub async fn migrate(client: &mut Client) -> Result<usize, StoreError> {
         .map(|row| row.try_get(0))
         .collect::<Result<_, _>>()?;
     let mut ran = 0;
-    for (version, sql) in MIGRATIONS {
-        if applied.contains(version) {
+    for migration in migrations {
+        if applied.contains(&migration.version) {
             continue;
         }
-        tx.batch_execute(sql).await?;
+        tx.batch_execute(migration.sql).await?;
         tx.execute(
             "INSERT INTO herald.schema_migrations (version) VALUES ($1)",
-            &[version],
+            &[&migration.version],
         )
         .await?;
         ran += 1;

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 pub use group::GroupCounts;
 pub use memory::MemoryStore;
-pub use migrate::migrate;
+pub use migrate::{MIGRATIONS, Migration, migrate};
 pub use postgres::{Acceptance, PgStore};
 
 use crate::command::{CommandEnvelope, Effect, Outcome, Rejection, StoredCommand};
@@ -86,6 +86,8 @@ pub enum StoreError {
     },
     #[error("the connection pool cannot be built")]
     PoolConfig(#[source] deadpool_postgres::BuildError),
+    #[error("two migrations are numbered {0}")]
+    DuplicateMigration(i32),
 }
 
 impl StoreError {

@@ -25,7 +25,3 @@ CREATE UNIQUE INDEX projections_one_building ON herald.projections (name) WHERE 
 -- Views of the first release were unversioned; they are derived data and are rebuilt.
 DROP SCHEMA IF EXISTS herald_views CASCADE;
 DELETE FROM herald.checkpoints;
-
--- Event streams and pages read one tenant's log, of one collection or of all.
-CREATE INDEX events_tenant_log_order ON herald.events (tenant, tx_id, position);
-CREATE INDEX events_tenant_collection_log_order ON herald.events (tenant, collection, tx_id, position);
