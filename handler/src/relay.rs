@@ -17,28 +17,22 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::Stream;
-use tokio::sync::watch;
+use deadpool_postgres::ClientWrapper;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::info;
 
 use herald_bus::nats::Bus;
 use herald_bus::position::LogPosition;
 use herald_bus::settings::{DatabaseSettings, RelaySettings};
-use herald_bus::store::lease::{LeaseConnection, lease_key};
-use herald_bus::store::notify;
-use herald_bus::store::parked::{self, EventFailure, Poison};
-use herald_bus::store::reader::{
-    LogFilter, Pacing, RELAY_CHECKPOINT, load_checkpoint, read_batch, save_checkpoint,
-};
+use herald_bus::store::follow::{Follower, Step, follow};
+use herald_bus::store::reader::{LogFilter, RELAY_CHECKPOINT, RecordedEvent};
 
 /// The header carrying the event's position token on every relayed message.
 pub const POSITION_HEADER: &str = "Herald-Position";
 /// The header carrying the event's type.
 pub const TYPE_HEADER: &str = "Herald-Event-Type";
 
-const LEASE_RETRY: Duration = Duration::from_secs(1);
-const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+const FOLLOWER_ROLE: &str = "the event relay";
 
 /// Relays until `shutdown`.
 pub async fn run(
@@ -50,23 +44,75 @@ pub async fn run(
     let stream = bus
         .ensure_events_stream(Duration::from_secs(settings.max_age_secs))
         .await?;
-    let listener = TaskTracker::new();
-    let mut wake = notify::wake_on_appends(database.clone(), None, &listener, shutdown.clone());
-    listener.close();
-    let mut poison = Poison::default();
-    while !shutdown.is_cancelled() {
-        let held = hold(
-            &bus, &stream, &database, &settings, &mut wake, &shutdown, &poison,
-        );
-        if let Err(error) = held.await {
-            let failure = error.downcast_ref::<EventFailure>();
-            poison
-                .back_off("the event relay", &error, failure, ERROR_BACKOFF, &shutdown)
-                .await;
-        }
-    }
-    listener.wait().await;
+    let follower = Follower {
+        name: RELAY_CHECKPOINT,
+        role: FOLLOWER_ROLE,
+        filter: LogFilter::default(),
+        batch_size: settings.batch_size,
+        max_wait: None,
+    };
+    let mut publish = Publish {
+        bus: &bus,
+        stream,
+        sequence: 0,
+    };
+    follow(&follower, &database, &mut publish, &shutdown).await;
     Ok(())
+}
+
+/// The relay's step: publish each event after the last one the stream holds.
+struct Publish<'a> {
+    bus: &'a Bus,
+    stream: Stream,
+    /// The stream's last sequence, which the next publish expects.
+    sequence: u64,
+}
+
+impl Step for Publish<'_> {
+    /// After the last event the stream holds or the checkpoint, whichever is further: a crash
+    /// between a publish and its checkpoint republishes nothing.
+    async fn resume(
+        &mut self,
+        _client: &mut ClientWrapper,
+        checkpoint: LogPosition,
+    ) -> anyhow::Result<LogPosition> {
+        let (sequence, published) = stream_end(&self.stream).await?;
+        self.sequence = sequence;
+        info!(
+            sequence,
+            "the event relay resumes after the stream's last message"
+        );
+        Ok(published.map_or(checkpoint, |p| p.max(checkpoint)))
+    }
+
+    async fn handle(
+        &mut self,
+        _tx: &tokio_postgres::Transaction<'_>,
+        events: &[RecordedEvent],
+    ) -> anyhow::Result<()> {
+        // Pipelined: every publish is sent before the first ack is awaited.
+        let mut acks = Vec::with_capacity(events.len());
+        for event in events {
+            let mut headers = HeaderMap::new();
+            headers.insert(POSITION_HEADER, event.position.token().as_str());
+            headers.insert(TYPE_HEADER, event.event_type.as_str());
+            if let Some(traceparent) = event.metadata["traceparent"].as_str() {
+                headers.insert("traceparent", traceparent);
+            }
+            let publish = PublishMessage::build()
+                .headers(headers)
+                .payload(serde_json::to_vec(&event.published())?.into())
+                .message_id(event.event_id.to_string())
+                .expected_last_sequence(self.sequence);
+            let subject = self.bus.event_subject(&event.tenant, &event.event_type);
+            acks.push(self.bus.jetstream.send_publish(subject, publish).await?);
+            self.sequence += 1;
+        }
+        for ack in acks {
+            ack.await?;
+        }
+        Ok(())
+    }
 }
 
 /// Where the stream ends: its last sequence and the position of the event stored there.
@@ -82,91 +128,4 @@ async fn stream_end(stream: &Stream) -> anyhow::Result<(u64, Option<LogPosition>
         .get(POSITION_HEADER)
         .and_then(|v| LogPosition::parse(v.as_str()));
     Ok((state.last_sequence, position))
-}
-
-async fn hold(
-    bus: &Bus,
-    stream: &Stream,
-    database: &DatabaseSettings,
-    settings: &RelaySettings,
-    wake: &mut watch::Receiver<u64>,
-    shutdown: &CancellationToken,
-    poison: &Poison,
-) -> anyhow::Result<()> {
-    let mut lease = LeaseConnection::open(database).await?;
-    loop {
-        if lease.try_take(lease_key(RELAY_CHECKPOINT)).await? {
-            break;
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            () = tokio::time::sleep(LEASE_RETRY) => {}
-        }
-    }
-    let (mut sequence, published) = stream_end(stream).await?;
-    let checkpoint = load_checkpoint(&**lease.client(), RELAY_CHECKPOINT).await?;
-    let mut after = published.map_or(checkpoint, |p| p.max(checkpoint));
-    info!(resume = %after, sequence, "event relay lease taken");
-    let mut pacing = Pacing::default();
-    loop {
-        let batch = read_batch(
-            lease.client(),
-            after,
-            &LogFilter::default(),
-            settings.batch_size,
-        )
-        .await?;
-        if !batch.events.is_empty() {
-            // Pipelined: every publish is sent before the first ack is awaited.
-            let mut acks = Vec::with_capacity(batch.events.len());
-            for event in &batch.events {
-                let mut headers = HeaderMap::new();
-                headers.insert(POSITION_HEADER, event.position.token().as_str());
-                headers.insert(TYPE_HEADER, event.event_type.as_str());
-                if let Some(traceparent) = event.metadata["traceparent"].as_str() {
-                    headers.insert("traceparent", traceparent);
-                }
-                let publish = PublishMessage::build()
-                    .headers(headers)
-                    .payload(serde_json::to_vec(&event.published())?.into())
-                    .message_id(event.event_id.to_string())
-                    .expected_last_sequence(sequence);
-                acks.push(
-                    bus.jetstream
-                        .send_publish(bus.event_subject(&event.tenant, &event.event_type), publish)
-                        .await?,
-                );
-                sequence += 1;
-            }
-            for ack in acks {
-                ack.await?;
-            }
-            save_checkpoint(&**lease.client(), RELAY_CHECKPOINT, batch.checkpoint).await?;
-        }
-        after = batch.checkpoint;
-        if let Some(failure) = &batch.unreadable {
-            if !poison.exhausted(failure.position) {
-                return Err(failure.clone().into());
-            }
-            let tx = lease.client().transaction().await?;
-            let attempts = poison.attempts(failure.position);
-            parked::park(&*tx, RELAY_CHECKPOINT, failure, attempts).await?;
-            save_checkpoint(&*tx, RELAY_CHECKPOINT, failure.position).await?;
-            tx.commit().await?;
-            after = failure.position;
-            continue;
-        }
-        if !batch.caught_up {
-            if shutdown.is_cancelled() {
-                return Ok(());
-            }
-            continue;
-        }
-        let wait = pacing.wait(batch.held_back);
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            _ = wake.changed() => {}
-            () = tokio::time::sleep(wait) => {}
-        }
-    }
 }

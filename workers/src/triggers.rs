@@ -22,16 +22,12 @@ use herald_bus::position::LogPosition;
 use herald_bus::schema::Registry;
 use herald_bus::schema::tasks::TaskDecl;
 use herald_bus::settings::DatabaseSettings;
-use herald_bus::store::lease::{LeaseConnection, lease_key};
-use herald_bus::store::notify;
-use herald_bus::store::parked::{self, EventFailure, Poison};
+use herald_bus::store::follow::{Follower, Step, Turn, follow};
 use herald_bus::store::parse_tx_id;
-use herald_bus::store::reader::{
-    LogFilter, Pacing, RecordedEvent, frontier, load_checkpoint, read_batch, save_checkpoint,
-};
+use herald_bus::store::reader::{LogFilter, RecordedEvent, frontier};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::warn;
 use uuid::Uuid;
 
 use crate::queue::{EnqueueError, publish};
@@ -41,8 +37,7 @@ use crate::runs::{self, NewTask};
 pub const TRIGGER_CHECKPOINT: &str = "tasks";
 
 const BATCH: i64 = 500;
-const LEASE_RETRY: Duration = Duration::from_secs(1);
-const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+const FOLLOWER_ROLE: &str = "the task triggers";
 /// How often the outbox is looked at without new events (for runs enqueued by code or requeued
 /// elsewhere).
 const OUTBOX_POLL: Duration = Duration::from_secs(1);
@@ -51,8 +46,6 @@ const OUTBOX_POLL: Duration = Duration::from_secs(1);
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 const STRANDED_QUEUED: Duration = Duration::from_secs(15 * 60);
 const STRANDED_OVERDUE: Duration = Duration::from_secs(5 * 60);
-/// How long a reader that stepped aside for a newer declaration waits before trying again.
-const STEP_ASIDE: Duration = Duration::from_secs(5);
 
 /// Reads triggers until `shutdown`. Does nothing when no task has a trigger.
 pub async fn run(
@@ -71,109 +64,67 @@ pub async fn run(
         let client = herald_bus::store::lease::connect(&database).await?;
         register(&*client, &triggered).await?
     };
-    let listener = TaskTracker::new();
-    let mut wake = notify::wake_on_appends(database.clone(), None, &listener, shutdown.clone());
-    listener.close();
-    let mut poison = Poison::default();
-    while !shutdown.is_cancelled() {
-        let tasks = Declared {
-            triggered: &triggered,
-            registered: &registered,
-            declared: &declared,
-        };
-        let held = hold(&bus, &database, &tasks, &mut wake, &shutdown, &poison).await;
-        if let Ok(Held::SteppedAside(name)) = &held {
-            warn!(trigger = %name, "a newer declaration has a trigger this worker does not know; leaving the task triggers to a worker that does");
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = tokio::time::sleep(STEP_ASIDE) => {}
-            }
-        }
-        if let Err(error) = held {
-            let failure = error.downcast_ref::<EventFailure>();
-            poison
-                .back_off(
-                    "the task triggers",
-                    &error,
-                    failure,
-                    ERROR_BACKOFF,
-                    &shutdown,
-                )
-                .await;
-        }
-    }
-    listener.wait().await;
+    let follower = Follower {
+        name: TRIGGER_CHECKPOINT,
+        role: FOLLOWER_ROLE,
+        filter: LogFilter {
+            types: Some(
+                triggered
+                    .iter()
+                    .filter_map(|t| t.trigger.as_ref().map(|g| g.event_type.clone()))
+                    .collect(),
+            ),
+            ..LogFilter::default()
+        },
+        batch_size: BATCH,
+        max_wait: Some(OUTBOX_POLL),
+    };
+    let mut fire = Fire {
+        bus: &bus,
+        triggered: &triggered,
+        registered: &registered,
+        declared: &declared,
+        swept: Instant::now(),
+    };
+    follow(&follower, &database, &mut fire, &shutdown).await;
     Ok(())
 }
 
-/// How a spell holding the trigger lease ended.
-enum Held {
-    Stopped,
-    /// A newer declaration has this trigger, which this reader does not know.
-    SteppedAside(String),
-}
-
-/// What the trigger reader was started with: the tasks with a trigger, where each trigger
-/// starts, and the names of every declared task.
-struct Declared<'a> {
+/// The trigger reader's step: a run for each event that fires a task, and the outbox of runs
+/// to publish kept moving.
+struct Fire<'a> {
+    bus: &'a Bus,
+    /// The tasks with a trigger.
     triggered: &'a [&'a TaskDecl],
+    /// Where each trigger starts.
     registered: &'a Registered,
+    /// The names of every declared task.
     declared: &'a [String],
+    swept: Instant,
 }
 
-async fn hold(
-    bus: &Bus,
-    database: &DatabaseSettings,
-    tasks: &Declared<'_>,
-    wake: &mut tokio::sync::watch::Receiver<u64>,
-    shutdown: &CancellationToken,
-    poison: &Poison,
-) -> anyhow::Result<Held> {
-    let Declared {
-        triggered,
-        registered,
-        declared,
-    } = *tasks;
-    let mut lease = LeaseConnection::open(database).await?;
-    loop {
-        if lease.try_take(lease_key(TRIGGER_CHECKPOINT)).await? {
-            break;
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(Held::Stopped),
-            () = tokio::time::sleep(LEASE_RETRY) => {}
-        }
+impl Step for Fire<'_> {
+    /// A reader that never ran starts where the oldest trigger starts, not at the log's start.
+    async fn resume(
+        &mut self,
+        _client: &mut ClientWrapper,
+        checkpoint: LogPosition,
+    ) -> anyhow::Result<LogPosition> {
+        self.swept = Instant::now();
+        Ok(if checkpoint == LogPosition::START {
+            let since = self.registered.since.values().min().copied();
+            since.unwrap_or(checkpoint)
+        } else {
+            checkpoint
+        })
     }
-    let since = &registered.since;
-    let checkpoint = load_checkpoint(&**lease.client(), TRIGGER_CHECKPOINT).await?;
-    // Never run: start where the oldest trigger starts, not at the beginning of the log.
-    let mut after = if checkpoint == LogPosition::START {
-        since.values().min().copied().unwrap_or(checkpoint)
-    } else {
-        checkpoint
-    };
-    info!(resume = %after, triggers = triggered.len(), "task trigger lease taken");
-    let filter = LogFilter {
-        types: Some(
-            triggered
-                .iter()
-                .filter_map(|t| t.trigger.as_ref().map(|g| g.event_type.clone()))
-                .collect(),
-        ),
-        ..LogFilter::default()
-    };
-    let mut pacing = Pacing::default();
-    let mut swept = tokio::time::Instant::now();
-    loop {
-        if swept.elapsed() >= SWEEP_EVERY {
-            swept = tokio::time::Instant::now();
-            let requeued = runs::requeue_stranded(
-                &**lease.client(),
-                declared,
-                STRANDED_QUEUED,
-                STRANDED_OVERDUE,
-            )
-            .await?;
+
+    async fn before_read(&mut self, client: &mut ClientWrapper) -> anyhow::Result<Turn> {
+        if self.swept.elapsed() >= SWEEP_EVERY {
+            self.swept = Instant::now();
+            let requeued =
+                runs::requeue_stranded(&**client, self.declared, STRANDED_QUEUED, STRANDED_OVERDUE)
+                    .await?;
             if requeued > 0 {
                 warn!(
                     requeued,
@@ -181,55 +132,35 @@ async fn hold(
                 );
             }
         }
-        flush_outbox(bus, lease.client()).await?;
-        if let Some(name) = newer_trigger(&**lease.client(), registered).await? {
-            return Ok(Held::SteppedAside(name));
+        flush_outbox(self.bus, client).await?;
+        if let Some(name) = newer_trigger(&**client, self.registered).await? {
+            return Ok(Turn::StepAside(format!(
+                "a newer declaration has the trigger {name}, which this worker does not know; leaving the task triggers to a worker that does"
+            )));
         }
-        if triggered.is_empty() {
-            tokio::select! {
-                () = shutdown.cancelled() => return Ok(Held::Stopped),
-                () = tokio::time::sleep(OUTBOX_POLL) => continue,
+        Ok(if self.triggered.is_empty() {
+            Turn::Wait(OUTBOX_POLL)
+        } else {
+            Turn::Read
+        })
+    }
+
+    async fn handle(
+        &mut self,
+        tx: &tokio_postgres::Transaction<'_>,
+        events: &[RecordedEvent],
+    ) -> anyhow::Result<()> {
+        let since = &self.registered.since;
+        for event in events {
+            for task in self.triggered.iter().filter(|t| fires(t, event, since)) {
+                create_run(tx, task, event).await?;
             }
         }
-        let batch = read_batch(lease.client(), after, &filter, BATCH).await?;
-        // An event that cannot be read is parked once its attempts are spent; until then the
-        // events before it are handed on and the reader fails on it.
-        let park = batch
-            .unreadable
-            .as_ref()
-            .filter(|failure| poison.exhausted(failure.position));
-        let checkpoint = park.map_or(batch.checkpoint, |failure| failure.position);
-        if !batch.events.is_empty() || checkpoint != after {
-            let tx = lease.client().transaction().await?;
-            for event in &batch.events {
-                for task in triggered.iter().filter(|t| fires(t, event, since)) {
-                    create_run(&*tx, task, event).await?;
-                }
-            }
-            if let Some(failure) = park {
-                let attempts = poison.attempts(failure.position);
-                parked::park(&*tx, TRIGGER_CHECKPOINT, failure, attempts).await?;
-            }
-            save_checkpoint(&*tx, TRIGGER_CHECKPOINT, checkpoint).await?;
-            tx.commit().await?;
-        }
-        after = checkpoint;
-        if let Some(failure) = batch.unreadable.as_ref().filter(|_| park.is_none()) {
-            return Err(failure.clone().into());
-        }
-        if !batch.caught_up {
-            if shutdown.is_cancelled() {
-                return Ok(Held::Stopped);
-            }
-            continue;
-        }
-        flush_outbox(bus, lease.client()).await?;
-        let wait = pacing.wait(batch.held_back).min(OUTBOX_POLL);
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(Held::Stopped),
-            _ = wake.changed() => {}
-            () = tokio::time::sleep(wait) => {}
-        }
+        Ok(())
+    }
+
+    async fn caught_up(&mut self, client: &mut ClientWrapper) -> anyhow::Result<()> {
+        Ok(flush_outbox(self.bus, client).await?)
     }
 }
 

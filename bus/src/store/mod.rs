@@ -1,10 +1,12 @@
 //! The event store. [`EventStore`] is what the command handler needs; [`PgStore`] implements it
 //! on PostgreSQL (the source of truth) and [`MemoryStore`] in memory for given/when/then tests
-//! of decisions. The [`reader`] walks the global log in commit order without skipping.
+//! of decisions. The [`reader`] walks the global log in commit order without skipping; a
+//! [`follow`]er is the leased, checkpointed loop of the readers that must see every event.
 
 mod accept;
 mod batch;
 mod commit;
+pub mod follow;
 mod group;
 pub mod lease;
 mod memory;
