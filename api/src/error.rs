@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herald_bus::command::{Rejection, RejectionCode};
 use herald_bus::schema::FieldError;
+use herald_projector::query::ReadError;
 use serde_json::{Value, json};
 
 use crate::request_id;
@@ -192,6 +193,15 @@ impl ApiError {
         let error = error.into();
         tracing::warn!(error = format!("{error:#}"), "database unavailable");
         ApiError::Unavailable("the database is unavailable".into())
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Unavailable(_) | ReadError::Refused(_) => ApiError::store_unavailable(error),
+            ReadError::Unreadable(_) => ApiError::internal(error),
+        }
     }
 }
 

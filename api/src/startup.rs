@@ -33,7 +33,9 @@ use crate::request_id;
 use crate::routes;
 use crate::state::{AppState, Inner, Streams};
 use crate::tail::EventTail;
-use crate::views::{CursorKey, DocumentView};
+use herald_projector::query::DocumentView;
+
+use crate::views::CursorKey;
 
 pub struct ApiServer {
     listener: TcpListener,

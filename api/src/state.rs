@@ -19,7 +19,9 @@ use crate::error::ApiError;
 use crate::rate_limit::Limiter;
 use crate::replies::ReplyRouter;
 use crate::tail::EventTail;
-use crate::views::{CursorKey, DocumentView};
+use herald_projector::query::DocumentView;
+
+use crate::views::CursorKey;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);

@@ -1,57 +1,21 @@
-//! Reads from document views. Every read also reports the view's checkpoint, so the client
-//! knows how far its answer has caught up with the log (`Herald-Position`).
+//! Reads from document views as the api answers them: connections, the by-id read, waiting for
+//! a view to reach a position, and signed page cursors. The SQL is the projector's
+//! (`herald_projector::query`).
 
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use deadpool_postgres::{GenericClient, Pool};
+use deadpool_postgres::Pool;
 use herald_bus::document::DocumentState;
 use herald_bus::position::LogPosition;
-use herald_bus::schema::DocumentSchema;
 use herald_bus::store::parse_tx_id;
-use herald_bus::store::reader::checkpoint_at;
-use herald_projector::apply::row_state;
 use herald_projector::catalog::active_checkpoint;
-use herald_projector::{Column, ROW_COLUMNS, columns_of, read_relation};
+use herald_projector::query::{self, DocumentView};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-
-/// Where a document's reads go: the SQL view of its active projection version.
-#[derive(Debug, Clone)]
-pub struct DocumentView {
-    /// The projection (and collection) name, `petstore.product`.
-    pub projection: String,
-    /// `herald_views."petstore.product"`, ready to splice into SQL.
-    pub relation: String,
-    /// The typed and search columns the declaration gives it, which list queries use.
-    pub columns: Vec<Column>,
-    /// The statement of [`fetch_document`], built once: reads are the hottest path.
-    read_sql: String,
-}
-
-impl DocumentView {
-    pub fn new(schema: &DocumentSchema) -> Self {
-        let projection = schema.collection();
-        let relation = read_relation(&projection);
-        let read_sql = format!(
-            "SELECT c.tx_id::text, c.position, {cols}
-             FROM (SELECT 1) AS one
-             LEFT JOIN herald.projections p ON p.name = $3 AND p.state = 'active'
-             LEFT JOIN herald.checkpoints c ON c.name = p.checkpoint
-             LEFT JOIN {relation} v ON v.tenant = $1 AND v.id = $2 AND NOT v.archived",
-            cols = prefixed_columns("v"),
-        );
-        Self {
-            relation,
-            projection,
-            columns: columns_of(schema),
-            read_sql,
-        }
-    }
-}
 
 /// A pooled connection to the event store; `503` when none can be had.
 pub async fn connection(pool: &Pool) -> Result<deadpool_postgres::Object, ApiError> {
@@ -66,29 +30,7 @@ pub async fn fetch_document(
     id: Uuid,
 ) -> Result<(Option<DocumentState>, LogPosition), ApiError> {
     let client = connection(pool).await?;
-    let statement = client
-        .prepare_cached(&view.read_sql)
-        .await
-        .map_err(ApiError::store_unavailable)?;
-    let row = client
-        .query_one(&statement, &[&tenant, &id, &view.projection])
-        .await
-        .map_err(ApiError::store_unavailable)?;
-    let checkpoint = checkpoint_at(Some(&row), 0).map_err(ApiError::internal)?;
-    let found: Option<Uuid> = row.try_get(2).map_err(ApiError::internal)?;
-    let document = match found {
-        Some(_) => Some(row_state(&row, 2).map_err(ApiError::internal)?),
-        None => None,
-    };
-    Ok((document, checkpoint))
-}
-
-fn prefixed_columns(alias: &str) -> String {
-    ROW_COLUMNS
-        .split(", ")
-        .map(|c| format!("{alias}.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    Ok(query::fetch_document(&client, view, tenant, id).await?)
 }
 
 /// The key that signs page cursors, so a client cannot forge or alter one.

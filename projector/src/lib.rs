@@ -18,6 +18,7 @@
 
 pub mod apply;
 pub mod catalog;
+pub mod query;
 pub mod runner;
 pub mod status;
 pub mod table;

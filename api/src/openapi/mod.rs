@@ -11,9 +11,9 @@ mod syntax;
 use herald_bus::schema::query::field_path;
 use herald_bus::schema::{DocumentSchema, Field, FieldKind, Fields, Registry};
 
-use crate::list::{
-    MANAGED_QUERY_FIELDS, MAX_ORDER_KEYS, MAX_SEARCH_CHARS, managed, operator_names,
-};
+use herald_projector::query::{MANAGED_QUERY_FIELDS, managed, operator_names};
+
+use crate::list::{MAX_ORDER_KEYS, MAX_SEARCH_CHARS};
 use operations::DocumentOperations;
 use serde_json::{Map, Value, json};
 

@@ -28,11 +28,13 @@ use crate::extract::{Path, Query, reject_unknown_parameters};
 use crate::headers::{
     Wait, etag, idempotency_key, if_match, if_none_match, prefer_count, prefer_wait, traceparent,
 };
-use crate::list::{ListQuery, Listing, Vocabulary};
+use herald_projector::query::{DocumentView, Vocabulary};
+
+use crate::list::{ListQuery, Listing};
 use crate::routes::history::{AsOf, readable_history, state_as_of};
 use crate::state::AppState;
 use crate::submit::submit;
-use crate::views::{DocumentView, fetch_document, wait_for_position};
+use crate::views::{fetch_document, wait_for_position};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -1,10 +1,10 @@
 //! What a list query may name: the fields declared `filter`, `sort` or `search` that the caller
 //! may read on every document it lists, plus `id`, `created_at` and `updated_at`.
 
+use crate::Column;
 use herald_bus::access::{Ownership, Principal};
 use herald_bus::schema::query::field_path;
 use herald_bus::schema::{DocumentSchema, Field, FieldKind};
-use herald_projector::Column;
 
 /// A field as a query uses it: its SQL expression and type.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use herald_bus::schema::query::query_value;
 use herald_bus::schema::{Field, FieldKind};
 use serde_json::Value;
 
-use super::sql::Params;
+use super::page::Params;
 use super::target::Target;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,8 +9,16 @@
 //! after values. Each range is read in order up to the page size and the union (at most three
 //! pages) is sorted.
 
-use deadpool_postgres::tokio_postgres::types::{ToSql, Type};
-use herald_projector::ROW_COLUMNS;
+use deadpool_postgres::ClientWrapper;
+use herald_bus::document::DocumentState;
+use herald_bus::position::LogPosition;
+use tokio_postgres::IsolationLevel;
+use tokio_postgres::types::{ToSql, Type};
+
+use super::{DocumentView, Filter, ReadError};
+use crate::ROW_COLUMNS;
+use crate::apply::row_state;
+use crate::catalog::active_checkpoint;
 
 /// The values of a query, each bound as text (or a text array) and cast in SQL to the column's
 /// type, exactly as the projector casts the document's value into that column.
@@ -38,7 +46,7 @@ impl Params {
         format!("${}", self.values.len())
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.values.len()
     }
 
@@ -181,6 +189,185 @@ pub fn page_sql(
             )
         }
     }
+}
+
+/// Prepared page statements a connection keeps before its cache starts afresh.
+const MAX_PREPARED_PER_CONNECTION: usize = 200;
+
+/// Full-text search over a view's `search` fields (`q`).
+#[derive(Debug, Clone)]
+pub struct Search {
+    pub text: String,
+    pub language: String,
+    /// The `tsvector` column searched, quoted.
+    pub column: String,
+}
+
+/// One page of a view to read.
+pub struct PageQuery<'a> {
+    pub view: &'a DocumentView,
+    pub tenant: &'a str,
+    /// Only the documents this subject created (the caller's read right is `owner`).
+    pub created_by: Option<&'a str>,
+    pub filters: &'a [Filter],
+    pub search: Option<&'a Search>,
+    /// The order's keys; `None` stands for the search rank, which needs the search's
+    /// placeholder.
+    pub keys: &'a [Option<Key>],
+    /// Where the previous page ended: one text value or null per key.
+    pub cursor: Option<&'a [Option<String>]>,
+    pub limit: i64,
+    /// Count every match too.
+    pub count: bool,
+    /// How long Postgres may run the page before cancelling it.
+    pub timeout_ms: u64,
+}
+
+/// A page as read.
+pub struct FetchedPage {
+    pub documents: Vec<DocumentState>,
+    pub has_more: bool,
+    /// Where the page ends (its last row's key values) when more rows follow.
+    pub next: Option<Vec<Option<String>>>,
+    pub total: Option<i64>,
+    pub checkpoint: LogPosition,
+}
+
+impl PageQuery<'_> {
+    /// The `WHERE` conditions and the order's keys, with their values added to `params`.
+    fn conditions(&self, params: &mut Params) -> (String, Vec<Key>) {
+        let mut conditions = format!(
+            "tenant = {} AND NOT archived",
+            params.text(self.tenant.to_owned())
+        );
+        if let Some(sub) = self.created_by {
+            let sub = params.text(sub.to_owned());
+            conditions.push_str(&format!(" AND created_by = {sub}"));
+        }
+        for filter in self.filters {
+            conditions.push_str(" AND ");
+            conditions.push_str(&filter.sql(params));
+        }
+        let mut rank = String::new();
+        if let Some(search) = self.search {
+            let query = format!(
+                "websearch_to_tsquery('{}'::regconfig, {}::text)",
+                search.language,
+                params.text(search.text.clone())
+            );
+            conditions.push_str(&format!(" AND {} @@ {query}", search.column));
+            rank = format!("ts_rank({}, {query})", search.column);
+        }
+        let keys = self
+            .keys
+            .iter()
+            .map(|key| {
+                key.clone().unwrap_or_else(|| Key {
+                    expr: rank.clone(),
+                    sql_type: "real".into(),
+                    descending: true,
+                    nulls_first: true,
+                    nullable: false,
+                })
+            })
+            .collect();
+        (conditions, keys)
+    }
+}
+
+/// Reads a page: the view's checkpoint, the page and the count share one snapshot, pipelined
+/// in one round trip, and Postgres cancels them past the query's timeout.
+///
+/// # Errors
+/// [`ReadError::Refused`] when Postgres refuses the page or count query (a value out of range,
+/// a column the active version lacks, the timeout), [`ReadError::Unavailable`] for the rest of
+/// the database's failures, [`ReadError::Unreadable`] for a row that does not decode.
+#[tracing::instrument(skip_all, fields(projection = %query.view.projection))]
+pub async fn fetch_page(
+    client: &mut ClientWrapper,
+    query: &PageQuery<'_>,
+) -> Result<FetchedPage, ReadError> {
+    let mut params = Params::default();
+    let (conditions, keys) = query.conditions(&mut params);
+    let relation = &query.view.relation;
+    let count_sql = format!("SELECT count(*) FROM {relation} WHERE {conditions}");
+    let count_params = params.len();
+    let page_sql = page_sql(
+        relation,
+        &conditions,
+        &keys,
+        query.cursor,
+        query.limit,
+        &mut params,
+    );
+    let typed = params.typed();
+    let types: Vec<Type> = typed.iter().map(|(_, sql_type)| sql_type.clone()).collect();
+    let values: Vec<&(dyn ToSql + Sync)> = typed.iter().map(|(value, _)| *value).collect();
+    // Each shape of query is prepared once per connection and planned by Postgres's plan
+    // cache, as PostgREST does: planning costs as much as running a page. The shapes a
+    // client can make are many, so a connection's cache starts afresh past a bound.
+    if client.statement_cache.size() > MAX_PREPARED_PER_CONNECTION {
+        client.statement_cache.clear();
+    }
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(ReadError::Unavailable)?;
+    let timeout = format!("SET LOCAL statement_timeout = {}", query.timeout_ms);
+    // Sent first, so it bounds the queries pipelined after it.
+    let limited = tx.batch_execute(&timeout);
+    let checkpoint = active_checkpoint(&*tx, &query.view.projection);
+    let rows = async {
+        let statement = tx.prepare_typed_cached(&page_sql, &types).await?;
+        tx.query(&statement, &values).await
+    };
+    let total = async {
+        if query.count {
+            let statement = tx
+                .prepare_typed_cached(&count_sql, &types[..count_params])
+                .await?;
+            let row = tx.query(&statement, &values[..count_params]).await?;
+            row.first().map(|r| r.try_get::<_, i64>(0)).transpose()
+        } else {
+            Ok(None)
+        }
+    };
+    let (limited, checkpoint, rows, total) = tokio::join!(limited, checkpoint, rows, total);
+    limited.map_err(ReadError::Unavailable)?;
+    let checkpoint = checkpoint.map_err(|e| ReadError::Unreadable(e.into()))?;
+    let rows = rows.map_err(ReadError::Refused)?;
+    let total = total.map_err(ReadError::Refused)?;
+    tx.commit().await.map_err(ReadError::Unavailable)?;
+    let limit = usize::try_from(query.limit).unwrap_or(0);
+    let has_more = rows.len() > limit;
+    let last = limit.checked_sub(1).and_then(|i| rows.get(i));
+    let next = match last.filter(|_| has_more) {
+        Some(last) => {
+            let offset = ROW_COLUMNS.split(", ").count();
+            let values = (0..keys.len())
+                .map(|i| last.try_get(offset + 2 * i + 1))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ReadError::Unreadable(e.into()))?;
+            Some(values)
+        }
+        None => None,
+    };
+    let documents = rows
+        .iter()
+        .take(limit)
+        .map(|r| row_state(r, 0))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ReadError::Unreadable(e.into()))?;
+    Ok(FetchedPage {
+        documents,
+        has_more,
+        next,
+        total,
+        checkpoint,
+    })
 }
 
 #[cfg(test)]

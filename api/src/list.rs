@@ -1,41 +1,24 @@
-//! The query language of `GET /v1/{app}/{doc}`: filters on `filter: true` fields, `order` on
+//! The query string of `GET /v1/{app}/{doc}`: filters on `filter: true` fields, `order` on
 //! `sort: true` fields with `id` breaking ties, full-text `q` over `search: true` fields,
-//! `select`, and keyset pages with a signed cursor bound to the query.
-//!
-//! - [`target`]: which fields a caller may name, and how they map to columns.
-//! - [`filter`]: `<field>=[not.]<op>.<value>`, values read with the field's type.
-//! - [`sql`]: bind parameters, the order, and the keyset of the next page.
-//!
-//! Every value reaches Postgres as a bind parameter; only validated identifiers (column names
-//! from the YAML) and fixed keywords are written into the SQL.
-
-mod filter;
-mod sql;
-mod target;
+//! `select`, and keyset pages with a signed cursor bound to the query. The view query language
+//! and its SQL are the projector's (`herald_projector::query`); this reads the parameters,
+//! names the one at fault, and signs cursors.
 
 use std::collections::BTreeSet;
 
 use deadpool_postgres::tokio_postgres::error::SqlState;
-use deadpool_postgres::tokio_postgres::types::{ToSql, Type};
 use herald_bus::access::Principal;
 use herald_bus::document::DocumentState;
 use herald_bus::position::LogPosition;
 use herald_bus::schema::{DocumentSchema, MANAGED_FIELDS};
-use herald_projector::ROW_COLUMNS;
-use herald_projector::apply::row_state;
-use herald_projector::catalog::active_checkpoint;
+use herald_projector::query::{
+    DocumentView, Filter, Key, PageQuery, ReadError, Search, Target, Use, Vocabulary, fetch_page,
+};
 
 use crate::error::ApiError;
 use crate::extract::page_limit;
 use crate::state::AppState;
-use crate::views::{CursorKey, DocumentView};
-use filter::Filter;
-pub use filter::operator_names;
-use sql::{Key, Params, page_sql};
-pub use target::{MANAGED_QUERY_FIELDS, Target, Use, Vocabulary, managed};
-
-/// Prepared list statements a connection keeps before its cache starts afresh.
-const MAX_PREPARED_PER_CONNECTION: usize = 200;
+use crate::views::CursorKey;
 
 /// The parameters a list takes besides filters.
 const RESERVED: [&str; 6] = ["limit", "cursor", "order", "select", "q", "min_position"];
@@ -61,13 +44,6 @@ pub struct ListQuery {
     scope: String,
     /// The parameters to repeat in the next page's link (all but `cursor`).
     pub link: Vec<(String, String)>,
-}
-
-struct Search {
-    text: String,
-    language: String,
-    /// The `tsvector` column searched, quoted.
-    column: String,
 }
 
 impl ListQuery {
@@ -284,129 +260,39 @@ pub struct Page {
 }
 
 impl ListQuery {
-    /// Runs the query: the view's checkpoint, the page and the count share one snapshot, and
-    /// Postgres cancels them past `http.query_timeout_ms`.
-    #[tracing::instrument(skip_all, fields(projection = %listing.view.projection))]
+    /// Runs the query (see [`fetch_page`]).
     pub async fn run(&self, state: &AppState, listing: Listing<'_>) -> Result<Page, ApiError> {
-        let mut params = Params::default();
-        let mut conditions = format!(
-            "tenant = {} AND NOT archived",
-            params.text(listing.principal.tenant.as_str().to_owned())
-        );
-        if listing.own_only {
-            let sub = params.text(listing.principal.actor_sub().to_owned());
-            conditions.push_str(&format!(" AND created_by = {sub}"));
-        }
-        for filter in &self.filters {
-            conditions.push_str(" AND ");
-            conditions.push_str(&filter.sql(&mut params));
-        }
-        let mut rank = String::new();
-        if let Some(search) = &self.search {
-            let query = format!(
-                "websearch_to_tsquery('{}'::regconfig, {}::text)",
-                search.language,
-                params.text(search.text.clone())
-            );
-            conditions.push_str(&format!(" AND {} @@ {query}", search.column));
-            rank = format!("ts_rank({}, {query})", search.column);
-        }
-        let keys: Vec<Key> = self
-            .keys
-            .iter()
-            .map(|key| {
-                key.clone().unwrap_or_else(|| Key {
-                    expr: rank.clone(),
-                    sql_type: "real".into(),
-                    descending: true,
-                    nulls_first: true,
-                    nullable: false,
-                })
-            })
-            .collect();
-        let relation = &listing.view.relation;
-        let count_sql = format!("SELECT count(*) FROM {relation} WHERE {conditions}");
-        let count_params = params.len();
-        let page_sql = page_sql(
-            relation,
-            &conditions,
-            &keys,
-            self.cursor.as_deref(),
-            self.limit,
-            &mut params,
-        );
-        let typed = params.typed();
-        let types: Vec<Type> = typed.iter().map(|(_, sql_type)| sql_type.clone()).collect();
-        let values: Vec<&(dyn ToSql + Sync)> = typed.iter().map(|(value, _)| *value).collect();
+        let query = PageQuery {
+            view: listing.view,
+            tenant: listing.principal.tenant.as_str(),
+            created_by: listing.own_only.then(|| listing.principal.actor_sub()),
+            filters: &self.filters,
+            search: self.search.as_ref(),
+            keys: &self.keys,
+            cursor: self.cursor.as_deref(),
+            limit: self.limit,
+            count: listing.count,
+            timeout_ms: state.settings.http.query_timeout_ms,
+        };
         let mut client = state.db().await?;
-        // Each shape of query is prepared once per connection and planned by Postgres's plan
-        // cache, as PostgREST does: planning costs as much as running a page. The shapes a
-        // client can make are many, so a connection's cache starts afresh past a bound.
-        if client.statement_cache.size() > MAX_PREPARED_PER_CONNECTION {
-            client.statement_cache.clear();
-        }
-        let tx = client
-            .build_transaction()
-            .isolation_level(deadpool_postgres::tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(ApiError::store_unavailable)?;
-        let timeout = format!(
-            "SET LOCAL statement_timeout = {}",
-            state.settings.http.query_timeout_ms
-        );
-        // Sent first, so it bounds the queries pipelined after it.
-        let limited = tx.batch_execute(&timeout);
-        let checkpoint = active_checkpoint(&*tx, &listing.view.projection);
-        let rows = async {
-            let statement = tx.prepare_typed_cached(&page_sql, &types).await?;
-            tx.query(&statement, &values).await
+        let page = match fetch_page(&mut client, &query).await {
+            Ok(page) => page,
+            Err(ReadError::Refused(error)) => return Err(query_failed(error, state)),
+            Err(error) => return Err(error.into()),
         };
-        let total = async {
-            if listing.count {
-                let statement = tx
-                    .prepare_typed_cached(&count_sql, &types[..count_params])
-                    .await?;
-                let row = tx.query(&statement, &values[..count_params]).await?;
-                row.first().map(|r| r.try_get::<_, i64>(0)).transpose()
-            } else {
-                Ok(None)
-            }
-        };
-        // Pipelined: one round trip for the four.
-        let (limited, checkpoint, rows, total) = tokio::join!(limited, checkpoint, rows, total);
-        limited.map_err(ApiError::store_unavailable)?;
-        let checkpoint = checkpoint.map_err(ApiError::store_unavailable)?;
-        let rows = rows.map_err(|e| query_failed(e, state))?;
-        let total = total.map_err(|e| query_failed(e, state))?;
-        tx.commit().await.map_err(ApiError::store_unavailable)?;
-        let limit = usize::try_from(self.limit).unwrap_or(0);
-        let has_more = rows.len() > limit;
-        let last = limit.checked_sub(1).and_then(|i| rows.get(i));
-        let next_cursor = match last.filter(|_| has_more) {
-            Some(last) => {
-                let offset = ROW_COLUMNS.split(", ").count();
-                let values: Vec<Option<String>> = (0..keys.len())
-                    .map(|i| last.try_get(offset + 2 * i + 1))
-                    .collect::<Result<_, _>>()
-                    .map_err(ApiError::internal)?;
-                let payload = serde_json::to_vec(&values).map_err(ApiError::internal)?;
+        let next_cursor = match &page.next {
+            Some(values) => {
+                let payload = serde_json::to_vec(values).map_err(ApiError::internal)?;
                 Some(state.cursors.encode(&self.scope, &payload))
             }
             None => None,
         };
         Ok(Page {
-            documents: rows
-                .iter()
-                .take(limit)
-                .map(|r| row_state(r, 0))
-                .collect::<Result<_, _>>()
-                .map_err(ApiError::internal)?,
+            documents: page.documents,
             next_cursor,
-            has_more,
-            total,
-            checkpoint,
+            has_more: page.has_more,
+            total: page.total,
+            checkpoint: page.checkpoint,
         })
     }
 }
