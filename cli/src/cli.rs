@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use herald_bus::schema::Registry;
 use herald_bus::settings::{LogSettings, Settings};
 use herald_bus::store::PgStore;
+use herald_workers::declare::{self, TaskKind};
 
 use crate::database::{create_if_missing, run_migrations};
 use crate::dev::with_dev_secret;
@@ -139,8 +139,8 @@ impl Cli {
                 println!("{ran} migration(s) applied");
                 Ok(())
             }
-            Command::Check { .. } => match Registry::load(&settings.apps.dir) {
-                Ok(registry) => {
+            Command::Check { .. } => match declare::load(&settings.apps.dir) {
+                Ok((registry, tasks)) => {
                     for doc in registry.documents() {
                         println!(
                             "ok  /v1/{}/{}  ({} fields)",
@@ -149,11 +149,11 @@ impl Cli {
                             doc.fields.len()
                         );
                     }
-                    for task in registry.tasks() {
+                    for task in &tasks {
                         let kind = match &task.kind {
-                            herald_bus::schema::TaskKind::Webhook { .. } => "webhook",
-                            herald_bus::schema::TaskKind::Command(_) => "command",
-                            herald_bus::schema::TaskKind::Rust => "rust",
+                            TaskKind::Webhook { .. } => "webhook",
+                            TaskKind::Command(_) => "command",
+                            TaskKind::Rust => "rust",
                         };
                         let trigger = task.trigger.as_ref().map_or_else(
                             || "enqueued by code".to_owned(),

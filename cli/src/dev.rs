@@ -9,8 +9,8 @@ use std::path::Path;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use herald_bus::schema::{Registry, TaskKind};
 use herald_bus::settings::Settings;
+use herald_workers::declare::{self, TaskKind};
 use rand::RngCore;
 use secrecy::SecretString;
 
@@ -68,12 +68,12 @@ pub fn with_dev_secret(mut settings: Settings) -> anyhow::Result<Settings> {
 /// Gives every webhook secret the apps name and the settings lack a local one, kept in
 /// `.herald/webhook-secrets/<name>`; returns the names and files of those it filled in.
 fn with_webhook_secrets(settings: &mut Settings) -> anyhow::Result<Vec<(String, String)>> {
-    let Ok(registry) = Registry::load(&settings.apps.dir) else {
+    let Ok((_, tasks)) = declare::load(&settings.apps.dir) else {
         // The start-up that follows reports every mistake.
         return Ok(Vec::new());
     };
     let mut filled = Vec::new();
-    for task in registry.tasks() {
+    for task in &tasks {
         let TaskKind::Webhook { secret: name, .. } = &task.kind else {
             continue;
         };

@@ -13,6 +13,7 @@ use herald_bus::store::PgStore;
 use herald_bus::supervise::{RoleHealth, supervise};
 use herald_handler::{self as handler, Handler};
 use herald_projector::catalog::ensure_projection;
+use herald_workers::declare::{self, Tasks};
 use herald_workers::{TaskRegistry, Worker};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +44,8 @@ impl Role {
 pub struct Herald {
     settings: Settings,
     registry: Arc<Registry>,
+    /// The declared tasks, for the worker role's triggers.
+    tasks: Arc<Tasks>,
     store: PgStore,
     bus: Bus,
     roles: Vec<Role>,
@@ -56,19 +59,20 @@ pub struct Herald {
 }
 
 impl Herald {
-    /// Loads the apps, connects to Postgres and NATS, migrates, and binds the api.
+    /// Loads the apps, connects to Postgres and NATS, migrates, and binds the api. `rust` holds
+    /// the implementations of the tasks declared `kind: rust`.
     pub async fn build(
         settings: Settings,
         roles: &[Role],
-        tasks: TaskRegistry,
+        rust: TaskRegistry,
     ) -> anyhow::Result<Self> {
-        let registry = Registry::load(&settings.apps.dir).map_err(|errors| {
+        let (registry, tasks) = declare::load(&settings.apps.dir).map_err(|errors| {
             anyhow::anyhow!(
                 "the apps in {} are invalid:\n{errors}",
                 settings.apps.dir.display()
             )
         })?;
-        let registry = Arc::new(registry);
+        let (registry, tasks) = (Arc::new(registry), Arc::new(tasks));
         let store = PgStore::connect(&settings.database)?;
         let ran = run_migrations(&store).await?;
         if ran > 0 {
@@ -96,23 +100,18 @@ impl Herald {
                 .get()
                 .await
                 .context("cannot connect to the event store")?;
-            let triggered: Vec<_> = registry
-                .tasks()
-                .iter()
-                .filter(|t| t.trigger.is_some())
-                .collect();
+            let triggered: Vec<_> = tasks.iter().filter(|t| t.trigger.is_some()).collect();
             herald_workers::triggers::register(&**client, &triggered).await?;
         }
         let bus = Bus::connect(&settings.nats).await?;
         bus.ensure_commands_stream().await?;
-        let tasks = Arc::new(tasks);
         let worker = if roles.contains(&Role::Worker) {
             // Checked before anything runs: a declared task must be able to run here.
             let worker = Worker::new(
                 bus.clone(),
                 store.clone(),
-                registry.clone(),
                 tasks.clone(),
+                Arc::new(rust),
                 &settings.webhooks.secrets,
             )?;
             Some(Arc::new(worker))
@@ -139,6 +138,7 @@ impl Herald {
         Ok(Self {
             settings,
             registry,
+            tasks,
             store,
             bus,
             roles: roles.to_vec(),
@@ -269,12 +269,12 @@ impl Herald {
                         .context("the worker failed")
                 },
             );
-            let context = (self.bus.clone(), database, self.registry.clone(), stop);
+            let context = (self.bus.clone(), database, self.tasks.clone(), stop);
             roles.spawn(
                 "task triggers",
                 context,
-                |(bus, database, registry, stop)| async move {
-                    herald_workers::triggers::run(bus, database, registry, stop)
+                |(bus, database, tasks, stop)| async move {
+                    herald_workers::triggers::run(bus, database, tasks, stop)
                         .await
                         .context("the task triggers failed")
                 },

@@ -20,10 +20,10 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use herald_bus::command::Action;
 use herald_bus::nats::Bus;
-use herald_bus::schema::Registry;
 use herald_bus::settings::Settings;
 use herald_cli::server::Role;
 use herald_tests::{Options, TestApp, eventually, header, json, send, write_apps};
+use herald_workers::declare;
 use herald_workers::{CommandRequest, Task, TaskContext, TaskError, TaskRegistry};
 use hmac::{Hmac, Mac};
 use rand::Rng;
@@ -267,13 +267,9 @@ async fn spawn_shop(tasks_yaml: &str, rust: TaskRegistry) -> TestApp {
 /// Waits until the trigger reader has recorded where each trigger starts: a trigger fires for
 /// events committed after that, not before.
 async fn await_triggers(app: &TestApp) {
-    let registry = Registry::load(&app.settings.apps.dir)
+    let (_, tasks) = declare::load(&app.settings.apps.dir)
         .unwrap_or_else(|e| panic!("the shop app is invalid: {e}"));
-    let triggers = registry
-        .tasks()
-        .iter()
-        .filter(|t| t.trigger.is_some())
-        .count();
+    let triggers = tasks.iter().filter(|t| t.trigger.is_some()).count();
     let expected = i64::try_from(triggers).unwrap_or(i64::MAX);
     eventually("the task triggers to be registered", || async {
         (app.count("herald.task_triggers").await == expected).then_some(())
@@ -479,14 +475,15 @@ async fn each_item_gets_one_run_and_one_delivery_across_worker_restarts_and_kill
     let bus = Bus::connect(&app.settings.nats)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let registry =
-        Arc::new(Registry::load(&apps).unwrap_or_else(|e| panic!("the shop app is invalid: {e}")));
+    let (_, tasks) =
+        declare::load(&apps).unwrap_or_else(|e| panic!("the shop app is invalid: {e}"));
+    let tasks = Arc::new(tasks);
     for _ in 0..4 {
         let stop = CancellationToken::new();
         let reader = tokio::spawn(herald_workers::triggers::run(
             bus.clone(),
             app.settings.database.clone(),
-            registry.clone(),
+            tasks.clone(),
             stop.clone(),
         ));
         let lifetime = rand::rng().random_range(20..250);

@@ -5,6 +5,9 @@
 //!
 //! # Layout
 //!
+//! - [`declare`]: the declarations of `tasks.yaml` ([`declare::TaskDecl`]), read and checked
+//!   against the documents with the rest of the apps folder by [`declare::load`], which gives
+//!   the document `Registry` and the declared [`declare::Tasks`].
 //! - [`task`]: the [`task::Task`] trait a team implements, its context and outcome.
 //! - [`queue`]: the task stream, its consumer, and [`queue::enqueue`].
 //! - [`runner`]: pulls runs and runs each by its kind (webhook, command, Rust), recording
@@ -17,6 +20,7 @@
 //!   from permanent ones.
 
 pub mod commander;
+pub mod declare;
 pub mod error;
 pub mod queue;
 pub mod runner;

@@ -17,16 +17,15 @@ use async_nats::jetstream::{AckKind, Message};
 use chrono::Utc;
 use herald_bus::command::Action;
 use herald_bus::nats::{Bus, consume};
-use herald_bus::schema::Registry;
-use herald_bus::schema::tasks::{
-    DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RetryPolicy, TaskDecl, TaskKind, TemplateAction,
-};
 use herald_bus::store::PgStore;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::commander::{CommandRequest, Commander, Lineage};
+use crate::declare::{
+    DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RetryPolicy, TaskDecl, TaskKind, Tasks, TemplateAction,
+};
 use crate::queue::{consumer, dead_subject, ensure_dead_stream};
 use crate::runs::{self, Finish, TaskRow};
 use crate::task::{TaskCommands, TaskContext, TaskEnvelope, TaskError, TaskRegistry};
@@ -64,7 +63,7 @@ pub enum WorkerError {
 pub struct Worker {
     bus: Bus,
     store: PgStore,
-    registry: Arc<Registry>,
+    tasks: Arc<Tasks>,
     rust: Arc<TaskRegistry>,
     secrets: HashMap<String, WebhookSecret>,
     http: reqwest::Client,
@@ -79,14 +78,14 @@ impl Worker {
     pub fn new(
         bus: Bus,
         store: PgStore,
-        registry: Arc<Registry>,
+        tasks: Arc<Tasks>,
         rust: Arc<TaskRegistry>,
         secrets: &HashMap<String, secrecy::SecretString>,
     ) -> Result<Self, WorkerError> {
         use secrecy::ExposeSecret;
         let mut parsed = HashMap::new();
         let mut concurrency = HashMap::new();
-        for decl in registry.tasks() {
+        for decl in tasks.iter() {
             let name = decl.full_name();
             match &decl.kind {
                 TaskKind::Webhook { secret, .. } => {
@@ -123,7 +122,7 @@ impl Worker {
             commander: Commander::new(bus.clone(), store.clone()),
             bus,
             store,
-            registry,
+            tasks,
             rust,
             secrets: parsed,
             http,
@@ -134,7 +133,7 @@ impl Worker {
     /// The back-off and timeout of a task: its declaration's, or the defaults for a task only
     /// registered in Rust.
     fn policy(&self, name: &str) -> (RetryPolicy, Duration, Option<&TaskDecl>) {
-        match self.registry.task(name) {
+        match self.tasks.get(name) {
             Some(decl) => (decl.retry.clone(), decl.timeout, Some(decl)),
             None => (RetryPolicy::default(), DEFAULT_TIMEOUT, None),
         }

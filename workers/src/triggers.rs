@@ -19,8 +19,6 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::ClientWrapper;
 use herald_bus::nats::Bus;
 use herald_bus::position::LogPosition;
-use herald_bus::schema::Registry;
-use herald_bus::schema::tasks::TaskDecl;
 use herald_bus::settings::DatabaseSettings;
 use herald_bus::store::follow::{Follower, Step, Turn, follow};
 use herald_bus::store::parse_tx_id;
@@ -30,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use uuid::Uuid;
 
+use crate::declare::{TaskDecl, Tasks};
 use crate::queue::{EnqueueError, publish};
 use crate::runs::{self, NewTask};
 
@@ -51,15 +50,11 @@ const STRANDED_OVERDUE: Duration = Duration::from_secs(5 * 60);
 pub async fn run(
     bus: Bus,
     database: DatabaseSettings,
-    registry: Arc<Registry>,
+    tasks: Arc<Tasks>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let triggered: Vec<&TaskDecl> = registry
-        .tasks()
-        .iter()
-        .filter(|t| t.trigger.is_some())
-        .collect();
-    let declared: Vec<String> = registry.tasks().iter().map(TaskDecl::full_name).collect();
+    let triggered: Vec<&TaskDecl> = tasks.iter().filter(|t| t.trigger.is_some()).collect();
+    let declared: Vec<String> = tasks.iter().map(TaskDecl::full_name).collect();
     let registered = {
         let client = herald_bus::store::lease::connect(&database).await?;
         register(&*client, &triggered).await?

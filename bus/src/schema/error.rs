@@ -24,7 +24,7 @@ pub struct LoadErrors(pub Vec<LoadError>);
 
 impl LoadError {
     /// A mistake about a whole file or directory.
-    pub(super) fn file(file: &Path, message: impl Into<String>) -> LoadError {
+    pub fn file(file: &Path, message: impl Into<String>) -> LoadError {
         LoadError {
             file: file.to_path_buf(),
             line: None,
@@ -34,7 +34,7 @@ impl LoadError {
     }
 
     /// A mistake at a parser position (whose column is 0-based).
-    pub(super) fn at(file: &Path, mark: Marker, message: impl Into<String>) -> LoadError {
+    pub fn at(file: &Path, mark: Marker, message: impl Into<String>) -> LoadError {
         LoadError {
             file: file.to_path_buf(),
             line: Some(mark.line()),

@@ -6,7 +6,7 @@ use super::model::FieldKind;
 
 /// Whether `value` has the JSON type that `kind` is stored as (objects and arrays are matched
 /// by the caller, so they never get here with the right type).
-pub(super) fn has_type(kind: &FieldKind, value: &Value) -> bool {
+pub fn has_type(kind: &FieldKind, value: &Value) -> bool {
     match kind {
         FieldKind::Integer => is_integer(value),
         FieldKind::Number => value.as_f64().is_some_and(f64::is_finite),
@@ -30,7 +30,7 @@ fn is_integer(value: &Value) -> bool {
 }
 
 /// The `type` error detail for a kind.
-pub(super) fn expected(kind: &FieldKind) -> &'static str {
+pub fn expected(kind: &FieldKind) -> &'static str {
     match kind {
         FieldKind::Integer => "must be an integer",
         FieldKind::Number => "must be a number",
@@ -42,7 +42,7 @@ pub(super) fn expected(kind: &FieldKind) -> &'static str {
 }
 
 /// Why `text` is not in the format of `kind`, if it is not.
-pub(super) fn format_problem(kind: &FieldKind, text: &str) -> Option<&'static str> {
+pub fn format_problem(kind: &FieldKind, text: &str) -> Option<&'static str> {
     // Postgres text and jsonb cannot hold NUL; refuse it here rather than fail at commit.
     if text.contains('\0') {
         return Some("must not contain NUL characters");

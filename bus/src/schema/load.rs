@@ -1,6 +1,7 @@
-//! Finds and loads every `<apps_dir>/<app>/<doc>.yaml`, and each app's `tasks.yaml`, into a
-//! [`Registry`], collecting every mistake with its file, line and column so one start-up (or
-//! `herald check`) shows them all.
+//! Finds and loads every `<apps_dir>/<app>/<doc>.yaml` into a [`Registry`], collecting every
+//! mistake with its file, line and column so one start-up (or `herald check`) shows them all.
+//! An app folder's files named after a [`RESERVED_STEMS`] entry hold other declarations:
+//! [`Documents`] hands them over with the documents, so their mistakes join the same report.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -10,62 +11,70 @@ use std::sync::Arc;
 use super::error::{LoadError, LoadErrors};
 use super::model::{DocumentSchema, is_name};
 use super::parse::{RefSite, parse_document};
-use super::tasks::TaskDecl;
-use super::tasks::parse::{Apps, Documents, parse_tasks};
 
 /// Longest app or document name: both end up inside NATS subjects, table names and index
 /// names, which have length limits of their own.
 const MAX_NAME_LEN: usize = 30;
 
-/// The file stem of an app's task declarations, which therefore cannot be a document name.
-const TASKS_FILE: &str = "tasks";
+/// File stems an app folder reserves for declarations read by other parts of Herald (the
+/// workers' `tasks.yaml`): such a file is not a document, so no document can take its name.
+/// Each stem is the plural noun of what its file declares, as errors about it say.
+pub const RESERVED_STEMS: [&str; 1] = ["tasks"];
 
-/// Every declared document, keyed by app then document name, and every declared task.
+/// Parsed documents by app, then name.
+type Apps = BTreeMap<String, BTreeMap<String, Arc<DocumentSchema>>>;
+
+/// Every declared document, keyed by app then document name.
 #[derive(Debug, Clone)]
 pub struct Registry {
     apps: Apps,
-    /// Sorted by app, then in file order.
-    tasks: Vec<TaskDecl>,
 }
 
-/// One YAML text and where it came from.
-struct Source {
-    file: PathBuf,
-    app: String,
-    doc: String,
-    text: String,
+/// One YAML file of an app folder and where it came from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The file as found under the apps directory (`<app>/<stem>.yaml` for in-memory sources).
+    pub file: PathBuf,
+    /// The app folder it is in.
+    pub app: String,
+    /// The file name without its extension: the document's name, for a document.
+    pub stem: String,
+    /// The YAML text.
+    pub text: String,
+}
+
+/// The documents of an apps folder as read, whether or not all are valid: which are declared,
+/// which parsed, the mistakes found, and the files of [`RESERVED_STEMS`] left unparsed. Lets
+/// the crate that reads those files check them against the documents and report every mistake
+/// of the folder in one run, then finish with [`Documents::into_registry`].
+#[derive(Debug)]
+pub struct Documents {
+    registry: Registry,
+    /// Every declared `(app, doc)`, including those whose file has mistakes.
+    declared: BTreeSet<(String, String)>,
+    reserved: Vec<Source>,
+    errors: Vec<LoadError>,
 }
 
 impl Registry {
     /// Loads every `<apps_dir>/<app>/<doc>.yaml` (also `.yml`); `apps_dir` holds one folder
-    /// per app. `<app>/tasks.yaml` declares the app's tasks rather than a document. Hidden
-    /// entries (`.git`, editor swap folders) are skipped.
+    /// per app. Files named after a [`RESERVED_STEMS`] entry are not documents and are left
+    /// out. Hidden entries (`.git`, editor swap folders) are skipped.
     ///
     /// # Errors
     /// Every mistake found: unreadable or misnamed files and folders, invalid YAML, invalid
-    /// declarations, `ref`s to undeclared documents, invalid tasks, or no documents at all.
+    /// declarations, `ref`s to undeclared documents, or no documents at all.
     pub fn load(apps_dir: &Path) -> Result<Registry, LoadErrors> {
-        let mut errors = Vec::new();
-        let sources = read_sources(apps_dir, &mut errors);
-        build(apps_dir, sources, errors)
+        Documents::read(apps_dir).into_registry(Vec::new())
     }
 
     /// Like [`Registry::load`], from in-memory `(app, doc, yaml)` sources; errors name the file
-    /// `<app>/<doc>.yaml`. A source whose doc is `tasks` is the app's `tasks.yaml`.
+    /// `<app>/<doc>.yaml`.
     ///
     /// # Errors
     /// As [`Registry::load`].
     pub fn from_sources(sources: &[(&str, &str, &str)]) -> Result<Registry, LoadErrors> {
-        let sources = sources
-            .iter()
-            .map(|(app, doc, text)| Source {
-                file: PathBuf::from(format!("{app}/{doc}.yaml")),
-                app: (*app).to_owned(),
-                doc: (*doc).to_owned(),
-                text: (*text).to_owned(),
-            })
-            .collect();
-        build(Path::new("<sources>"), sources, Vec::new())
+        Documents::from_sources(sources).into_registry(Vec::new())
     }
 
     #[must_use]
@@ -77,33 +86,78 @@ impl Registry {
     pub fn documents(&self) -> impl Iterator<Item = &Arc<DocumentSchema>> {
         self.apps.values().flat_map(BTreeMap::values)
     }
+}
 
-    /// Every task, sorted by app, then in the order of its `tasks.yaml`.
+impl Documents {
+    /// Reads and parses the documents of `apps_dir` as [`Registry::load`] does, keeping the
+    /// mistakes for [`Documents::into_registry`].
     #[must_use]
-    pub fn tasks(&self) -> &[TaskDecl] {
-        &self.tasks
+    pub fn read(apps_dir: &Path) -> Documents {
+        let mut errors = Vec::new();
+        let sources = read_sources(apps_dir, &mut errors);
+        build(apps_dir, sources, errors)
     }
 
-    /// The task named `<app>.<name>`.
+    /// Like [`Documents::read`], from in-memory `(app, doc, yaml)` sources as
+    /// [`Registry::from_sources`] takes them.
     #[must_use]
-    pub fn task(&self, full_name: &str) -> Option<&TaskDecl> {
-        let (app, name) = full_name.split_once('.')?;
-        self.tasks
+    pub fn from_sources(sources: &[(&str, &str, &str)]) -> Documents {
+        let sources = sources
             .iter()
-            .find(|task| task.app == app && task.name == name)
+            .map(|(app, doc, text)| Source {
+                file: PathBuf::from(format!("{app}/{doc}.yaml")),
+                app: (*app).to_owned(),
+                stem: (*doc).to_owned(),
+                text: (*text).to_owned(),
+            })
+            .collect();
+        build(Path::new("<sources>"), sources, Vec::new())
+    }
+
+    /// Whether `<app>.<doc>` is declared, even if its file has mistakes.
+    #[must_use]
+    pub fn is_declared(&self, app: &str, doc: &str) -> bool {
+        self.declared.contains(&(app.to_owned(), doc.to_owned()))
+    }
+
+    /// The schema of `<app>.<doc>`, when its file parsed.
+    #[must_use]
+    pub fn parsed(&self, app: &str, doc: &str) -> Option<&Arc<DocumentSchema>> {
+        self.registry.get(app, doc)
+    }
+
+    /// The files named after a [`RESERVED_STEMS`] entry in valid app folders, at most one per
+    /// app and stem (the others are mistakes), in the order read: by path for a folder, as
+    /// given for in-memory sources.
+    #[must_use]
+    pub fn reserved(&self) -> &[Source] {
+        &self.reserved
+    }
+
+    /// The registry, or every mistake (those found reading the documents, then `more`) sorted
+    /// by file, line and column.
+    ///
+    /// # Errors
+    /// When either list of mistakes is not empty.
+    pub fn into_registry(self, more: Vec<LoadError>) -> Result<Registry, LoadErrors> {
+        let mut errors = self.errors;
+        errors.extend(more);
+        if errors.is_empty() {
+            Ok(self.registry)
+        } else {
+            // Stable, so errors at one position keep the order they were found in.
+            errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+            Err(LoadErrors(errors))
+        }
     }
 }
 
-/// Parses the sources, then checks what needs all of them at once: duplicates, `ref` targets
-/// and the documents tasks name.
-fn build(
-    root: &Path,
-    sources: Vec<Source>,
-    mut errors: Vec<LoadError>,
-) -> Result<Registry, LoadErrors> {
+/// Parses the sources, then checks what needs all of them at once: duplicates and `ref`
+/// targets.
+fn build(root: &Path, sources: Vec<Source>, mut errors: Vec<LoadError>) -> Documents {
     let mut declared: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
     let mut valid = Vec::new();
-    let mut task_files: BTreeMap<String, Source> = BTreeMap::new();
+    let mut reserved = Vec::new();
     for source in sources {
         if !is_collection_name(&source.app) {
             let message = format!("app name `{}` {}", source.app, NAME_RULE);
@@ -114,36 +168,38 @@ fn build(
                 source.app, source.app
             );
             errors.push(LoadError::file(&source.file, message));
-        } else if source.doc == TASKS_FILE {
-            if let Some(first) = task_files.get(&source.app) {
+        } else if RESERVED_STEMS.contains(&source.stem.as_str()) {
+            let same = |other: &&Source| other.app == source.app && other.stem == source.stem;
+            if let Some(first) = reserved.iter().find(same) {
                 let message = format!(
-                    "the tasks of `{}` are already declared in {}",
+                    "the {} of `{}` are already declared in {}",
+                    source.stem,
                     source.app,
                     first.file.display()
                 );
                 errors.push(LoadError::file(&source.file, message));
             } else {
-                task_files.insert(source.app.clone(), source);
+                reserved.push(source);
             }
-        } else if !is_collection_name(&source.doc) {
-            let message = format!("document name `{}` {}", source.doc, NAME_RULE);
+        } else if !is_collection_name(&source.stem) {
+            let message = format!("document name `{}` {}", source.stem, NAME_RULE);
             errors.push(LoadError::file(&source.file, message));
-        } else if source.app.len() + source.doc.len() > MAX_COLLECTION_LEN {
+        } else if source.app.len() + source.stem.len() > MAX_COLLECTION_LEN {
             let message = format!(
                 "`{}.{}` is too long: app and document names together may have at most {MAX_COLLECTION_LEN} characters",
-                source.app, source.doc
+                source.app, source.stem
             );
             errors.push(LoadError::file(&source.file, message));
-        } else if let Some(first) = declared.get(&(source.app.clone(), source.doc.clone())) {
+        } else if let Some(first) = declared.get(&(source.app.clone(), source.stem.clone())) {
             let message = format!(
                 "`{}.{}` is already declared in {}",
                 source.app,
-                source.doc,
+                source.stem,
                 first.display()
             );
             errors.push(LoadError::file(&source.file, message));
         } else {
-            let key = (source.app.clone(), source.doc.clone());
+            let key = (source.app.clone(), source.stem.clone());
             declared.insert(key, source.file.clone());
             valid.push(source);
         }
@@ -159,7 +215,7 @@ fn build(
         let parsed = parse_document(
             &source.file,
             &source.app,
-            &source.doc,
+            &source.stem,
             &source.text,
             &mut errors,
             &mut refs,
@@ -167,41 +223,22 @@ fn build(
         if let Some(schema) = parsed {
             apps.entry(source.app)
                 .or_default()
-                .insert(source.doc, Arc::new(schema));
+                .insert(source.stem, Arc::new(schema));
         }
     }
     // A target that exists but failed to parse is still declared: reporting it as missing
     // would only add noise to the real error.
-    let targets: BTreeSet<(String, String)> = declared.into_keys().collect();
+    let declared: BTreeSet<(String, String)> = declared.into_keys().collect();
     for site in refs {
-        if !targets.contains(&(site.app, site.doc)) {
+        if !declared.contains(&(site.app, site.doc)) {
             errors.push(site.missing);
         }
     }
-
-    // Tasks come last: their triggers, conditions and command targets name documents.
-    let documents = Documents {
-        declared: &targets,
-        parsed: &apps,
-    };
-    let mut tasks = Vec::new();
-    for source in task_files.into_values() {
-        let parsed = parse_tasks(
-            &source.file,
-            &source.app,
-            &source.text,
-            &documents,
-            &mut errors,
-        );
-        tasks.extend(parsed);
-    }
-
-    if errors.is_empty() {
-        Ok(Registry { apps, tasks })
-    } else {
-        // Stable, so errors at one position keep the order they were found in.
-        errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-        Err(LoadErrors(errors))
+    Documents {
+        registry: Registry { apps },
+        declared,
+        reserved,
+        errors,
     }
 }
 
@@ -240,7 +277,7 @@ fn read_sources(apps_dir: &Path, errors: &mut Vec<LoadError>) -> Vec<Source> {
             if !is_yaml || !file.is_file() {
                 continue;
             }
-            let doc = file
+            let stem = file
                 .file_stem()
                 .map(|stem| stem.to_string_lossy().into_owned())
                 .unwrap_or_default();
@@ -248,7 +285,7 @@ fn read_sources(apps_dir: &Path, errors: &mut Vec<LoadError>) -> Vec<Source> {
                 Ok(text) => sources.push(Source {
                     file,
                     app: app.clone(),
-                    doc,
+                    stem,
                     text,
                 }),
                 Err(e) => errors.push(LoadError::file(&file, format!("cannot read: {e}"))),
@@ -408,41 +445,68 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_tasks_file_declares_tasks_rather_than_a_document() {
-        let dir = temp_dir("tasks");
+    fn files_of_reserved_stems_are_handed_over_rather_than_loaded_as_documents() {
+        let stem = RESERVED_STEMS[0];
+        let (yaml, yml) = (format!("shop/{stem}.yaml"), format!("shop/{stem}.yml"));
+        let dir = temp_dir("reserved");
         fs::create_dir_all(dir.join("shop")).unwrap();
         fs::write(
             dir.join("shop/order.yaml"),
             "fields: {total: {type: number}}",
         )
         .unwrap();
-        fs::write(
-            dir.join("shop/tasks.yaml"),
-            "big_order:\n  on: shop.order.created\n  when: {total: {gte: 1000}}\n  kind: rust\n",
-        )
-        .unwrap();
-        let registry = Registry::load(&dir);
-        fs::write(dir.join("shop/tasks.yml"), "other:\n  kind: rust\n").unwrap();
+        fs::write(dir.join(&yaml), "not: [a, document").unwrap();
+        let documents = Documents::read(&dir);
+        fs::write(dir.join(&yml), "other: {}\n").unwrap();
         let duplicate = Registry::load(&dir);
         fs::remove_dir_all(&dir).unwrap();
 
-        let registry = registry.unwrap();
+        let reserved: Vec<(&Path, &str, &str)> = documents
+            .reserved()
+            .iter()
+            .map(|file| (file.file.as_path(), file.app.as_str(), file.stem.as_str()))
+            .collect();
+        assert_eq!(reserved, [(dir.join(&yaml).as_path(), "shop", stem)]);
+        assert!(documents.is_declared("shop", "order"));
+        assert!(!documents.is_declared("shop", stem));
+        let registry = documents.into_registry(Vec::new()).unwrap();
         let names: Vec<String> = registry.documents().map(|doc| doc.collection()).collect();
         assert_eq!(names, ["shop.order"]);
-        let task = registry.task("shop.big_order").unwrap();
-        assert_eq!(
-            task.trigger.as_ref().map(|t| t.event_type.as_str()),
-            Some("shop.order.created")
-        );
         let errors = duplicate.unwrap_err().0;
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(errors[0].file, dir.join("shop/tasks.yml"));
+        assert_eq!(errors[0].file, dir.join(&yml));
         assert!(
             errors[0]
                 .message
-                .starts_with("the tasks of `shop` are already declared in"),
+                .starts_with(&format!("the {stem} of `shop` are already declared in")),
             "{}",
             errors[0].message
+        );
+    }
+
+    #[test]
+    fn mistakes_handed_back_join_the_report_in_file_order() {
+        let stem = RESERVED_STEMS[0];
+        let documents = Documents::from_sources(&[
+            ("shop", "order", "fields: {total: {type: nubmer}}"),
+            ("shop", stem, ""),
+        ]);
+        assert!(documents.parsed("shop", "order").is_none());
+        assert!(documents.is_declared("shop", "order"));
+        assert_eq!(documents.reserved().len(), 1);
+        let more = vec![
+            LoadError::file(Path::new("shop/zz.yaml"), "last"),
+            LoadError::file(Path::new("a/first.yaml"), "first"),
+        ];
+        let errors = documents.into_registry(more).unwrap_err().0;
+        let files: Vec<&Path> = errors.iter().map(|e| e.file.as_path()).collect();
+        assert_eq!(
+            files,
+            [
+                Path::new("a/first.yaml"),
+                Path::new("shop/order.yaml"),
+                Path::new("shop/zz.yaml")
+            ]
         );
     }
 
@@ -536,7 +600,7 @@ mod fuzz {
     use super::Registry;
 
     /// YAML-ish text built from the declarations' own words, so inputs get past the YAML
-    /// parser into the document and task checks.
+    /// parser into the document checks.
     fn yamlish() -> impl Strategy<Value = String> {
         let word = prop_oneof![
             Just("fields"),
@@ -553,13 +617,7 @@ mod fuzz {
             Just("max"),
             Just("enum"),
             Just("filter"),
-            Just("on"),
-            Just("kind"),
-            Just("webhook"),
-            Just("command"),
-            Just("when"),
-            Just("retry"),
-            Just("shop.item.created"),
+            Just("shop.item"),
             Just("{"),
             Just("}"),
             Just("["),
@@ -572,15 +630,14 @@ mod fuzz {
             Just("1"),
             Just("-1"),
             Just("true"),
-            Just("$event.data.a"),
         ];
         proptest::collection::vec(word, 0..40).prop_map(|words| words.join(" "))
     }
 
     proptest! {
         #[test]
-        fn any_text_loads_or_is_refused_without_panicking(doc in yamlish(), tasks in yamlish()) {
-            let sources = [("shop", "item", doc.as_str()), ("shop", "tasks", tasks.as_str())];
+        fn any_text_loads_or_is_refused_without_panicking(item in yamlish(), other in yamlish()) {
+            let sources = [("shop", "item", item.as_str()), ("shop", "other", other.as_str())];
             let _ = Registry::from_sources(&sources);
         }
     }

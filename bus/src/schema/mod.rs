@@ -3,35 +3,30 @@
 //!
 //! - [`model`]: the types a declaration becomes ([`DocumentSchema`], [`Field`], [`Acl`], …).
 //! - [`load`]: finds the files and builds the [`Registry`], reporting every mistake with its
-//!   file, line and column.
+//!   file, line and column. Files named after a [`RESERVED_STEMS`] entry are not documents:
+//!   [`load::Documents`] hands them, with the documents, to the crate that declares with them.
 //! - `parse`: turns one YAML file into a [`DocumentSchema`] (used by [`load`]).
+//! - [`yaml`]: the marked-YAML readers every parser of the apps folder shares.
 //! - [`validate`]: checks a create body, a merge patch or a merged document, returning every
-//!   [`FieldError`] at once; `format` says what JSON each field kind accepts.
+//!   [`FieldError`] at once; [`format`](mod@format) says what JSON each field kind accepts.
 //! - [`query`]: dotted field paths and typed values for list filters.
 //! - `patch`: [`merge_patch`], RFC 7396, the body format of `PATCH`.
-//! - [`tasks`]: background tasks declared in `apps/<app>/tasks.yaml` ([`TaskDecl`]), loaded
-//!   into the same [`Registry`] and checked against the documents.
 
 mod error;
-mod format;
+pub mod format;
 pub mod load;
 pub mod model;
 mod parse;
 mod patch;
 pub mod query;
-pub mod tasks;
 pub mod validate;
-mod yaml;
+pub mod yaml;
 
 pub use error::{LoadError, LoadErrors};
-pub use load::Registry;
+pub use load::{RESERVED_STEMS, Registry};
 pub use model::{
     Acl, DocumentSchema, Field, FieldAcl, FieldKind, Fields, MANAGED_FIELDS, Role, RoleSet,
     SEARCH_LANGUAGES,
 };
 pub use patch::merge_patch;
-pub use tasks::{
-    CommandTemplate, Condition, ConditionOp, RetryPolicy, TaskDecl, TaskKind, TemplateAction,
-    Trigger,
-};
 pub use validate::{ErrorCode, FieldError, Mode};

@@ -52,7 +52,7 @@ pub const SEARCH_LANGUAGES: [&str; 29] = [
 
 /// Names of apps, documents, fields and custom commands end up in URLs, subjects and SQL
 /// identifiers, so they share one conservative shape: `^[a-z][a-z0-9_]*$`.
-pub(crate) fn is_name(s: &str) -> bool {
+pub fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')

@@ -399,7 +399,7 @@ fn child_pointer(pointer: &str, key: &str) -> String {
 }
 
 /// Enum membership compares numbers by value, so `1.0` matches an allowed `1`.
-pub(super) fn same_value(a: &Value, b: &Value) -> bool {
+pub fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
         _ => a == b,
@@ -407,7 +407,7 @@ pub(super) fn same_value(a: &Value, b: &Value) -> bool {
 }
 
 /// Enum values as a reader writes them: strings without quotes.
-pub(super) fn display_value(value: &Value) -> String {
+pub fn display_value(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),

@@ -1,5 +1,6 @@
-//! Reading marked YAML for every parser of the apps folder (documents, tasks): typed values
-//! from nodes, each mistake reported at its node's line and column.
+//! Reading marked YAML for every parser of the apps folder (the documents here, and the
+//! declarations other crates keep beside them): typed values from nodes, each mistake reported
+//! at its node's line and column.
 
 use std::path::Path;
 
@@ -9,12 +10,15 @@ use super::error::LoadError;
 
 /// Where a parser reports: the file it reads and the mistakes found so far. Parsers hold one
 /// and dereference to it, so `self.error(…)` and the readers below work on any of them.
-pub(super) struct Reader<'a> {
+pub struct Reader<'a> {
+    /// The file being read, as errors name it.
     pub file: &'a Path,
+    /// Where each mistake is pushed.
     pub errors: &'a mut Vec<LoadError>,
 }
 
 /// Lets a parser with a `reader: Reader` field use the reader's methods and fields as its own.
+#[macro_export]
 macro_rules! reads_yaml {
     ($parser:ident) => {
         impl<'a> std::ops::Deref for $parser<'a> {
@@ -32,23 +36,27 @@ macro_rules! reads_yaml {
         }
     };
 }
-pub(super) use reads_yaml;
+pub use crate::reads_yaml;
 
 /// A mapping entry whose key is a string.
-pub(super) struct Entry<'n, 'i> {
+pub struct Entry<'n, 'i> {
+    /// The key's text.
     pub name: &'n str,
+    /// The key's node, where mistakes about the entry as a whole are reported.
     pub key: &'n MarkedYaml<'i>,
+    /// The value's node.
     pub value: &'n MarkedYaml<'i>,
 }
 
 impl Reader<'_> {
-    pub(super) fn error(&mut self, node: &MarkedYaml<'_>, message: impl Into<String>) {
+    /// Reports `message` at `node`'s line and column.
+    pub fn error(&mut self, node: &MarkedYaml<'_>, message: impl Into<String>) {
         self.errors
             .push(LoadError::at(self.file, node.span.start, message));
     }
 
     /// The entries of a mapping, skipping (and reporting) keys that are not strings.
-    pub(super) fn entries<'n, 'i>(
+    pub fn entries<'n, 'i>(
         &mut self,
         node: &'n MarkedYaml<'i>,
         what: &str,
@@ -67,7 +75,8 @@ impl Reader<'_> {
         Some(entries)
     }
 
-    pub(super) fn string(&mut self, node: &MarkedYaml<'_>, key: &str) -> Option<String> {
+    /// The text of a string scalar, or a report that `key` must be a string.
+    pub fn string(&mut self, node: &MarkedYaml<'_>, key: &str) -> Option<String> {
         let text = scalar_str(node).map(str::to_owned);
         if text.is_none() {
             self.error(node, format!("{key} must be a string"));
@@ -75,7 +84,8 @@ impl Reader<'_> {
         text
     }
 
-    pub(super) fn boolean(&mut self, node: &MarkedYaml<'_>, key: &str) -> Option<bool> {
+    /// A YAML boolean, or a report that `key` must be one.
+    pub fn boolean(&mut self, node: &MarkedYaml<'_>, key: &str) -> Option<bool> {
         if let YamlData::Value(Scalar::Boolean(value)) = &node.data {
             return Some(*value);
         }
@@ -85,7 +95,7 @@ impl Reader<'_> {
 }
 
 /// The text of a string scalar.
-pub(super) fn scalar_str<'n>(node: &'n MarkedYaml<'_>) -> Option<&'n str> {
+pub fn scalar_str<'n>(node: &'n MarkedYaml<'_>) -> Option<&'n str> {
     match &node.data {
         YamlData::Value(Scalar::String(s)) => Some(s),
         _ => None,

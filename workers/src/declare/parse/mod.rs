@@ -9,29 +9,17 @@ mod tests;
 mod trigger;
 mod values;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
+use herald_bus::schema::LoadError;
+use herald_bus::schema::format::format_problem;
+use herald_bus::schema::load::Documents;
+use herald_bus::schema::model::{FieldKind, is_name};
+use herald_bus::schema::yaml::{Entry, Reader, reads_yaml, scalar_str};
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
 use super::{DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RetryPolicy, TaskDecl, TaskKind};
-use crate::schema::error::LoadError;
-use crate::schema::format::format_problem;
-use crate::schema::model::{DocumentSchema, FieldKind, is_name};
-use crate::schema::yaml::{Entry, Reader, reads_yaml, scalar_str};
-
-/// Parsed documents by app, then name.
-pub(in crate::schema) type Apps = BTreeMap<String, BTreeMap<String, Arc<DocumentSchema>>>;
-
-/// The documents a task may name: every declared one, and the schemas of those that parsed. A
-/// declared document with mistakes of its own still counts as declared, but its fields are not
-/// checked, so its mistakes are not reported twice.
-pub(in crate::schema) struct Documents<'a> {
-    pub declared: &'a BTreeSet<(String, String)>,
-    pub parsed: &'a Apps,
-}
 
 const TASK_KEYS: &str = "description, on, when, kind, url, secret, timeout_secs, retry, \
                          concurrency, command";
@@ -40,11 +28,14 @@ const KINDS: [&str; 3] = ["webhook", "command", "rust"];
 
 /// Parses `text` as the `tasks.yaml` of `app`, pushing every mistake onto `errors`. Returns the
 /// tasks only if the file had no mistakes; an empty file declares no tasks.
-pub(in crate::schema) fn parse_tasks(
+///
+/// A task may name any declared document, but only the fields of those that parsed are
+/// checked: a document's own mistakes are reported once, by its own file.
+pub(super) fn parse_tasks(
     file: &Path,
     app: &str,
     text: &str,
-    documents: &Documents<'_>,
+    documents: &Documents,
     errors: &mut Vec<LoadError>,
 ) -> Vec<TaskDecl> {
     let docs = match MarkedYaml::load_from_str(text) {
@@ -79,7 +70,7 @@ pub(in crate::schema) fn parse_tasks(
 struct Parser<'a> {
     reader: Reader<'a>,
     app: &'a str,
-    documents: &'a Documents<'a>,
+    documents: &'a Documents,
 }
 
 reads_yaml!(Parser);

@@ -1,14 +1,14 @@
 //! The `command` of a command task: its target collection, action, id, body and roles.
 
+use herald_bus::schema::format::format_problem;
+use herald_bus::schema::model::{DocumentSchema, FieldKind, Role};
+use herald_bus::schema::yaml::scalar_str;
 use saphyr::{MarkedYaml, Scalar, YamlData};
 use serde_json::{Map, Number, Value};
 
 use super::Parser;
-use crate::schema::format::format_problem;
-use crate::schema::model::{DocumentSchema, FieldKind, Role};
-use crate::schema::tasks::template::{is_template, template_problem};
-use crate::schema::tasks::{CommandTemplate, TemplateAction};
-use crate::schema::yaml::scalar_str;
+use crate::declare::template::{is_template, template_problem};
+use crate::declare::{CommandTemplate, TemplateAction};
 
 impl Parser<'_> {
     /// The `command` mapping of a command task.

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::schema::tasks::{
+use herald_bus::schema::LoadError;
+
+use crate::declare::{
     CommandTemplate, Condition, ConditionOp, RetryPolicy, TaskDecl, TaskKind, TemplateAction,
-    Trigger,
+    Trigger, from_sources,
 };
-use crate::schema::{LoadError, Registry};
 
 const PRODUCT: &str = "\
 fields:
@@ -26,7 +27,7 @@ fields:
 
 /// Loads `tasks` as `petstore/tasks.yaml` next to `petstore/product.yaml`.
 fn errors(tasks: &str) -> Vec<LoadError> {
-    Registry::from_sources(&[
+    from_sources(&[
         ("petstore", "product", PRODUCT),
         ("petstore", "tasks", tasks),
     ])
@@ -87,12 +88,12 @@ mark_sold_out:
 reindex:
   kind: rust
 ";
-    let registry = Registry::from_sources(&[
+    let (_, tasks) = from_sources(&[
         ("petstore", "product", PRODUCT),
         ("petstore", "tasks", yaml),
     ])
     .unwrap_or_else(|e| panic!("{e}"));
-    let names: Vec<String> = registry.tasks().iter().map(TaskDecl::full_name).collect();
+    let names: Vec<String> = tasks.iter().map(TaskDecl::full_name).collect();
     assert_eq!(
         names,
         [
@@ -102,7 +103,7 @@ reindex:
         ]
     );
 
-    let notify = registry.task("petstore.notify_low_stock").unwrap();
+    let notify = tasks.get("petstore.notify_low_stock").unwrap();
     let released = Condition {
         datetime: true,
         ..condition("released", ConditionOp::Gte, json!("2024-01-01T00:00:00Z"))
@@ -137,7 +138,7 @@ reindex:
     };
     assert_eq!(notify, &expected);
 
-    let sold_out = registry.task("petstore.mark_sold_out").unwrap();
+    let sold_out = tasks.get("petstore.mark_sold_out").unwrap();
     let trigger = sold_out.trigger.as_ref().unwrap();
     assert_eq!(
         trigger.when,
@@ -166,7 +167,7 @@ reindex:
         }
     );
 
-    let reindex = registry.task("petstore.reindex").unwrap();
+    let reindex = tasks.get("petstore.reindex").unwrap();
     assert_eq!(
         (
             &reindex.kind,
@@ -183,20 +184,20 @@ reindex:
             10
         )
     );
-    assert!(registry.task("petstore.nope").is_none());
-    assert!(registry.task("reindex").is_none());
+    assert!(tasks.get("petstore.nope").is_none());
+    assert!(tasks.get("reindex").is_none());
 }
 
 #[test]
 fn a_tasks_source_is_not_a_document_and_may_declare_nothing() {
-    let registry = Registry::from_sources(&[
+    let (registry, tasks) = from_sources(&[
         ("petstore", "product", PRODUCT),
         ("petstore", "tasks", "# nothing yet\n"),
     ])
     .unwrap();
     let names: Vec<String> = registry.documents().map(|doc| doc.collection()).collect();
     assert_eq!(names, ["petstore.product"]);
-    assert!(registry.tasks().is_empty());
+    assert!(tasks.all().is_empty());
     assert!(registry.get("petstore", "tasks").is_none());
 }
 
@@ -212,12 +213,12 @@ copy:
     body: {name: $event.data.name, tags: [$event.tenant, copy]}
     roles: [staff, warehouse-lead]
 ";
-    let registry = Registry::from_sources(&[
+    let (_, tasks) = from_sources(&[
         ("petstore", "product", PRODUCT),
         ("petstore", "tasks", yaml),
     ])
     .unwrap_or_else(|e| panic!("{e}"));
-    let TaskKind::Command(command) = &registry.tasks()[0].kind else {
+    let TaskKind::Command(command) = &tasks.all()[0].kind else {
         panic!("a command task")
     };
     assert_eq!(command.id, None);
@@ -521,7 +522,7 @@ c:
 
 #[test]
 fn yaml_errors_and_document_mistakes_do_not_hide_each_other() {
-    let errors = Registry::from_sources(&[
+    let errors = from_sources(&[
         ("petstore", "product", "fields: {a: {type: nubmer}}"),
         (
             "petstore",

@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
+use herald_bus::schema::format::{expected, format_problem, has_type};
+use herald_bus::schema::model::{DocumentSchema, Field, FieldKind};
+use herald_bus::schema::query::field_path;
+use herald_bus::schema::validate::{display_value, same_value};
 use saphyr::{MarkedYaml, Scalar, YamlData};
 use serde_json::{Number, Value};
 
 use super::{Parser, Spec, VERBS};
-use crate::schema::format::{expected, format_problem, has_type};
-use crate::schema::model::{DocumentSchema, Field, FieldKind};
-use crate::schema::query::field_path;
-use crate::schema::tasks::{Condition, ConditionOp, Trigger};
-use crate::schema::validate::{display_value, same_value};
+use crate::declare::{Condition, ConditionOp, Trigger};
 
 impl<'a> Parser<'a> {
     /// `on` and its `when` conditions.
@@ -63,23 +63,16 @@ impl<'a> Parser<'a> {
         key: &str,
         collection: &str,
     ) -> Option<Option<&'a DocumentSchema>> {
-        let declared = collection.split_once('.').filter(|(app, doc)| {
-            let pair = ((*app).to_owned(), (*doc).to_owned());
-            self.documents.declared.contains(&pair)
-        });
+        let declared = collection
+            .split_once('.')
+            .filter(|(app, doc)| self.documents.is_declared(app, doc));
         let Some((app, doc)) = declared else {
             let message = format!("{key}: `{collection}` is not a declared document");
             self.error(node, message);
             return None;
         };
         let documents = self.documents;
-        Some(
-            documents
-                .parsed
-                .get(app)
-                .and_then(|docs| docs.get(doc))
-                .map(Arc::as_ref),
-        )
+        Some(documents.parsed(app, doc).map(Arc::as_ref))
     }
 
     /// The `when` mapping: field path → value (meaning `eq`) or `{operator: value, …}`.

@@ -1,16 +1,23 @@
 //! Background tasks declared in `apps/<app>/tasks.yaml`: what starts a task (an event, with
 //! conditions on its data), what it does (call a webhook, send a command, run Rust code) and
-//! how often and how fast it is retried. Loaded and checked with the documents by
-//! [`super::Registry`]; [`condition`] decides whether an event starts a task, [`template`]
-//! fills a command from the event, `parse` reads the YAML.
+//! how often and how fast it is retried.
+//!
+//! - `load`: [`load`] and [`from_sources`] read the documents with `herald-bus` and each app's
+//!   `tasks.yaml` here, checked against them, into a `Registry` and the declared [`Tasks`],
+//!   reporting the mistakes of both in one sorted list.
+//! - `parse`: reads one `tasks.yaml` into [`TaskDecl`]s.
+//! - `condition`: whether an event starts a task ([`Trigger`], [`Condition`]).
+//! - `template`: fills a command task's [`CommandTemplate`] from the event.
 
 mod condition;
-pub(super) mod parse;
+mod load;
+mod parse;
 mod template;
 
 use std::time::Duration;
 
 pub use condition::{Condition, ConditionOp, Trigger};
+pub use load::{Tasks, from_sources, load};
 pub use template::{CommandTemplate, TemplateAction};
 
 /// One task of one app, with every default applied.

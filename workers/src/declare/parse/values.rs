@@ -1,5 +1,5 @@
 //! Typed values of task specs read from marked YAML nodes, each mistake reported at the node
-//! (the readers shared with the document parser are in [`crate::schema::yaml`]).
+//! (the readers shared with the document parser are in [`herald_bus::schema::yaml`]).
 
 use saphyr::{MarkedYaml, Scalar, YamlData};
 
