@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use herald_bus::nats::Bus;
-use herald_bus::schema::{DocumentSchema, Registry};
+use herald_bus::schema::{AclAction, DocumentSchema, Registry};
 use herald_bus::settings::Settings;
 use herald_bus::store::PgStore;
 use herald_bus::supervise::RoleHealth;
@@ -84,7 +84,10 @@ impl AppState {
         doc: &str,
     ) -> Result<(&Arc<DocumentSchema>, &DocumentView), ApiError> {
         let (schema, view) = self.collection(app, doc).ok_or_else(|| caller.hidden())?;
-        if !caller.0.may_some_document(schema.acl.roles("read")) {
+        if !caller
+            .0
+            .may_some_document(schema.acl.roles(&AclAction::Read))
+        {
             return Err(caller.hidden());
         }
         Ok((schema, view))

@@ -16,7 +16,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use herald_bus::access::{Ownership, Principal};
 use herald_bus::position::LogPosition;
-use herald_bus::schema::{DocumentSchema, Registry};
+use herald_bus::schema::{AclAction, DocumentSchema, Registry};
 use herald_bus::settings::DatabaseSettings;
 use herald_bus::store::notify;
 use herald_bus::store::reader::{Batch, LogFilter, Pacing, RecordedEvent, frontier, read_batch};
@@ -260,7 +260,10 @@ impl Selection {
         let schema = schema_of(registry, &event.collection)?;
         // Unknown creator: nobody is its owner (the empty subject matches no token).
         let owner = Ownership::CreatedBy(event.created_by.as_deref().unwrap_or_default());
-        if !self.principal.may(schema.acl.roles("read"), owner) {
+        if !self
+            .principal
+            .may(schema.acl.roles(&AclAction::Read), owner)
+        {
             return None;
         }
         let mut data = event.data.clone();

@@ -12,7 +12,7 @@ use crate::access::Principal;
 use crate::document::DocumentState;
 use crate::ids::CommandId;
 use crate::position::LogPosition;
-use crate::schema::FieldError;
+use crate::schema::{AclAction, FieldError};
 
 /// What the command asks for. Imperative, like every command name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,11 +36,11 @@ impl Action {
     }
 
     /// The ACL action that guards it.
-    pub fn acl_action(&self) -> &'static str {
+    pub fn acl_action(&self) -> AclAction {
         match self {
-            Action::Create { .. } => "create",
-            Action::Update { .. } => "update",
-            Action::Archive | Action::Restore => "delete",
+            Action::Create { .. } => AclAction::Create,
+            Action::Update { .. } => AclAction::Update,
+            Action::Archive | Action::Restore => AclAction::Delete,
         }
     }
 }

@@ -9,7 +9,9 @@ use crate::access::Ownership;
 use crate::command::{Action, CommandEnvelope, Effect, Rejection, RejectionCode};
 use crate::document::{Change, DocumentState, Stamp, apply};
 use crate::references::{RefCheck, references};
-use crate::schema::{DocumentSchema, ErrorCode, FieldError, FieldKind, Fields, Mode, merge_patch};
+use crate::schema::{
+    AclAction, DocumentSchema, ErrorCode, FieldError, FieldKind, Fields, Mode, merge_patch,
+};
 use crate::store::UniqueValue;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,13 +49,15 @@ fn decide_create(
     now: DateTime<Utc>,
 ) -> Result<Decision, Rejection> {
     let caller = &command.principal;
-    let create = schema.acl.roles("create");
+    let create = schema.acl.roles(&AclAction::Create);
     if !caller.may(create, Ownership::Creating) {
-        return Err(if caller.may_some_document(schema.acl.roles("read")) {
-            Rejection::new(RejectionCode::Forbidden, "you may not create this document")
-        } else {
-            Rejection::not_found()
-        });
+        return Err(
+            if caller.may_some_document(schema.acl.roles(&AclAction::Read)) {
+                Rejection::new(RejectionCode::Forbidden, "you may not create this document")
+            } else {
+                Rejection::not_found()
+            },
+        );
     }
     let may_write = |roles: &_| caller.may(Some(roles), Ownership::Creating);
     let body = Value::Object(fields.clone());
@@ -91,10 +95,10 @@ fn decide_change(
     let caller = &command.principal;
     let owner = Ownership::CreatedBy(&current.created_by);
     let restoring = matches!(action, Action::Restore);
-    if !caller.may(schema.acl.roles("read"), owner) || (current.archived && !restoring) {
+    if !caller.may(schema.acl.roles(&AclAction::Read), owner) || (current.archived && !restoring) {
         return Err(Rejection::not_found());
     }
-    if !caller.may(schema.acl.roles(action.acl_action()), owner) {
+    if !caller.may(schema.acl.roles(&action.acl_action()), owner) {
         return Err(Rejection::new(
             RejectionCode::Forbidden,
             format!("you may not {} this document", action.acl_action()),

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::access::{Ownership, Principal};
 use crate::ids::stream_id;
-use crate::schema::{ErrorCode, FieldError, FieldKind, Fields, Registry};
+use crate::schema::{AclAction, ErrorCode, FieldError, FieldKind, Fields, Registry};
 use crate::store::{EventStore, StoreError};
 
 /// A `ref` the command sets.
@@ -103,7 +103,7 @@ pub async fn unresolved<S: EventStore>(
                 found.get(stream).is_some_and(|loaded| {
                     !loaded.state.archived
                         && principal.may(
-                            target.acl.roles("read"),
+                            target.acl.roles(&AclAction::Read),
                             Ownership::CreatedBy(&loaded.state.created_by),
                         )
                 })

@@ -16,7 +16,7 @@ use herald_bus::ids::CommandId;
 use herald_bus::ids::stream_id;
 use herald_bus::position::LogPosition;
 use herald_bus::references::with_unresolved;
-use herald_bus::schema::{DocumentSchema, Mode};
+use herald_bus::schema::{AclAction, DocumentSchema, Mode};
 use herald_bus::store::EventStore;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -54,7 +54,7 @@ pub fn router() -> Router<AppState> {
 /// The early check for creating, where no document exists yet to be hidden; actions on an
 /// existing document are decided by the handler, which tells a missing document (`404`)
 /// from a forbidden action (`403`).
-fn authorize(caller: &Caller, schema: &DocumentSchema, action: &str) -> Result<(), ApiError> {
+fn authorize(caller: &Caller, schema: &DocumentSchema, action: &AclAction) -> Result<(), ApiError> {
     if caller.0.may_some_document(schema.acl.roles(action)) {
         Ok(())
     } else if caller.0.is_anonymous() {
@@ -148,7 +148,7 @@ impl Request<'_> {
             && !self
                 .caller
                 .0
-                .may_some_document(schema.acl.roles(action.acl_action()))
+                .may_some_document(schema.acl.roles(&action.acl_action()))
         {
             return Err(self.caller.hidden());
         }
@@ -210,7 +210,7 @@ async fn create(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let (schema, _) = state.readable_collection(&caller, &app, &doc)?;
-    authorize(&caller, schema, "create")?;
+    authorize(&caller, schema, &AclAction::Create)?;
     let action = Action::Create {
         fields: body.object,
     };
@@ -322,7 +322,7 @@ async fn read(
     let document = document
         .filter(|d| {
             principal.may(
-                schema.acl.roles("read"),
+                schema.acl.roles(&AclAction::Read),
                 Ownership::CreatedBy(&d.created_by),
             )
         })
@@ -371,7 +371,7 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let (schema, view) = state.readable_collection(&caller, &app, &doc)?;
     let principal = &caller.0;
-    let own_only = !principal.may_any_document(schema.acl.roles("read"));
+    let own_only = !principal.may_any_document(schema.acl.roles(&AclAction::Read));
     let vocabulary = Vocabulary {
         schema,
         columns: &view.columns,

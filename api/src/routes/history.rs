@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use herald_bus::access::{Ownership, Principal};
 use herald_bus::document::{DocumentState, rfc3339};
-use herald_bus::schema::DocumentSchema;
+use herald_bus::schema::{AclAction, DocumentSchema};
 use herald_bus::store::reader::{RecordedEvent, read_stream};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -52,10 +52,10 @@ pub async fn readable_history(
         .and_then(|e| e.created_by.clone())
         .ok_or_else(|| caller.hidden())?;
     let owner = Ownership::CreatedBy(&creator);
-    if !principal.may(schema.acl.roles("read"), owner) {
+    if !principal.may(schema.acl.roles(&AclAction::Read), owner) {
         return Err(caller.hidden());
     }
-    if !principal.may(schema.acl.roles("history"), owner) {
+    if !principal.may(schema.acl.roles(&AclAction::History), owner) {
         return Err(ApiError::Forbidden(
             "you may not read the history of this document".into(),
         ));

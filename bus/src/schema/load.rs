@@ -329,7 +329,7 @@ fn file_name(path: &Path) -> String {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 pub(super) mod tests {
     use super::*;
-    use crate::schema::{FieldKind, Role, RoleSet};
+    use crate::schema::{AclAction, FieldKind, Role, RoleSet};
 
     /// The example app shipped in `examples/petstore`, which the docs quote.
     pub(crate) fn petstore() -> Registry {
@@ -406,21 +406,24 @@ pub(super) mod tests {
         };
         assert_eq!(dimensions.keys().collect::<Vec<_>>(), ["width", "height"]);
         assert_eq!(
-            product.acl.roles("update"),
+            product.acl.roles(&AclAction::Update),
             Some(&RoleSet(vec![Role::Staff, Role::Owner]))
         );
         assert_eq!(
-            product.acl.roles("history"),
+            product.acl.roles(&AclAction::History),
             Some(&RoleSet(vec![Role::Staff]))
         );
-        assert_eq!(product.acl.roles("restock"), None);
+        assert_eq!(
+            product.acl.roles(&AclAction::Command("restock".into())),
+            None
+        );
         assert!(!product.require_if_match);
 
         let supplier = registry.get("petstore", "supplier").unwrap();
         assert_eq!(supplier.fields["email"].kind.name(), "email");
         assert!(supplier.fields["country"].filter);
         assert_eq!(
-            supplier.acl.roles("delete"),
+            supplier.acl.roles(&AclAction::Delete),
             Some(&RoleSet(vec![Role::Admin]))
         );
     }

@@ -25,8 +25,8 @@ pub mod yaml;
 pub use error::{LoadError, LoadErrors};
 pub use load::{RESERVED_STEMS, Registry};
 pub use model::{
-    Acl, DocumentSchema, Field, FieldAcl, FieldKind, Fields, MANAGED_FIELDS, Role, RoleSet,
-    SEARCH_LANGUAGES,
+    Acl, AclAction, DocumentSchema, Field, FieldAcl, FieldKind, Fields, MANAGED_FIELDS, Role,
+    RoleSet, SEARCH_LANGUAGES,
 };
 pub use patch::merge_patch;
 pub use validate::{ErrorCode, FieldError, Mode};

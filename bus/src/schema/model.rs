@@ -272,18 +272,65 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleSet(pub Vec<Role>);
 
-/// Document-level rights, keyed by action: `create`, `read`, `update`, `delete`, `history`, or
-/// a custom command name.
+/// What a document's `acl` guards: a built-in action, or a custom command by its name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AclAction {
+    Create,
+    Read,
+    Update,
+    /// Archiving and restoring.
+    Delete,
+    /// Reading a document's events and earlier versions.
+    History,
+    Command(String),
+}
+
+impl AclAction {
+    /// The action a YAML key names; `None` when the key is not a name.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "create" => Self::Create,
+            "read" => Self::Read,
+            "update" => Self::Update,
+            "delete" => Self::Delete,
+            "history" => Self::History,
+            _ if is_name(name) => Self::Command(name.to_owned()),
+            _ => return None,
+        })
+    }
+
+    /// The action as written in YAML and in messages.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Create => "create",
+            Self::Read => "read",
+            Self::Update => "update",
+            Self::Delete => "delete",
+            Self::History => "history",
+            Self::Command(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for AclAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Document-level rights, keyed by action.
 #[derive(Debug, Clone, Default)]
 pub struct Acl {
-    pub actions: BTreeMap<String, RoleSet>,
+    pub actions: BTreeMap<AclAction, RoleSet>,
 }
 
 impl Acl {
     /// The roles allowed to perform `action`; `None` means nobody but `admin`, because an
     /// undeclared action is private by default.
     #[must_use]
-    pub fn roles(&self, action: &str) -> Option<&RoleSet> {
+    pub fn roles(&self, action: &AclAction) -> Option<&RoleSet> {
         self.actions.get(action)
     }
 }

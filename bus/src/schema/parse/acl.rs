@@ -3,7 +3,7 @@
 use saphyr::{MarkedYaml, YamlData};
 
 use super::Parser;
-use crate::schema::model::{Acl, FieldAcl, Role, RoleSet, is_name};
+use crate::schema::model::{Acl, AclAction, FieldAcl, Role, RoleSet};
 use crate::schema::yaml::scalar_str;
 
 impl Parser<'_> {
@@ -20,19 +20,19 @@ impl Parser<'_> {
                 self.error(entry.key, message);
                 continue;
             }
-            if !is_name(action) {
+            let Some(action) = AclAction::parse(action) else {
                 let message = format!(
                     "`acl`: `{action}` is not an action (create, read, update, delete, history \
                      or a command name matching ^[a-z][a-z0-9_]*$)"
                 );
                 self.error(entry.key, message);
                 continue;
-            }
+            };
             let key = format!("`acl.{action}`");
             // Before a document exists it has no creator, so `owner` could never match.
-            let allow_owner = action != "create";
+            let allow_owner = action != AclAction::Create;
             if let Some(roles) = self.roles(entry.value, &key, allow_owner) {
-                acl.actions.insert(action.to_owned(), roles);
+                acl.actions.insert(action, roles);
             }
         }
         acl
