@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use herald_bus::ids::Collection;
 use herald_bus::nats::Bus;
 use herald_bus::schema::{AclAction, DocumentSchema, Registry};
 use herald_bus::settings::Settings;
@@ -29,7 +30,7 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub settings: Settings,
     pub registry: Arc<Registry>,
-    pub views: HashMap<String, DocumentView>,
+    pub views: HashMap<Collection, DocumentView>,
     pub store: PgStore,
     pub bus: Bus,
     pub replies: ReplyRouter,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use herald_bus::access::{Ownership, Principal};
 use herald_bus::position::LogPosition;
-use herald_bus::schema::{AclAction, DocumentSchema, Registry};
+use herald_bus::schema::{AclAction, Registry};
 use herald_bus::settings::DatabaseSettings;
 use herald_bus::store::notify;
 use herald_bus::store::reader::{Batch, LogFilter, Pacing, RecordedEvent, frontier, read_batch};
@@ -257,7 +257,7 @@ impl Selection {
     /// A selected event as the principal may see it, or `None` when its collection or
     /// document is hidden from them.
     fn visible(&self, registry: &Registry, event: &RecordedEvent) -> Option<Value> {
-        let schema = schema_of(registry, &event.collection)?;
+        let schema = registry.named(&event.collection)?;
         // Unknown creator: nobody is its owner (the empty subject matches no token).
         let owner = Ownership::CreatedBy(event.created_by.as_deref().unwrap_or_default());
         if !self
@@ -293,12 +293,6 @@ impl Selection {
             body: live.rendered(registry, self)?,
         })
     }
-}
-
-/// The schema of a collection name (`<app>.<doc>`).
-pub fn schema_of<'r>(registry: &'r Registry, collection: &str) -> Option<&'r Arc<DocumentSchema>> {
-    let (app, doc) = collection.split_once('.')?;
-    registry.get(app, doc)
 }
 
 /// One readable event, ready to send.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::access::Principal;
 use crate::document::DocumentState;
-use crate::ids::CommandId;
+use crate::ids::{Collection, CommandId};
 use crate::position::LogPosition;
 use crate::schema::{AclAction, FieldError};
 
@@ -67,8 +67,8 @@ pub struct CommandEnvelope {
 }
 
 impl CommandEnvelope {
-    pub fn collection(&self) -> String {
-        format!("{}.{}", self.app, self.doc)
+    pub fn collection(&self) -> Collection {
+        Collection::new(&self.app, &self.doc)
     }
 }
 

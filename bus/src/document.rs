@@ -20,6 +20,9 @@ pub enum Change {
     Restored,
 }
 
+/// The verbs of the built-in events, in the order a stream can have them.
+pub const VERBS: [&str; 4] = ["created", "updated", "archived", "restored"];
+
 impl Change {
     pub fn verb(&self) -> &'static str {
         match self {

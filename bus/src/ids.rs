@@ -1,9 +1,12 @@
-//! Identifiers: tenants, document ids and command ids, each parsed once at the edge.
+//! Identifiers and names: tenants, command ids, collections, streams and event types, each
+//! parsed once at the edge and written in one place.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::schema::model::is_name;
 
 /// A tenant id from the token's `tid` claim. It becomes a NATS subject token and a column value,
 /// so it is restricted to characters that are safe in both.
@@ -58,9 +61,91 @@ impl fmt::Display for CommandId {
     }
 }
 
-/// The stream id of one document: `<app>.<doc>.<id>`.
-pub fn stream_id(collection: &str, id: Uuid) -> String {
-    format!("{collection}.{id}")
+/// The documents of one declaration, `<app>.<doc>`. It names their streams, view, event types
+/// and subjects.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Collection {
+    pub app: String,
+    pub doc: String,
+}
+
+impl Collection {
+    pub fn new(app: impl Into<String>, doc: impl Into<String>) -> Self {
+        Self {
+            app: app.into(),
+            doc: doc.into(),
+        }
+    }
+
+    /// `<app>.<doc>`, both names; `None` otherwise.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (app, doc) = text.split_once('.')?;
+        (is_name(app) && is_name(doc)).then(|| Self::new(app, doc))
+    }
+
+    /// The stream of the document `id`.
+    pub fn stream(&self, id: Uuid) -> StreamId {
+        StreamId(format!("{self}.{id}"))
+    }
+
+    /// The type of this collection's events with `verb`.
+    pub fn event_type(&self, verb: &str) -> EventType {
+        EventType {
+            collection: self.clone(),
+            verb: verb.to_owned(),
+        }
+    }
+}
+
+/// Written as `<app>.<doc>`, as everywhere else.
+impl Serialize for Collection {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl fmt::Display for Collection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.app, self.doc)
+    }
+}
+
+/// The stream of one document: `<app>.<doc>.<id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamId(String);
+
+impl StreamId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The type of an event: `<app>.<doc>.<verb>`, the verb in the past tense (`created`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventType {
+    pub collection: Collection,
+    pub verb: String,
+}
+
+impl EventType {
+    /// `<app>.<doc>.<verb>`, all names; `None` otherwise.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (collection, verb) = text.rsplit_once('.')?;
+        let collection = Collection::parse(collection)?;
+        is_name(verb).then(|| collection.event_type(verb))
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.collection, self.verb)
+    }
 }
 
 #[cfg(test)]
@@ -73,6 +158,27 @@ mod tests {
         for bad in ["", "a.b", "a*", "a>", "a b", &"x".repeat(65)] {
             assert!(TenantId::parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn collections_and_event_types_read_back_as_written() {
+        let product = Collection::parse("petstore.product");
+        assert_eq!(product, Some(Collection::new("petstore", "product")));
+        let created = EventType::parse("petstore.product.created");
+        assert_eq!(
+            created.as_ref().map(ToString::to_string).as_deref(),
+            Some("petstore.product.created")
+        );
+        assert_eq!(created.map(|t| t.collection), product);
+        for bad in ["petstore", "petstore.", ".product", "Pet.product", "a.b.c"] {
+            assert_eq!(Collection::parse(bad), None, "{bad}");
+        }
+        for bad in ["petstore.product", "petstore.product.", "a..created"] {
+            assert_eq!(EventType::parse(bad), None, "{bad}");
+        }
+        let id = Uuid::nil();
+        let stream = Collection::new("a", "b").stream(id);
+        assert_eq!(stream.as_str(), format!("a.b.{id}"));
     }
 
     #[test]

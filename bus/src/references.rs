@@ -6,7 +6,6 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::access::{Ownership, Principal};
-use crate::ids::stream_id;
 use crate::schema::{AclAction, ErrorCode, FieldError, FieldKind, Fields, Registry};
 use crate::store::{EventStore, StoreError};
 
@@ -79,7 +78,8 @@ pub async fn unresolved<S: EventStore>(
         .iter()
         .map(|check| {
             let target = registry.get(&check.app, &check.doc);
-            let stream = target.map_or_else(String::new, |t| stream_id(&t.collection(), check.id));
+            let stream =
+                target.map_or_else(String::new, |t| t.collection().stream(check.id).to_string());
             (target, stream)
         })
         .collect();

@@ -55,11 +55,12 @@ pub async fn run(settings: &Settings, projection: &str) -> anyhow::Result<()> {
 fn find_document(dir: &Path, projection: &str) -> anyhow::Result<Arc<DocumentSchema>> {
     let registry = Registry::load(dir)
         .map_err(|errors| anyhow!("the apps in {} are invalid:\n{errors}", dir.display()))?;
-    let found = projection
-        .split_once('.')
-        .and_then(|(app, doc)| registry.get(app, doc));
+    let found = registry.named(projection);
     found.cloned().ok_or_else(|| {
-        let known: Vec<String> = registry.documents().map(|d| d.collection()).collect();
+        let known: Vec<String> = registry
+            .documents()
+            .map(|d| d.collection().to_string())
+            .collect();
         anyhow!(
             "no projection `{projection}` in {}; the known ones are: {}",
             dir.display(),
@@ -260,7 +261,7 @@ mod tests {
         let found = find_document(&dir, "petstore.product").expect("the product document");
         let missing = find_document(&dir, "petstore").expect_err("not a collection name");
 
-        assert_eq!(found.collection(), "petstore.product");
+        assert_eq!(found.collection().to_string(), "petstore.product");
         assert!(
             missing
                 .to_string()

@@ -19,7 +19,6 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use herald_bus::command::{CommandEnvelope, Outcome, Rejection, RejectionCode};
 use herald_bus::decide::decide;
-use herald_bus::ids::stream_id;
 use herald_bus::nats::{Bus, BusError, REPLY_TO_HEADER, consume};
 use herald_bus::references::{unresolved, with_unresolved};
 use herald_bus::schema::Registry;
@@ -59,14 +58,15 @@ impl<S: EventStore> Handler<S> {
         let Some(schema) = self.registry.get(&command.app, &command.doc) else {
             return self.store.reject(command, Rejection::not_found()).await;
         };
-        let stream = stream_id(&schema.collection(), command.document_id);
-        tracing::Span::current().record("stream.id", stream.as_str());
-        let _serialized = self.stripe(command, &stream).lock().await;
+        let stream_id = schema.collection().stream(command.document_id);
+        let stream = stream_id.as_str();
+        tracing::Span::current().record("stream.id", stream);
+        let _serialized = self.stripe(command, stream).lock().await;
         let mut attempt = 0;
         loop {
             let loaded = self
                 .store
-                .load_stream(&command.principal.tenant, &stream)
+                .load_stream(&command.principal.tenant, stream)
                 .await?;
             let current = loaded.as_ref().map(|l| &l.state);
             let decision = match decide(schema, current, command, Utc::now()) {
@@ -103,7 +103,7 @@ impl<S: EventStore> Handler<S> {
             }
             let commit = Commit {
                 command,
-                stream_id: &stream,
+                stream_id: stream,
                 expected_version: current.map_or(0, |s| s.version),
                 changes: &decision.changes,
                 state: &decision.state,

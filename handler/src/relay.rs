@@ -96,7 +96,7 @@ impl Step for Publish<'_> {
             let mut headers = HeaderMap::new();
             headers.insert(POSITION_HEADER, event.position.token().as_str());
             headers.insert(TYPE_HEADER, event.event_type.as_str());
-            if let Some(traceparent) = event.metadata["traceparent"].as_str() {
+            if let Some(traceparent) = event.metadata.traceparent.as_deref() {
                 headers.insert("traceparent", traceparent);
             }
             let publish = PublishMessage::build()

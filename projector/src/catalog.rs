@@ -116,7 +116,7 @@ pub async fn ensure_projection(
     client: &mut ClientWrapper,
     schema: &DocumentSchema,
 ) -> Result<(), StoreError> {
-    let name = schema.collection();
+    let name = schema.collection().to_string();
     let columns = columns_of(schema);
     let shape = shape_of(&columns);
     let tx = client.transaction().await?;
@@ -158,7 +158,7 @@ pub async fn request_rebuild(
     client: &mut ClientWrapper,
     schema: &DocumentSchema,
 ) -> Result<ProjectionVersion, StoreError> {
-    let name = schema.collection();
+    let name = schema.collection().to_string();
     let columns = columns_of(schema);
     let shape = shape_of(&columns);
     let tx = client.transaction().await?;

@@ -56,7 +56,7 @@ pub async fn run(pool: Pool, runtime: Runtime, registry: Arc<Registry>) -> anyho
     let wakers: Arc<HashMap<String, watch::Sender<u64>>> = Arc::new(
         registry
             .documents()
-            .map(|schema| (schema.collection(), watch::Sender::new(0)))
+            .map(|schema| (schema.collection().to_string(), watch::Sender::new(0)))
             .collect(),
     );
     let tracker = TaskTracker::new();

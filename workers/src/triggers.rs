@@ -243,7 +243,7 @@ async fn create_run(
             name: &name,
             payload: &payload,
             event_id: Some(event.event_id),
-            traceparent: event.metadata["traceparent"].as_str(),
+            traceparent: event.metadata.traceparent.as_deref(),
             max_attempts: i32::try_from(task.retry.max_attempts).unwrap_or(i32::MAX),
         },
     )

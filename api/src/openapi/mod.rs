@@ -54,10 +54,7 @@ pub fn describe(registry: &Registry) -> Value {
             restore_path(doc, &name, &ops),
         );
         paths.insert(format!("{base}/{{id}}/history"), history_path(doc, &ops));
-        let types: Vec<String> = ["created", "updated", "archived", "restored"]
-            .iter()
-            .map(|verb| format!("{name}.{verb}"))
-            .collect();
+        let types: Vec<String> = doc.event_types().iter().map(ToString::to_string).collect();
         paths.insert(
             format!("{base}/events"),
             events_path(
@@ -79,11 +76,8 @@ pub fn describe(registry: &Registry) -> Value {
     }
     let every_type: Vec<String> = registry
         .documents()
-        .flat_map(|doc| {
-            ["created", "updated", "archived", "restored"]
-                .iter()
-                .map(move |verb| format!("{}.{verb}", doc.collection()))
-        })
+        .flat_map(|doc| doc.event_types())
+        .map(|event_type| event_type.to_string())
         .collect();
     paths.insert(
         "/v1/events".into(),
@@ -131,7 +125,7 @@ pub fn describe(registry: &Registry) -> Value {
 
 /// Schemas are named by collection (`petstore.product`), which no two documents share.
 fn type_name(doc: &DocumentSchema) -> String {
-    doc.collection()
+    doc.collection().to_string()
 }
 
 fn reference(name: &str) -> Value {

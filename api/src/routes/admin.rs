@@ -15,7 +15,6 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::Path;
 use crate::state::AppState;
-use crate::tail::schema_of;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -78,7 +77,7 @@ async fn show(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     operator(&state, &caller)?;
-    schema_of(&state.registry, &name).ok_or(ApiError::NotFound)?;
+    state.registry.named(&name).ok_or(ApiError::NotFound)?;
     let versions: Vec<Value> = projections(&state)
         .await?
         .into_iter()
@@ -95,7 +94,7 @@ async fn rebuild(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     operator(&state, &caller)?;
-    let schema = schema_of(&state.registry, &name).ok_or(ApiError::NotFound)?;
+    let schema = state.registry.named(&name).ok_or(ApiError::NotFound)?;
     let mut client = state.db().await?;
     let version = request_rebuild(&mut client, schema)
         .await

@@ -39,10 +39,10 @@ async fn command_status(
     let (status, position, result, problem) = match &stored.outcome {
         None => ("accepted", None, None, None),
         Some(Outcome::Succeeded(success)) => {
-            let (app, doc) = stored.collection.split_once('.').unwrap_or_default();
             let result = state
-                .collection(app, doc)
-                .map(|(schema, _)| visible_document(schema, principal, success));
+                .registry
+                .named(&stored.collection)
+                .map(|schema| visible_document(schema, principal, success));
             (
                 "succeeded",
                 success.position.map(|p| p.token()),

@@ -13,7 +13,6 @@ use herald_bus::access::{Ownership, Principal};
 use herald_bus::command::{Action, CommandEnvelope, RejectionCode, request_hash};
 use herald_bus::decide::decide;
 use herald_bus::ids::CommandId;
-use herald_bus::ids::stream_id;
 use herald_bus::position::LogPosition;
 use herald_bus::references::with_unresolved;
 use herald_bus::schema::{AclAction, DocumentSchema, Mode};
@@ -89,10 +88,10 @@ async fn precheck(
     // complete list (the body's own, `immutable`, the merged document).
     let current = match mode {
         Mode::Patch => {
-            let stream = stream_id(&schema.collection(), command.document_id);
+            let stream = schema.collection().stream(command.document_id);
             let loaded = state
                 .store
-                .load_stream(&principal.tenant, &stream)
+                .load_stream(&principal.tenant, stream.as_str())
                 .await
                 .map_err(ApiError::store_unavailable)?;
             loaded.map(|l| l.state)

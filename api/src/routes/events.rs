@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures::StreamExt as _;
+use herald_bus::ids::EventType;
 use herald_bus::position::LogPosition;
 use herald_bus::store::reader::read_batch;
 use serde_json::json;
@@ -65,7 +66,8 @@ async fn collection(
     let name = state
         .readable_collection(&caller, &app, &doc)?
         .0
-        .collection();
+        .collection()
+        .to_string();
     let selection = Selection {
         types: types(&state, &query, Some(&name))?,
         principal: caller.0,
@@ -83,15 +85,16 @@ async fn document(
     Query(query): Query<Params>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let name = state
+    let collection = state
         .readable_collection(&caller, &app, &doc)?
         .0
         .collection();
+    let name = collection.to_string();
     let id = caller.document_id(&id)?;
     let selection = Selection {
         types: types(&state, &query, Some(&name))?,
         principal: caller.0,
-        stream_id: Some(format!("{name}.{id}")),
+        stream_id: Some(collection.stream(id).to_string()),
         collection: Some(name),
     };
     respond(state, selection, &query, &headers, expiry).await
@@ -108,9 +111,12 @@ fn types(
     };
     let mut types = Vec::new();
     for name in raw.split(',') {
-        let known = name.rsplit_once('.').is_some_and(|(owner, verb)| {
-            matches!(verb, "created" | "updated" | "archived" | "restored")
-                && crate::tail::schema_of(&state.registry, owner).is_some()
+        let known = EventType::parse(name).is_some_and(|event_type| {
+            let owner = event_type.collection.to_string();
+            state
+                .registry
+                .named(&owner)
+                .is_some_and(|schema| schema.event_types().contains(&event_type))
                 && collection.is_none_or(|c| c == owner)
         });
         if !known {

@@ -134,14 +134,14 @@ fn entry(event: &RecordedEvent, before: &Map<String, Value>, after: &Map<String,
             (name.clone(), change)
         })
         .collect();
-    let actor = &event.metadata["actor"];
+    let actor = &event.metadata.actor;
     json!({
         "version": event.version,
         "type": event.event_type,
         "time": rfc3339(event.recorded_at),
-        "actor": {"sub": actor["sub"], "roles": actor["roles"]},
-        "command_id": event.metadata["command_id"],
-        "idempotency_key": event.metadata["idempotency_key"],
+        "actor": {"sub": actor.sub, "roles": actor.roles},
+        "command_id": event.metadata.command_id,
+        "idempotency_key": event.metadata.idempotency_key,
         "changes": changes,
     })
 }

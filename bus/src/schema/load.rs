@@ -82,6 +82,13 @@ impl Registry {
         self.apps.get(app)?.get(doc)
     }
 
+    /// The document of a collection name as stored and sent (`<app>.<doc>`).
+    #[must_use]
+    pub fn named(&self, collection: &str) -> Option<&Arc<DocumentSchema>> {
+        let (app, doc) = collection.split_once('.')?;
+        self.get(app, doc)
+    }
+
     /// Every document, sorted by app then name.
     pub fn documents(&self) -> impl Iterator<Item = &Arc<DocumentSchema>> {
         self.apps.values().flat_map(BTreeMap::values)
@@ -348,7 +355,10 @@ pub(super) mod tests {
     #[test]
     fn the_petstore_example_loads_with_its_fields_and_rights() {
         let registry = petstore();
-        let names: Vec<String> = registry.documents().map(|doc| doc.collection()).collect();
+        let names: Vec<String> = registry
+            .documents()
+            .map(|doc| doc.collection().to_string())
+            .collect();
         assert_eq!(names, ["petstore.product", "petstore.supplier"]);
 
         let product = registry.get("petstore", "product").unwrap();
@@ -473,7 +483,10 @@ pub(super) mod tests {
         assert!(documents.is_declared("shop", "order"));
         assert!(!documents.is_declared("shop", stem));
         let registry = documents.into_registry(Vec::new()).unwrap();
-        let names: Vec<String> = registry.documents().map(|doc| doc.collection()).collect();
+        let names: Vec<String> = registry
+            .documents()
+            .map(|doc| doc.collection().to_string())
+            .collect();
         assert_eq!(names, ["shop.order"]);
         let errors = duplicate.unwrap_err().0;
         assert_eq!(errors.len(), 1, "{errors:?}");

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use indexmap::IndexMap;
 use serde_json::Value;
 
+use crate::document::VERBS;
+use crate::ids::{Collection, EventType};
+
 /// Fields the server sets on every document; a YAML declaration may not reuse these names and a
 /// request body may not write them.
 pub const MANAGED_FIELDS: [&str; 6] = [
@@ -76,8 +79,18 @@ pub struct DocumentSchema {
 impl DocumentSchema {
     /// The collection's dotted name, `<app>.<doc>`, used in event types and `ref` targets.
     #[must_use]
-    pub fn collection(&self) -> String {
-        format!("{}.{}", self.app, self.name)
+    pub fn collection(&self) -> Collection {
+        Collection::new(&self.app, &self.name)
+    }
+
+    /// The types of the events this document's streams hold.
+    #[must_use]
+    pub fn event_types(&self) -> Vec<EventType> {
+        let collection = self.collection();
+        VERBS
+            .iter()
+            .map(|verb| collection.event_type(verb))
+            .collect()
     }
 }
 

@@ -97,7 +97,10 @@ async fn insert_group(pool: &Pool, records: &[Record]) -> Result<Vec<Uuid>, Stor
         .map(|c| c.principal.tenant.as_str())
         .collect();
     let principals: Vec<&str> = commands.clone().map(|c| c.principal.actor_sub()).collect();
-    let collections: Vec<String> = commands.clone().map(CommandEnvelope::collection).collect();
+    let collections: Vec<String> = commands
+        .clone()
+        .map(|c| c.collection().to_string())
+        .collect();
     let keys: Vec<Option<&str>> = commands
         .clone()
         .map(|c| c.idempotency_key.as_deref())
@@ -135,7 +138,7 @@ pub(crate) async fn insert_accepted(
                 &command.id.0,
                 &command.principal.tenant.as_str(),
                 &command.principal.actor_sub(),
-                &command.collection(),
+                &command.collection().to_string(),
                 &command.idempotency_key,
                 &command.request_hash,
             ],

@@ -10,12 +10,13 @@
 use deadpool_postgres::{Pool, Transaction};
 use serde_json::Value;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Json;
 
 use super::accept::insert_accepted;
 use super::notify::Announcer;
 use uuid::Uuid;
 
-use super::{Commit, StoreError, event_metadata, event_type, parse_tx_id, rows};
+use super::{Commit, EventMetadata, StoreError, event_type, parse_tx_id, rows};
 use crate::command::{CommandEnvelope, Outcome, Success};
 use crate::ids::CommandId;
 use crate::position::LogPosition;
@@ -114,7 +115,7 @@ pub(crate) async fn commit_alone(
     };
     tx.commit().await.map_err(|e| classify(e, &commit))?;
     if !commit.changes.is_empty() {
-        announcer.appended(commit.command.collection());
+        announcer.appended(commit.command.collection().to_string());
     }
     Ok(outcome)
 }
@@ -130,7 +131,7 @@ pub(crate) async fn commit_alone(
 async fn append(tx: &Transaction<'_>, commit: &Commit<'_>) -> Result<Outcome, StoreError> {
     let command = commit.command;
     let tenant = command.principal.tenant.as_str();
-    let collection = command.collection();
+    let collection = command.collection().to_string();
     let snapshot = rows::to_json(commit.state)?;
     let new_version = commit.expected_version + commit.changes.len() as i64;
     let stream = async {
@@ -195,7 +196,7 @@ async fn append(tx: &Transaction<'_>, commit: &Commit<'_>) -> Result<Outcome, St
             )
             .await
         }));
-    let metadata = event_metadata(command);
+    let metadata = Json(EventMetadata::of(command));
     let types: Vec<String> = commit
         .changes
         .iter()

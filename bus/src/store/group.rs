@@ -139,8 +139,10 @@ async fn write_and_reply(
             counts
                 .commits
                 .fetch_add(group.len() as u64, Ordering::Relaxed);
-            let collections: HashSet<String> =
-                group.iter().map(|q| q.command.collection()).collect();
+            let collections: HashSet<String> = group
+                .iter()
+                .map(|q| q.command.collection().to_string())
+                .collect();
             collections
                 .into_iter()
                 .for_each(|collection| announcer.appended(collection));
@@ -241,7 +243,7 @@ fn values_meet(group: &[Queued]) -> bool {
     let key = |q: &'_ Queued, value: &UniqueValue| {
         (
             q.command.principal.tenant.as_str().to_owned(),
-            q.command.collection(),
+            q.command.collection().to_string(),
             value.field.clone(),
             value.value.clone(),
         )

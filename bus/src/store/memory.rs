@@ -53,7 +53,7 @@ impl MemoryStore {
             completed_at: Some(Utc::now()),
             outcome: Some(outcome.clone()),
             principal_sub: command.principal.actor_sub().to_owned(),
-            collection: command.collection(),
+            collection: command.collection().to_string(),
         }
     }
 }
@@ -111,7 +111,7 @@ impl EventStore for MemoryStore {
                 actual: Some(actual),
             });
         }
-        let collection = command.collection();
+        let collection = command.collection().to_string();
         let unique_key = |field: &str, value: &str| {
             (
                 tenant.clone(),

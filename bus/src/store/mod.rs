@@ -20,7 +20,9 @@ mod rows;
 use std::collections::HashMap;
 use std::future::Future;
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+
+use uuid::Uuid;
 
 pub use group::GroupCounts;
 pub use memory::MemoryStore;
@@ -156,23 +158,51 @@ pub fn parse_tx_id(text: &str) -> Result<u64, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("transaction id `{text}`")))
 }
 
-/// The metadata every event of a command carries.
-pub fn event_metadata(command: &CommandEnvelope) -> Value {
-    json!({
-        "command_id": command.id,
-        "correlation_id": command.correlation_id,
-        "causation_id": command.causation_id,
-        "actor": {
-            "sub": command.principal.actor_sub(),
-            "roles": command.principal.roles,
-            "tenant": command.principal.tenant,
-        },
-        "idempotency_key": command.idempotency_key,
-        "traceparent": command.traceparent,
-    })
+/// What every event records besides its data: who caused it, through which command, in reply
+/// to what, and the trace it belongs to. Fields an older event lacks read as empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventMetadata {
+    pub command_id: Option<Uuid>,
+    /// The command that started the chain (a task's command keeps its cause's).
+    pub correlation_id: Option<Uuid>,
+    /// The command or event this one answers; `None` for a command over HTTP.
+    pub causation_id: Option<Uuid>,
+    pub actor: Actor,
+    pub idempotency_key: Option<String>,
+    /// W3C `traceparent` of the request.
+    pub traceparent: Option<String>,
+}
+
+/// Who caused an event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Actor {
+    /// The caller's `sub` (empty for an anonymous caller).
+    pub sub: String,
+    pub roles: Vec<String>,
+    pub tenant: String,
+}
+
+impl EventMetadata {
+    /// The metadata of every event `command` appends.
+    pub fn of(command: &CommandEnvelope) -> Self {
+        Self {
+            command_id: Some(command.id.0),
+            correlation_id: Some(command.correlation_id),
+            causation_id: command.causation_id,
+            actor: Actor {
+                sub: command.principal.actor_sub().to_owned(),
+                roles: command.principal.roles.clone(),
+                tenant: command.principal.tenant.as_str().to_owned(),
+            },
+            idempotency_key: command.idempotency_key.clone(),
+            traceparent: command.traceparent.clone(),
+        }
+    }
 }
 
 /// The stored type of an event: `<app>.<doc>.<verb>`.
 pub fn event_type(command: &CommandEnvelope, change: &Change) -> String {
-    format!("{}.{}.{}", command.app, command.doc, change.verb())
+    command.collection().event_type(change.verb()).to_string()
 }

@@ -10,10 +10,11 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::ClientWrapper;
 use serde_json::Value;
 use tokio_postgres::GenericClient;
+use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 use super::parked::{EventFailure, Stage};
-use super::{StoreError, parse_tx_id};
+use super::{EventMetadata, StoreError, parse_tx_id};
 use crate::document::{Change, DocumentState, FoldError, Stamp, apply};
 use crate::position::LogPosition;
 use crate::telemetry::error_chain;
@@ -34,7 +35,7 @@ pub struct RecordedEvent {
     pub event_type: String,
     pub schema_version: i32,
     pub data: Value,
-    pub metadata: Value,
+    pub metadata: EventMetadata,
     pub recorded_at: DateTime<Utc>,
     /// Who created the document, when the read asked for it ([`LogFilter::creators`]): what
     /// `owner` access checks need.
@@ -68,7 +69,7 @@ impl RecordedEvent {
         let stamp = Stamp {
             version: self.version,
             at: self.recorded_at,
-            by: self.metadata["actor"]["sub"].as_str().unwrap_or("unknown"),
+            by: &self.metadata.actor.sub,
         };
         apply(before, self.document_id, &change, stamp).map_err(|source| {
             ReplayError::Unapplicable {
@@ -85,9 +86,9 @@ impl RecordedEvent {
         let mut body = self.wire(self.data.clone());
         body["tenant"] = self.tenant.clone().into();
         body["metadata"] = serde_json::json!({
-            "command_id": self.metadata["command_id"],
-            "correlation_id": self.metadata["correlation_id"],
-            "causation_id": self.metadata["causation_id"],
+            "command_id": self.metadata.command_id,
+            "correlation_id": self.metadata.correlation_id,
+            "causation_id": self.metadata.causation_id,
         });
         body
     }
@@ -95,7 +96,7 @@ impl RecordedEvent {
     /// The event as clients see it (SSE, event pages, `HERALD_EVENTS`), with `data` given
     /// (redacted for the reader, where it must be).
     pub fn wire(&self, data: Value) -> Value {
-        let actor = &self.metadata["actor"];
+        let actor = &self.metadata.actor;
         serde_json::json!({
             "id": self.event_id,
             "type": self.event_type,
@@ -104,7 +105,7 @@ impl RecordedEvent {
             "version": self.version,
             "position": self.position,
             "time": self.recorded_at,
-            "actor": {"sub": actor["sub"], "roles": actor["roles"]},
+            "actor": {"sub": actor.sub, "roles": actor.roles},
             "data": data,
         })
     }
@@ -128,7 +129,7 @@ fn recorded(row: &tokio_postgres::Row) -> Result<RecordedEvent, StoreError> {
         event_type: row.try_get(8)?,
         schema_version: row.try_get(9)?,
         data: row.try_get(10)?,
-        metadata: row.try_get(11)?,
+        metadata: row.try_get::<_, Json<EventMetadata>>(11)?.0,
         recorded_at: row.try_get(12)?,
         created_by: row.try_get(13)?,
     })

@@ -14,9 +14,10 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 use serde_json::Value;
+use tokio_postgres::types::Json;
 use uuid::Uuid;
 
-use super::{Commit, StoreError, UniqueValue, event_metadata, event_type, parse_tx_id};
+use super::{Commit, EventMetadata, StoreError, UniqueValue, event_type, parse_tx_id};
 use crate::command::Outcome;
 use crate::position::LogPosition;
 
@@ -273,7 +274,10 @@ async fn write_streams(tx: &Transaction<'_>, commits: &[Commit<'_>]) -> Result<u
         let statement = tx
             .prepare_cached(STREAMS_CREATED.for_rows(new.len()))
             .await?;
-        let collections: Vec<String> = new.iter().map(|c| c.command.collection()).collect();
+        let collections: Vec<String> = new
+            .iter()
+            .map(|c| c.command.collection().to_string())
+            .collect();
         let archived: Vec<bool> = new.iter().map(|c| c.state.archived).collect();
         let creators: Vec<&str> = new.iter().map(|c| c.state.created_by.as_str()).collect();
         tx.execute(
@@ -359,7 +363,8 @@ fn values<'a>(
     for commit in commits {
         for value in pick(commit) {
             out.tenants.push(commit.command.principal.tenant.as_str());
-            out.collections.push(commit.command.collection());
+            out.collections
+                .push(commit.command.collection().to_string());
             out.fields.push(&value.field);
             out.values.push(&value.value);
             out.streams.push(commit.stream_id);
@@ -446,11 +451,11 @@ async fn append_events(
     let mut recorded: Vec<DateTime<Utc>> = Vec::new();
     for commit in commits {
         let command = commit.command;
-        let meta = event_metadata(command);
+        let meta = Json(EventMetadata::of(command));
         for (offset, change) in commit.changes.iter().enumerate() {
             tenants.push(command.principal.tenant.as_str());
             streams.push(commit.stream_id);
-            collections.push(command.collection());
+            collections.push(command.collection().to_string());
             documents.push(command.document_id);
             versions.push(commit.expected_version + 1 + offset as i64);
             ids.push(Uuid::now_v7());

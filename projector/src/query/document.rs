@@ -26,7 +26,7 @@ pub struct DocumentView {
 
 impl DocumentView {
     pub fn new(schema: &DocumentSchema) -> Self {
-        let projection = schema.collection();
+        let projection = schema.collection().to_string();
         let relation = read_relation(&projection);
         let read_sql = format!(
             "SELECT c.tx_id::text, c.position, {cols}

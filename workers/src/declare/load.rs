@@ -129,7 +129,10 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
 
         let (registry, tasks) = loaded.unwrap();
-        let names: Vec<String> = registry.documents().map(|doc| doc.collection()).collect();
+        let names: Vec<String> = registry
+            .documents()
+            .map(|doc| doc.collection().to_string())
+            .collect();
         assert_eq!(names, ["shop.order"]);
         let task = tasks.get("shop.big_order").unwrap();
         assert_eq!(

@@ -23,7 +23,6 @@ use super::{DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RetryPolicy, TaskDecl, TaskKin
 
 const TASK_KEYS: &str = "description, on, when, kind, url, secret, timeout_secs, retry, \
                          concurrency, command";
-const VERBS: [&str; 4] = ["created", "updated", "archived", "restored"];
 const KINDS: [&str; 3] = ["webhook", "command", "rust"];
 
 /// Parses `text` as the `tasks.yaml` of `app`, pushing every mistake onto `errors`. Returns the

@@ -195,7 +195,10 @@ fn a_tasks_source_is_not_a_document_and_may_declare_nothing() {
         ("petstore", "tasks", "# nothing yet\n"),
     ])
     .unwrap();
-    let names: Vec<String> = registry.documents().map(|doc| doc.collection()).collect();
+    let names: Vec<String> = registry
+        .documents()
+        .map(|doc| doc.collection().to_string())
+        .collect();
     assert_eq!(names, ["petstore.product"]);
     assert!(tasks.all().is_empty());
     assert!(registry.get("petstore", "tasks").is_none());

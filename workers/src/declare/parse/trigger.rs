@@ -10,7 +10,9 @@ use herald_bus::schema::validate::{display_value, same_value};
 use saphyr::{MarkedYaml, Scalar, YamlData};
 use serde_json::{Number, Value};
 
-use super::{Parser, Spec, VERBS};
+use herald_bus::document::VERBS;
+
+use super::{Parser, Spec};
 use crate::declare::{Condition, ConditionOp, Trigger};
 
 impl<'a> Parser<'a> {
