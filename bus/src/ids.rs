@@ -6,7 +6,13 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::schema::model::is_name;
+/// Names of apps, documents, fields and custom commands end up in URLs, subjects and SQL
+/// identifiers, so they share one conservative shape: `^[a-z][a-z0-9_]*$`.
+pub fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
 
 /// A tenant id from the token's `tid` claim. It becomes a NATS subject token and a column value,
 /// so it is restricted to characters that are safe in both.

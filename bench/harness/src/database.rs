@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::run::{LIST_TENANT, PROJECTION, SPREAD_DOCUMENTS, WRITE_TENANT};
+use crate::context::{LIST_TENANT, PROJECTION, SPREAD_DOCUMENTS, WRITE_TENANT};
 use crate::setup::BenchDatabase;
 
 /// Asks `check` every 100 ms until it answers, failing once `deadline` has passed.

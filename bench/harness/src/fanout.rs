@@ -24,9 +24,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::context::{Bench, FANOUT_TENANT, Results, say};
 use crate::database::settled_events;
 use crate::measured::{Measured, load};
-use crate::run::{Bench, FANOUT_TENANT, Results, say};
 use crate::setup::random_lower;
 use crate::sources::{Api, Create};
 use crate::table::{Row, Verdict, percentiles, thousands};

@@ -14,8 +14,8 @@ use herald_load::{LatencySummary, Mode, latency_histogram};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::context::{Bench, PROJECTION, Results, WRITE_TENANT, say};
 use crate::measured::load;
-use crate::run::{Bench, PROJECTION, Results, WRITE_TENANT, say};
 use crate::sources::Create;
 use crate::table::{Row, Verdict, percentiles, thousands};
 

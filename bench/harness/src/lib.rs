@@ -7,6 +7,7 @@
 //! - [`setup`]: the run's own database, NATS prefix and apps folder, and the server processes.
 //! - [`baseline`]: the direct baseline, the "physical limit" of HTTP + Postgres here.
 //! - [`sources`]: the requests of each workload, identical for both servers.
+//! - [`context`]: what the workloads share: the scale, tenants, servers and results.
 //! - [`cpu`]: CPU time per component (server, Postgres, NATS, harness) over each load run.
 //! - [`measured`]: one load run with the CPU it cost, and the row comparing the two servers.
 //! - [`database`]: the harness's queries: waiting for Herald to settle, the documents to target.
@@ -16,6 +17,7 @@
 //! - [`reads`]: W3 reads by id and W4 lists.
 //! - [`fanout`]: W7, Server-Sent Events subscribers counting and timing deliveries.
 //! - [`memory`]: W8, each server's memory idle and under W1, and the optional soak.
+//! - [`rss`]: a process's memory, sampled while a workload runs.
 //! - [`run`]: one run start to end: setup, then the workloads in the table's order.
 //! - [`table`]: the rows as Markdown and JSON.
 //!
@@ -27,6 +29,7 @@
 
 pub mod baseline;
 pub mod cli;
+pub mod context;
 pub mod cpu;
 pub mod database;
 pub mod fanout;
@@ -35,6 +38,7 @@ pub mod measured;
 pub mod memory;
 pub mod reads;
 pub mod rebuild;
+pub mod rss;
 pub mod run;
 pub mod setup;
 pub mod sources;

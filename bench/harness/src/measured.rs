@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use herald_load::{LoadConfig, Mode, Report, RequestSource, Target, run_load};
 
+use crate::context::{Scale, say};
 use crate::cpu::Usage;
 use crate::database::settle;
-use crate::run::{Scale, say};
 use crate::table::{self, Row, Verdict, throughput};
 
 /// The processes that serve a request to Herald, and to the baseline.

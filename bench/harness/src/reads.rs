@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
+use crate::context::{Bench, LIST_TENANT, PROJECTION, Results, say};
 use crate::measured::{compare, load};
-use crate::run::{Bench, LIST_TENANT, PROJECTION, Results, say};
 use crate::sources::{Api, List, Read};
 use crate::table::{Verdict, thousands};
 use crate::writes::Targets;

@@ -7,8 +7,8 @@ use anyhow::Context;
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::context::{PROJECTION, Results, Servers, say};
 use crate::database::poll_until;
-use crate::run::{PROJECTION, Results, Servers, say};
 use crate::setup::{BenchDatabase, HeraldEnv, OPERATOR_TENANT};
 use crate::table::{Row, Verdict, thousands};
 

@@ -1,9 +1,7 @@
 //! One benchmark run, start to end: set up, W6 (the first build of a seeded view), W8 idle,
 //! W1, W5, W2, W3, W4, W7, the optional soak, then the table.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
@@ -12,6 +10,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::cli::RunArgs;
+use crate::context::{Bench, LIST_TENANT, Results, Scale, Servers, WRITE_TENANT, say};
 use crate::cpu::Components;
 use crate::database::copy_listing_to_baseline;
 use crate::fanout::measure_fan_out;
@@ -26,51 +25,6 @@ use crate::writes::{measure_creates, measure_updates};
 
 /// Herald's pool size, and so the baseline's.
 const POOL_SIZE: usize = 16;
-/// Tenants: the seeded million for lists, one for writes, one for the fan-out's events.
-pub(crate) const LIST_TENANT: &str = "bench";
-pub(crate) const WRITE_TENANT: &str = "bench-w";
-pub(crate) const FANOUT_TENANT: &str = "bench-sse";
-pub(crate) const PROJECTION: &str = "petstore.product";
-/// W2 spreads updates over this many documents, and piles them on `HOT_DOCUMENTS`.
-pub(crate) const SPREAD_DOCUMENTS: i64 = 10_000;
-pub(crate) const HOT_DOCUMENTS: usize = 10;
-
-/// The size of a run.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Scale {
-    pub documents: u64,
-    pub warmup: Duration,
-    pub window: Duration,
-    pub connections: usize,
-    pub subscribers: usize,
-    pub fanout_rate: f64,
-    /// The processes whose CPU each load run reads; set once the servers run.
-    #[serde(skip)]
-    pub cpu: Components,
-    /// The run's database, which each load run waits on until Herald has settled.
-    #[serde(skip)]
-    pub database_url: String,
-}
-
-impl Scale {
-    fn of(args: &RunArgs) -> Self {
-        let (documents, warmup, window) = if args.quick {
-            (100_000, Duration::from_secs(2), Duration::from_secs(5))
-        } else {
-            (1_000_000, Duration::from_secs(5), Duration::from_secs(15))
-        };
-        Self {
-            documents: args.documents.unwrap_or(documents),
-            warmup,
-            window: args.window.unwrap_or(window),
-            connections: 64,
-            subscribers: 1_000,
-            fanout_rate: 500.0,
-            cpu: Components::default(),
-            database_url: String::new(),
-        }
-    }
-}
 
 /// Runs everything; the database and streams are removed afterwards unless `--keep`.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -121,10 +75,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn say(line: &str) {
-    eprintln!("bench: {line}");
-}
-
 /// The release binaries, found beside `herald-bench` (`cargo build --release` puts them
 /// together in `target/release`).
 struct Binaries {
@@ -144,47 +94,6 @@ impl Binaries {
             );
         }
         Ok(Self { herald, bench })
-    }
-}
-
-/// The two servers under test.
-pub(crate) struct Servers {
-    pub(crate) herald: Process,
-    pub(crate) herald_addr: SocketAddr,
-    pub(crate) baseline: Process,
-    pub(crate) baseline_addr: SocketAddr,
-}
-
-/// What the workloads share once both servers run and their CPU is being read.
-pub(crate) struct Bench<'a> {
-    pub(crate) servers: &'a Servers,
-    pub(crate) scale: &'a Scale,
-    pub(crate) db: &'a BenchDatabase,
-    pub(crate) env: &'a HeraldEnv,
-    pub(crate) herald_pid: u32,
-    pub(crate) baseline_pid: u32,
-    /// The write tenant on each server: W1, W2, W3, W5 and the soak all use it.
-    pub(crate) herald_writes: Api,
-    pub(crate) direct_writes: Api,
-    /// Each connection sends its next request once the last is answered.
-    pub(crate) closed: Mode,
-}
-
-/// The table's rows in the order the workloads produce them, and the raw figures behind
-/// them by workload.
-#[derive(Default)]
-pub(crate) struct Results {
-    rows: Vec<Row>,
-    raw: serde_json::Map<String, Value>,
-}
-
-impl Results {
-    pub(crate) fn push(&mut self, row: Row) {
-        self.rows.push(row);
-    }
-
-    pub(crate) fn record(&mut self, workload: &str, raw: Value) {
-        self.raw.insert(workload.into(), raw);
     }
 }
 

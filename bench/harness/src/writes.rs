@@ -4,10 +4,10 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::context::{Bench, HOT_DOCUMENTS, Results, WRITE_TENANT, say};
 use crate::database::{baseline_ids, settle, stream_versions, view_ids};
 use crate::measured::{Measured, compare, load, ratio};
-use crate::memory::with_peak_rss;
-use crate::run::{Bench, HOT_DOCUMENTS, Results, WRITE_TENANT, say};
+use crate::rss::with_peak_rss;
 use crate::sources::{Create, Update};
 use crate::table::{Row, Verdict, thousands, throughput};
 

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::error::{LoadError, LoadErrors};
-use super::model::{DocumentSchema, is_name};
+use super::model::DocumentSchema;
 use super::parse::{RefSite, parse_document};
+use crate::ids::is_name;
 
 /// Longest app or document name: both end up inside NATS subjects, table names and index
 /// names, which have length limits of their own.

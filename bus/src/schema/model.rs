@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use crate::document::VERBS;
-use crate::ids::{Collection, EventType};
+use crate::ids::{Collection, EventType, is_name};
 
 /// Fields the server sets on every document; a YAML declaration may not reuse these names and a
 /// request body may not write them.
@@ -52,14 +52,6 @@ pub const SEARCH_LANGUAGES: [&str; 29] = [
     "turkish",
     "yiddish",
 ];
-
-/// Names of apps, documents, fields and custom commands end up in URLs, subjects and SQL
-/// identifiers, so they share one conservative shape: `^[a-z][a-z0-9_]*$`.
-pub fn is_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
 
 /// One declared document collection, e.g. `petstore.product`.
 #[derive(Debug, Clone)]

@@ -7,8 +7,9 @@ use serde_json::Value;
 use super::keys::{Place, key_problem};
 use super::values::has_key;
 use super::{Parser, RefSite};
+use crate::ids::is_name;
 use crate::schema::error::LoadError;
-use crate::schema::model::{Field, FieldKind, Fields, MANAGED_FIELDS, is_name};
+use crate::schema::model::{Field, FieldKind, Fields, MANAGED_FIELDS};
 use crate::schema::validate::{FieldError, check_field_value};
 use crate::schema::yaml::{Entry, scalar_str};
 

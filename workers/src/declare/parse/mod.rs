@@ -12,10 +12,11 @@ mod values;
 use std::path::Path;
 use std::time::Duration;
 
+use herald_bus::ids::is_name;
 use herald_bus::schema::LoadError;
 use herald_bus::schema::format::format_problem;
 use herald_bus::schema::load::Documents;
-use herald_bus::schema::model::{FieldKind, is_name};
+use herald_bus::schema::model::FieldKind;
 use herald_bus::schema::yaml::{Entry, Reader, reads_yaml, scalar_str};
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
