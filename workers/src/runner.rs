@@ -24,7 +24,8 @@ use tracing::{error, info, warn};
 
 use crate::commander::{CommandRequest, Commander, Lineage};
 use crate::declare::{
-    DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RetryPolicy, TaskDecl, TaskKind, Tasks, TemplateAction,
+    CommandTemplate, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RetryPolicy, TaskDecl, TaskKind, Tasks,
+    TemplateAction,
 };
 use crate::queue::{consumer, dead_subject, ensure_dead_stream};
 use crate::runs::{self, Finish, TaskRow};
@@ -248,7 +249,7 @@ async fn handle(worker: &Worker, message: Message, shutdown: CancellationToken) 
         result
     };
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    let outcome = Outcome {
+    let outcome = AttemptEnd {
         attempt,
         max_attempts,
         duration_ms,
@@ -267,84 +268,20 @@ async fn run_attempt(
     shutdown: &CancellationToken,
 ) -> Result<(), TaskError> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let event = &envelope.payload;
-    let lineage = Lineage {
-        tenant: envelope.tenant.clone(),
-        actor: format!("task:{}", envelope.name),
-        task_id: row.id,
-        round: row.round,
-        correlation_id: event["metadata"]["correlation_id"]
-            .as_str()
-            .and_then(|s| uuid::Uuid::parse_str(s).ok())
-            .unwrap_or(row.id),
-        causation_id: row.event_id.unwrap_or(row.id),
-        traceparent: envelope.traceparent.clone(),
+    let run = Attempt {
+        worker,
+        envelope,
+        row,
+        attempt,
+        timeout,
+        deadline,
+        shutdown,
     };
     let work = async {
         match decl.map(|d| &d.kind) {
-            Some(TaskKind::Webhook { url, secret }) => {
-                let key = worker
-                    .secrets
-                    .get(secret)
-                    .ok_or_else(|| TaskError::Permanent(format!("no webhook secret `{secret}`")))?;
-                let body = serde_json::to_vec(event).map_err(|e| {
-                    TaskError::Permanent(format!("the event cannot be encoded: {e}"))
-                })?;
-                let id = row.id.to_string();
-                webhook::deliver(
-                    &worker.http,
-                    Delivery {
-                        url,
-                        secret: key,
-                        id: &id,
-                        body: body.into(),
-                        timeout,
-                        traceparent: envelope.traceparent.as_deref(),
-                    },
-                )
-                .await
-            }
-            Some(TaskKind::Command(template)) => {
-                let (document_id, body) = template.render(event).map_err(TaskError::Permanent)?;
-                let action = match template.action {
-                    TemplateAction::Create => Action::Create { fields: body },
-                    TemplateAction::Update => Action::Update { patch: body },
-                    TemplateAction::Archive => Action::Archive,
-                    TemplateAction::Restore => Action::Restore,
-                };
-                let request = CommandRequest {
-                    app: template.app.clone(),
-                    doc: template.doc.clone(),
-                    document_id,
-                    action,
-                    roles: template.roles.clone(),
-                };
-                worker
-                    .commander
-                    .issue(&lineage, 0, request, deadline)
-                    .await
-                    .map(|_| ())
-            }
-            Some(TaskKind::Rust) | None => {
-                let task = worker.rust.get(&envelope.name).ok_or_else(|| {
-                    TaskError::Permanent(format!(
-                        "no implementation is registered for task `{}`",
-                        envelope.name
-                    ))
-                })?;
-                let context = TaskContext {
-                    task: envelope.clone(),
-                    attempt: u64::from(attempt),
-                    cancel: shutdown.child_token(),
-                    commands: TaskCommands {
-                        commander: Some(worker.commander.clone()),
-                        lineage: lineage.clone(),
-                        deadline,
-                        issued: AtomicU32::new(0),
-                    },
-                };
-                task.run(context).await
-            }
+            Some(TaskKind::Webhook { url, secret }) => run.deliver_webhook(url, secret).await,
+            Some(TaskKind::Command(template)) => run.issue_command(template).await,
+            Some(TaskKind::Rust) | None => run.run_rust().await,
         }
     };
     match tokio::time::timeout_at(deadline, work).await {
@@ -356,8 +293,102 @@ async fn run_attempt(
     }
 }
 
+/// One attempt at a run, for each kind of task to carry out.
+struct Attempt<'a> {
+    worker: &'a Worker,
+    envelope: &'a TaskEnvelope,
+    row: &'a TaskRow,
+    attempt: u32,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+    shutdown: &'a CancellationToken,
+}
+
+impl Attempt<'_> {
+    /// Where the commands the attempt issues come from: the task, and the event behind it.
+    fn lineage(&self) -> Lineage {
+        let (envelope, row) = (self.envelope, self.row);
+        Lineage {
+            tenant: envelope.tenant.clone(),
+            actor: format!("task:{}", envelope.name),
+            task_id: row.id,
+            round: row.round,
+            correlation_id: envelope.payload["metadata"]["correlation_id"]
+                .as_str()
+                .and_then(|s| uuid::Uuid::parse_str(s).ok())
+                .unwrap_or(row.id),
+            causation_id: row.event_id.unwrap_or(row.id),
+            traceparent: envelope.traceparent.clone(),
+        }
+    }
+
+    async fn deliver_webhook(&self, url: &str, secret: &str) -> Result<(), TaskError> {
+        let key = self
+            .worker
+            .secrets
+            .get(secret)
+            .ok_or_else(|| TaskError::Permanent(format!("no webhook secret `{secret}`")))?;
+        let body = serde_json::to_vec(&self.envelope.payload)
+            .map_err(|e| TaskError::Permanent(format!("the event cannot be encoded: {e}")))?;
+        let id = self.row.id.to_string();
+        let delivery = Delivery {
+            url,
+            secret: key,
+            id: &id,
+            body: body.into(),
+            timeout: self.timeout,
+            traceparent: self.envelope.traceparent.as_deref(),
+        };
+        webhook::deliver(&self.worker.http, delivery).await
+    }
+
+    async fn issue_command(&self, template: &CommandTemplate) -> Result<(), TaskError> {
+        let (document_id, body) = template
+            .render(&self.envelope.payload)
+            .map_err(TaskError::Permanent)?;
+        let action = match template.action {
+            TemplateAction::Create => Action::Create { fields: body },
+            TemplateAction::Update => Action::Update { patch: body },
+            TemplateAction::Archive => Action::Archive,
+            TemplateAction::Restore => Action::Restore,
+        };
+        let request = CommandRequest {
+            app: template.app.clone(),
+            doc: template.doc.clone(),
+            document_id,
+            action,
+            roles: template.roles.clone(),
+        };
+        let lineage = self.lineage();
+        let issued = self
+            .worker
+            .commander
+            .issue(&lineage, 0, request, self.deadline);
+        issued.await.map(|_| ())
+    }
+
+    async fn run_rust(&self) -> Result<(), TaskError> {
+        let name = &self.envelope.name;
+        let task = self.worker.rust.get(name).ok_or_else(|| {
+            TaskError::Permanent(format!("no implementation is registered for task `{name}`"))
+        })?;
+        let context = TaskContext {
+            task: self.envelope.clone(),
+            attempt: u64::from(self.attempt),
+            cancel: self.shutdown.child_token(),
+            commands: TaskCommands {
+                commander: Some(self.worker.commander.clone()),
+                lineage: self.lineage(),
+                deadline: self.deadline,
+                issued: AtomicU32::new(0),
+            },
+        };
+        task.run(context).await
+    }
+}
+
 /// Where an attempt stands when it ends.
-struct Outcome {
+struct AttemptEnd {
     attempt: u32,
     max_attempts: u32,
     duration_ms: i64,
@@ -369,10 +400,10 @@ async fn settle(
     message: &Message,
     row: &TaskRow,
     retry: &RetryPolicy,
-    outcome: Outcome,
+    outcome: AttemptEnd,
     result: Result<(), TaskError>,
 ) {
-    let Outcome {
+    let AttemptEnd {
         attempt,
         max_attempts,
         duration_ms,

@@ -2,7 +2,7 @@
 //! token of an admin of `auth.operator_tenant`. Lags are read from the catalog at scrape time, so every api process reports
 //! the same, current figures; stream counters are this process's own.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -10,9 +10,9 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use herald_bus::store::parked;
-use herald_bus::store::reader::{RELAY_CHECKPOINT, checkpoint_lag, frontier_age};
+use herald_bus::store::reader::{Lag, RELAY_CHECKPOINT, checkpoint_lag, frontier_age};
 use herald_bus::supervise::RoleState;
-use herald_projector::status::statuses;
+use herald_projector::status::{VersionStatus, statuses};
 use herald_workers::runs;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -165,38 +165,85 @@ fn allowed(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// What `/metrics` reads from Postgres at scrape time.
+struct Stored {
+    versions: Vec<VersionStatus>,
+    relay: Lag,
+    frontier: f64,
+    task_states: Vec<runs::StateCount>,
+    task_durations: Vec<runs::Durations>,
+    parked: Vec<(String, i64)>,
+}
+
+impl Stored {
+    async fn read(state: &AppState) -> Result<Self, ApiError> {
+        let client = state.db().await?;
+        let client = &**client;
+        Ok(Self {
+            versions: statuses(client)
+                .await
+                .map_err(ApiError::store_unavailable)?,
+            relay: checkpoint_lag(client, RELAY_CHECKPOINT)
+                .await
+                .map_err(ApiError::store_unavailable)?,
+            frontier: frontier_age(client)
+                .await
+                .map_err(ApiError::store_unavailable)?,
+            task_states: runs::state_counts(client)
+                .await
+                .map_err(ApiError::store_unavailable)?,
+            task_durations: runs::recent_durations(client, DURATION_WINDOW_SECS)
+                .await
+                .map_err(ApiError::store_unavailable)?,
+            parked: parked::counts(client)
+                .await
+                .map_err(ApiError::store_unavailable)?,
+        })
+    }
+}
+
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     allowed(&state, &headers)?;
-    let client = state.db().await?;
-    let versions = statuses(&**client)
-        .await
-        .map_err(ApiError::store_unavailable)?;
-    let relay = checkpoint_lag(&**client, RELAY_CHECKPOINT)
-        .await
-        .map_err(ApiError::store_unavailable)?;
-    let frontier = frontier_age(&**client)
-        .await
-        .map_err(ApiError::store_unavailable)?;
-    let task_states = runs::state_counts(&**client)
-        .await
-        .map_err(ApiError::store_unavailable)?;
-    let task_durations = runs::recent_durations(&**client, DURATION_WINDOW_SECS)
-        .await
-        .map_err(ApiError::store_unavailable)?;
-    let parked = parked::counts(&**client)
-        .await
-        .map_err(ApiError::store_unavailable)?;
-    drop(client);
-
+    let stored = Stored::read(&state).await?;
     let mut registry = Registry::with_prefix("herald");
+    register_projections(&mut registry, &stored.versions);
+    register_log(&mut registry, &stored.relay, stored.frontier);
+    register_streams(&mut registry, &state);
+    register_group_commits(&mut registry, &state);
+    register_tasks(&mut registry, &stored.task_states, &stored.task_durations);
+    register_faults(&mut registry, &stored.parked, &state.roles.snapshot());
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).map_err(ApiError::internal)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response())
+}
+
+fn gauge(value: i64) -> Gauge {
+    let g = Gauge::<i64>::default();
+    g.set(value);
+    g
+}
+
+fn fgauge(value: f64) -> Gauge<f64, AtomicU64> {
+    let g = Gauge::<f64, AtomicU64>::default();
+    g.set(value);
+    g
+}
+
+/// Each projection version's lag, progress and heartbeat.
+fn register_projections(registry: &mut Registry, versions: &[VersionStatus]) {
     let lag_events = Family::<ProjectionLabels, Gauge>::default();
-    let lag_seconds =
-        Family::<ProjectionLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let lag_seconds = Family::<ProjectionLabels, Gauge<f64, AtomicU64>>::default();
     let applied = Family::<ProjectionLabels, Gauge>::default();
-    let heartbeat_age =
-        Family::<ProjectionLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let heartbeat_age = Family::<ProjectionLabels, Gauge<f64, AtomicU64>>::default();
     let now = chrono::Utc::now();
-    for status in &versions {
+    for status in versions {
         let v = &status.version;
         let labels = ProjectionLabels {
             projection: v.table.projection.clone(),
@@ -234,16 +281,10 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         "Time since a projection version's runner last reported",
         heartbeat_age,
     );
-    let gauge = |value: i64| {
-        let g = Gauge::<i64>::default();
-        g.set(value);
-        g
-    };
-    let fgauge = |value: f64| {
-        let g = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        g.set(value);
-        g
-    };
+}
+
+/// How far the relay trails the log, and how long the log's readable end has been held back.
+fn register_log(registry: &mut Registry, relay: &Lag, frontier: f64) {
     registry.register(
         "relay_lag_events",
         "Committed events not yet published to the events stream",
@@ -259,6 +300,10 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         "How long the oldest open writing transaction has held back the readable log",
         fgauge(frontier),
     );
+}
+
+/// This api process's event streams.
+fn register_streams(registry: &mut Registry, state: &AppState) {
     let streams = &state.streams;
     let open = state.settings.streams.max_subscribers - streams.permits.available_permits();
     registry.register(
@@ -273,39 +318,32 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         "Event streams this api process ended because the subscriber fell behind",
         lagged,
     );
-    if let Some(groups) = state.store.group_counts() {
-        for (name, help, value) in [
-            (
-                "group_commits",
-                "Groups of commands this process committed in one transaction",
-                &groups.groups,
-            ),
-            (
-                "group_committed_commands",
-                "Commands this process committed in groups",
-                &groups.commits,
-            ),
-            (
-                "group_commit_fallbacks",
-                "Groups this process committed command by command instead",
-                &groups.fallbacks,
-            ),
-        ] {
-            let counter = Counter::<u64>::default();
-            counter.inc_by(value.load(Ordering::Relaxed));
-            registry.register(name, help, counter);
-        }
+}
+
+/// This process's group commits, when it runs the handler.
+fn register_group_commits(registry: &mut Registry, state: &AppState) {
+    let Some(groups) = state.store.group_counts() else {
+        return;
+    };
+    for (name, help, value) in [
+        (
+            "group_commits",
+            "Groups of commands this process committed in one transaction",
+            &groups.groups,
+        ),
+        (
+            "group_committed_commands",
+            "Commands this process committed in groups",
+            &groups.commits,
+        ),
+        (
+            "group_commit_fallbacks",
+            "Groups this process committed command by command instead",
+            &groups.fallbacks,
+        ),
+    ] {
+        let counter = Counter::<u64>::default();
+        counter.inc_by(value.load(Ordering::Relaxed));
+        registry.register(name, help, counter);
     }
-    register_tasks(&mut registry, &task_states, &task_durations);
-    register_faults(&mut registry, &parked, &state.roles.snapshot());
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).map_err(ApiError::internal)?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-        )],
-        text,
-    )
-        .into_response())
 }
