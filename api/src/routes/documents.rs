@@ -2,8 +2,10 @@
 //! reads as its steps: find the collection, authorize, validate, then submit or query.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,6 +19,7 @@ use herald_bus::position::LogPosition;
 use herald_bus::references::with_unresolved;
 use herald_bus::schema::{AclAction, DocumentSchema, Mode};
 use herald_bus::store::EventStore;
+use herald_projector::query::{DocumentView, Vocabulary};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -27,8 +30,6 @@ use crate::extract::{Path, Query, reject_unknown_parameters};
 use crate::headers::{
     Wait, etag, idempotency_key, if_match, if_none_match, prefer_count, prefer_wait, traceparent,
 };
-use herald_projector::query::{DocumentView, Vocabulary};
-
 use crate::list::{ListQuery, Listing};
 use crate::routes::history::{AsOf, readable_history, state_as_of};
 use crate::state::AppState;
@@ -42,11 +43,11 @@ pub fn router() -> Router<AppState> {
             "/v1/{app}/{doc}/{id}",
             get(read)
                 .patch(update)
-                .delete(|s, c, p, m, u, h| bodiless(Action::Archive, s, c, p, m, u, h)),
+                .delete(|request, path| bodiless(Action::Archive, request, path)),
         )
         .route(
             "/v1/{app}/{doc}/{id}/restore",
-            post(|s, c, p, m, u, h| bodiless(Action::Restore, s, c, p, m, u, h)),
+            post(|request, path| bodiless(Action::Restore, request, path)),
         )
 }
 
@@ -126,15 +127,37 @@ fn validation_failed(errors: Vec<herald_bus::schema::FieldError>) -> ApiError {
     }
 }
 
-struct Request<'a> {
-    state: &'a AppState,
+/// What every write takes from its request besides the path and body: the caller and the
+/// headers and target the command's hash and preconditions come from.
+struct Request {
+    state: AppState,
     caller: Caller,
     headers: HeaderMap,
     uri: Uri,
     method: Method,
 }
 
-impl Request<'_> {
+impl FromRequestParts<AppState> for Request {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self {
+            state: state.clone(),
+            caller: Caller::from_request_parts(parts, state).await?,
+            headers: parts.headers.clone(),
+            uri: parts.uri.clone(),
+            method: parts.method.clone(),
+        })
+    }
+}
+
+impl Request {
+    /// The collection the path names, if the caller may see it.
+    fn schema(&self, app: &str, doc: &str) -> Result<Arc<DocumentSchema>, ApiError> {
+        let (schema, _) = self.state.readable_collection(&self.caller, app, doc)?;
+        Ok(Arc::clone(schema))
+    }
+
     /// Builds and submits the command for `action` on one document.
     async fn send(
         self,
@@ -194,79 +217,46 @@ impl Request<'_> {
             traceparent: traceparent(&self.headers),
             submitted_at: Utc::now(),
         };
-        precheck(self.state, schema, &command).await?;
-        submit(self.state, schema, command, wait).await
+        precheck(&self.state, schema, &command).await?;
+        submit(&self.state, schema, command, wait).await
     }
 }
 
 async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
+    request: Request,
     Path((app, doc)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let (schema, _) = state.readable_collection(&caller, &app, &doc)?;
-    authorize(&caller, schema, &AclAction::Create)?;
+    let schema = request.schema(&app, &doc)?;
+    authorize(&request.caller, &schema, &AclAction::Create)?;
     let action = Action::Create {
         fields: body.object,
     };
-    let request = Request {
-        state: &state,
-        caller,
-        headers,
-        uri,
-        method,
-    };
     request
-        .send(schema, Uuid::now_v7(), action, &body.raw)
+        .send(&schema, Uuid::now_v7(), action, &body.raw)
         .await
 }
 
 async fn update(
-    State(state): State<AppState>,
-    caller: Caller,
+    request: Request,
     Path((app, doc, id)): Path<(String, String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let (schema, _) = state.readable_collection(&caller, &app, &doc)?;
-    let id = caller.document_id(&id)?;
+    let schema = request.schema(&app, &doc)?;
+    let id = request.caller.document_id(&id)?;
     let action = Action::Update { patch: body.object };
-    let request = Request {
-        state: &state,
-        caller,
-        headers,
-        uri,
-        method,
-    };
-    request.send(schema, id, action, &body.raw).await
+    request.send(&schema, id, action, &body.raw).await
 }
 
 /// Archive (`DELETE`) and restore: commands on one document that carry no body.
 async fn bodiless(
     action: Action,
-    State(state): State<AppState>,
-    caller: Caller,
+    request: Request,
     Path((app, doc, id)): Path<(String, String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (schema, _) = state.readable_collection(&caller, &app, &doc)?;
-    let id = caller.document_id(&id)?;
-    let request = Request {
-        state: &state,
-        caller,
-        headers,
-        uri,
-        method,
-    };
-    request.send(schema, id, action, &[]).await
+    let schema = request.schema(&app, &doc)?;
+    let id = request.caller.document_id(&id)?;
+    request.send(&schema, id, action, &[]).await
 }
 
 /// `min_position` from the query, waiting for the view to reach it when given.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use herald_load::{LoadConfig, Mode, Report, RequestSource, Target, run_load};
 
-use crate::context::{Scale, say};
+use crate::context::{Bench, Scale, say};
 use crate::cpu::Usage;
 use crate::database::settle;
 use crate::table::{self, Row, Verdict, throughput};
@@ -63,6 +63,25 @@ pub(crate) async fn load(
     let cpu = first.usage_until(&last, report.total.count);
     say(&format!("  {}", report.summary_line()));
     Ok(Measured { report, cpu })
+}
+
+/// Runs one workload on Herald, then the same on the baseline: closed loop, after a warm-up.
+pub(crate) async fn load_both(
+    bench: &Bench<'_>,
+    herald: impl RequestSource,
+    direct: impl RequestSource,
+) -> anyhow::Result<(Measured, Measured)> {
+    let servers = bench.servers;
+    let herald = load(servers.herald_addr, herald, bench.closed, bench.scale, true).await?;
+    let direct = load(
+        servers.baseline_addr,
+        direct,
+        bench.closed,
+        bench.scale,
+        true,
+    )
+    .await?;
+    Ok((herald, direct))
 }
 
 pub(crate) fn ratio(herald: &Report, direct: &Report) -> f64 {

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::context::{Bench, LIST_TENANT, PROJECTION, Results, say};
-use crate::measured::{compare, load};
+use crate::measured::{compare, load_both};
 use crate::sources::{Api, List, Read};
 use crate::table::{Verdict, thousands};
 use crate::writes::Targets;
@@ -16,20 +16,10 @@ pub(crate) async fn measure_reads(
     results: &mut Results,
 ) -> anyhow::Result<()> {
     say("W3: reads by id");
-    let herald = load(
-        bench.servers.herald_addr,
+    let (herald, direct) = load_both(
+        bench,
         Read::new(bench.herald_writes.clone(), targets.herald),
-        bench.closed,
-        bench.scale,
-        true,
-    )
-    .await?;
-    let direct = load(
-        bench.servers.baseline_addr,
         Read::new(bench.direct_writes.clone(), targets.direct),
-        bench.closed,
-        bench.scale,
-        true,
     )
     .await?;
     results.push(compare("W3", "read by id", &herald, &direct, 0.9));
@@ -42,20 +32,10 @@ pub(crate) async fn measure_reads(
 pub(crate) async fn measure_lists(bench: &Bench<'_>, results: &mut Results) -> anyhow::Result<()> {
     say("W4: lists over the seeded documents");
     let list_api = Api::herald(&bench.env.token(LIST_TENANT)?)?;
-    let herald = load(
-        bench.servers.herald_addr,
+    let (herald, direct) = load_both(
+        bench,
         List::new(list_api),
-        bench.closed,
-        bench.scale,
-        true,
-    )
-    .await?;
-    let direct = load(
-        bench.servers.baseline_addr,
         List::new(Api::direct(LIST_TENANT)),
-        bench.closed,
-        bench.scale,
-        true,
     )
     .await?;
     let plan = list_plan(bench.db).await?;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::context::{Bench, HOT_DOCUMENTS, Results, WRITE_TENANT, say};
 use crate::database::{baseline_ids, settle, stream_versions, view_ids};
-use crate::measured::{Measured, compare, load, ratio};
+use crate::measured::{Measured, compare, load, load_both, ratio};
 use crate::rss::with_peak_rss;
 use crate::sources::{Create, Update};
 use crate::table::{Row, Verdict, thousands, throughput};
@@ -91,28 +91,18 @@ async fn measure_spread_updates(
     targets: &Targets,
     results: &mut Results,
 ) -> anyhow::Result<Value> {
-    let herald = load(
-        bench.servers.herald_addr,
+    let (herald, direct) = load_both(
+        bench,
         Update::new(
             bench.herald_writes.clone(),
             "update",
             targets.herald.clone(),
         ),
-        bench.closed,
-        bench.scale,
-        true,
-    )
-    .await?;
-    let direct = load(
-        bench.servers.baseline_addr,
         Update::new(
             bench.direct_writes.clone(),
             "update",
             targets.direct.clone(),
         ),
-        bench.closed,
-        bench.scale,
-        true,
     )
     .await?;
     results.push(compare(
