@@ -14,6 +14,9 @@ pub struct JsonBody {
     pub raw: Bytes,
 }
 
+/// A command's params: a [`JsonBody`], or no body at all, which is `{}`.
+pub struct ParamsBody(pub JsonBody);
+
 fn is_json(content_type: &str) -> bool {
     let essence = content_type
         .split(';')
@@ -41,34 +44,60 @@ impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(is_json);
-        if !json {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-        let limit = state.settings.http.body_limit;
-        let raw = axum::body::to_bytes(request.into_body(), limit)
-            .await
-            .map_err(|error| read_error(error, limit))?;
-        if raw.is_empty() {
-            return Err(ApiError::MalformedJson("the request body is empty".into()));
-        }
-        let value: Value = serde_json::from_slice(&raw).map_err(|e| {
-            ApiError::MalformedJson(format!("the request body is not valid JSON: {e}"))
-        })?;
-        match value {
-            Value::Object(object) => Ok(Self { object, raw }),
-            _ => Err(ApiError::Validation {
-                detail: "the request body must be a JSON object".into(),
-                errors: vec![herald_bus::schema::FieldError {
-                    pointer: String::new(),
-                    code: herald_bus::schema::ErrorCode::Type,
-                    detail: "must be an object".into(),
-                }],
-            }),
-        }
+        read_body(request, state, false).await
+    }
+}
+
+impl FromRequest<AppState> for ParamsBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        read_body(request, state, true).await.map(ParamsBody)
+    }
+}
+
+/// The body as a JSON object; with `empty_is_object`, no body (and no media type) is `{}`.
+async fn read_body(
+    request: Request,
+    state: &AppState,
+    empty_is_object: bool,
+) -> Result<JsonBody, ApiError> {
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_json);
+    // Refused before reading, unless an empty body may stand for `{}`.
+    if !json && !empty_is_object {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let limit = state.settings.http.body_limit;
+    let raw = axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|error| read_error(error, limit))?;
+    if raw.is_empty() && empty_is_object {
+        return Ok(JsonBody {
+            object: Map::new(),
+            raw,
+        });
+    }
+    if !json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    if raw.is_empty() {
+        return Err(ApiError::MalformedJson("the request body is empty".into()));
+    }
+    let value: Value = serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::MalformedJson(format!("the request body is not valid JSON: {e}")))?;
+    match value {
+        Value::Object(object) => Ok(JsonBody { object, raw }),
+        _ => Err(ApiError::Validation {
+            detail: "the request body must be a JSON object".into(),
+            errors: vec![herald_bus::schema::FieldError {
+                pointer: String::new(),
+                code: herald_bus::schema::ErrorCode::Type,
+                detail: "must be an object".into(),
+            }],
+        }),
     }
 }

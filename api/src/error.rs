@@ -38,6 +38,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("{0}")]
     Conflict(String),
+    /// A declared command's guard refused it, with the app's own code.
+    #[error("{detail}")]
+    Refused { code: String, detail: String },
     #[error("{0}")]
     UniqueViolation(String),
     #[error("a request with this Idempotency-Key is still being handled")]
@@ -107,6 +110,11 @@ impl ApiError {
                 "Unsupported media type",
             ),
             E::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            E::Refused { .. } => (
+                StatusCode::CONFLICT,
+                "refused",
+                "Refused by a rule of the command",
+            ),
             E::UniqueViolation(_) => (
                 StatusCode::CONFLICT,
                 "unique_violation",
@@ -178,6 +186,7 @@ impl ApiError {
             ApiError::InvalidHeader { header, detail } => {
                 problem["errors"] = json!([{ "header": header, "detail": detail }]);
             }
+            ApiError::Refused { code, .. } => problem["code"] = json!(code),
             _ => {}
         }
         if let Some(id) = request_id::current() {
@@ -212,6 +221,7 @@ impl From<Rejection> for ApiError {
             RejectionCode::NotFound => ApiError::NotFound,
             RejectionCode::Forbidden => ApiError::Forbidden(detail),
             RejectionCode::Conflict => ApiError::Conflict(detail),
+            RejectionCode::Refused(code) => ApiError::Refused { code, detail },
             RejectionCode::UniqueViolation => ApiError::UniqueViolation(detail),
             RejectionCode::VersionMismatch => ApiError::VersionMismatch(detail),
             RejectionCode::PreconditionRequired => ApiError::PreconditionRequired(detail),

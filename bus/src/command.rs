@@ -18,10 +18,19 @@ use crate::schema::{AclAction, FieldError};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
-    Create { fields: Map<String, Value> },
-    Update { patch: Map<String, Value> },
+    Create {
+        fields: Map<String, Value>,
+    },
+    Update {
+        patch: Map<String, Value>,
+    },
     Archive,
     Restore,
+    /// A command the document declares (`commands.<name>`), with its params as sent.
+    Run {
+        command: String,
+        params: Map<String, Value>,
+    },
 }
 
 impl Action {
@@ -31,7 +40,7 @@ impl Action {
         match self {
             Action::Create { fields } => fields,
             Action::Update { patch } => patch,
-            Action::Archive | Action::Restore => &NONE,
+            Action::Archive | Action::Restore | Action::Run { .. } => &NONE,
         }
     }
 
@@ -41,6 +50,7 @@ impl Action {
             Action::Create { .. } => AclAction::Create,
             Action::Update { .. } => AclAction::Update,
             Action::Archive | Action::Restore => AclAction::Delete,
+            Action::Run { command, .. } => AclAction::Command(command.clone()),
         }
     }
 }
@@ -147,6 +157,8 @@ pub enum RejectionCode {
     VersionMismatch,
     PreconditionRequired,
     ValidationFailed,
+    /// A declared command's guard refused it, with the app's own code (`not_draft`).
+    Refused(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

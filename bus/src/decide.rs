@@ -9,8 +9,10 @@ use crate::access::Ownership;
 use crate::command::{Action, CommandEnvelope, Effect, Rejection, RejectionCode};
 use crate::document::{Change, DocumentState, Stamp, apply};
 use crate::references::{RefCheck, references};
+use crate::schema::model::SetValue;
+use crate::schema::validate::validate_fields;
 use crate::schema::{
-    AclAction, DocumentSchema, ErrorCode, FieldError, FieldKind, Fields, Mode, merge_patch,
+    AclAction, DocumentSchema, ErrorCode, FieldError, FieldKind, Fields, Mode, RoleSet, merge_patch,
 };
 use crate::store::UniqueValue;
 
@@ -94,6 +96,11 @@ fn decide_change(
 ) -> Result<Decision, Rejection> {
     let caller = &command.principal;
     let owner = Ownership::CreatedBy(&current.created_by);
+    if let Action::Run { command: name, .. } = action
+        && !schema.commands.contains_key(name)
+    {
+        return Err(Rejection::new(RejectionCode::NotFound, "no such command"));
+    }
     let restoring = matches!(action, Action::Restore);
     if !caller.may(schema.acl.roles(&AclAction::Read), owner) || (current.archived && !restoring) {
         return Err(Rejection::not_found());
@@ -108,6 +115,13 @@ fn decide_change(
     let (change, effect) = match action {
         Action::Update { patch } => (
             update_change(schema, current, command, patch)?,
+            Effect::Changed,
+        ),
+        Action::Run {
+            command: name,
+            params,
+        } => (
+            Some(run_change(schema, current, name, params)?),
             Effect::Changed,
         ),
         Action::Archive => (Some(Change::Archived), Effect::Archived),
@@ -143,7 +157,12 @@ fn decide_change(
     let state = apply(Some(current.clone()), current.id, &change, stamp)
         .map_err(|e| Rejection::new(RejectionCode::Conflict, e.to_string()))?;
     let (reserve, release, refs) = match &change {
-        Change::Updated(changed) => {
+        Change::Updated(changed) | Change::Custom { set: changed, .. } => {
+            let changed: Map<String, Value> = changed
+                .iter()
+                .filter(|(name, value)| current.fields.get(*name) != Some(*value))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
             let set: Map<String, Value> = changed
                 .iter()
                 .filter(|(_, v)| !v.is_null())
@@ -202,9 +221,78 @@ fn update_change(
     let caller = &command.principal;
     let owner = Ownership::CreatedBy(&current.created_by);
     let may_write = |roles: &_| caller.may(Some(roles), owner);
+    let (patch, merged) = checked_patch(schema, current, patch, &may_write)?;
+    let changed: Map<String, Value> = patch
+        .into_iter()
+        .filter(|(name, _)| current.fields.get(name) != merged.get(name.as_str()))
+        .collect();
+    Ok((!changed.is_empty()).then_some(Change::Updated(changed)))
+}
+
+/// A declared command's event: its params valid, its guard passed, and the fields it sets
+/// valid on the document. The command's ACL is the right to set them, whatever the fields'
+/// own write rights.
+fn run_change(
+    schema: &DocumentSchema,
+    current: &DocumentState,
+    name: &str,
+    params: &Map<String, Value>,
+) -> Result<Change, Rejection> {
+    let Some(declared) = schema.commands.get(name) else {
+        return Err(Rejection::new(RejectionCode::NotFound, "no such command"));
+    };
+    let params = validate_fields(
+        &declared.params,
+        &Value::Object(params.clone()),
+        Mode::Create,
+        &|_| true,
+    )
+    .map_err(|errors| Rejection {
+        code: RejectionCode::ValidationFailed,
+        detail: format!("the params of `{name}` are not valid"),
+        errors,
+    })?;
+    let document = Value::Object(current.fields.clone());
+    if !declared
+        .when
+        .iter()
+        .all(|condition| condition.holds(&document))
+    {
+        return Err(Rejection::new(
+            RejectionCode::Refused(declared.reject.code.clone()),
+            declared.reject.detail.clone(),
+        ));
+    }
+    let set: Map<String, Value> = declared
+        .set
+        .iter()
+        .filter_map(|(field, value)| {
+            let value = match value {
+                SetValue::Param(param) => params.get(param)?.clone(),
+                SetValue::Literal(literal) => literal.clone(),
+            };
+            Some((field.clone(), value))
+        })
+        .collect();
+    let (set, _) = checked_patch(schema, current, &set, &|_| true)?;
+    Ok(Change::Custom {
+        verb: declared.emits.clone(),
+        set,
+    })
+}
+
+/// A merge patch checked against the current document: its own values (with the write
+/// rights `may_write` gives), the `immutable` fields it would change, and the merged document.
+/// Returns the normalized patch and the merged fields.
+fn checked_patch(
+    schema: &DocumentSchema,
+    current: &DocumentState,
+    patch: &Map<String, Value>,
+    may_write: &dyn Fn(&RoleSet) -> bool,
+) -> Result<(Map<String, Value>, Value), Rejection> {
     // Every problem at once: the patch's own, and the immutable fields it would change.
     let (patch, mut errors) =
-        match schema.validate(&Value::Object(patch.clone()), Mode::Patch, &may_write) {
+        match schema.validate(&Value::Object(patch.clone()), Mode::Patch, may_write) {
             // A validated object is returned as an object, normalized.
             Ok(normalized) => (
                 normalized.as_object().cloned().unwrap_or_default(),
@@ -223,14 +311,11 @@ fn update_change(
     {
         errors.extend(invalid);
     }
-    if !errors.is_empty() {
-        return Err(Rejection::validation(errors));
+    if errors.is_empty() {
+        Ok((patch, merged))
+    } else {
+        Err(Rejection::validation(errors))
     }
-    let changed: Map<String, Value> = patch
-        .into_iter()
-        .filter(|(name, _)| current.fields.get(name) != merged.get(name.as_str()))
-        .collect();
-    Ok((!changed.is_empty()).then_some(Change::Updated(changed)))
 }
 
 /// An `immutable` field (at any depth) whose value the merge would change.

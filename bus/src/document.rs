@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::ids::is_name;
 use crate::schema::merge_patch;
 
 /// What one event says happened to a document. The stored type is `<app>.<doc>.<verb>`.
@@ -18,24 +19,34 @@ pub enum Change {
     Updated(Map<String, Value>),
     Archived,
     Restored,
+    /// A declared command's event (`<app>.<doc>.published`): the fields it sets, applied as a
+    /// merge patch. Its data is the whole fact, so folding it needs no declaration, and a log
+    /// keeps folding after a command is removed from the YAML.
+    Custom {
+        verb: String,
+        set: Map<String, Value>,
+    },
 }
 
 /// The verbs of the built-in events, in the order a stream can have them.
 pub const VERBS: [&str; 4] = ["created", "updated", "archived", "restored"];
 
 impl Change {
-    pub fn verb(&self) -> &'static str {
+    pub fn verb(&self) -> &str {
         match self {
             Change::Created(_) => "created",
             Change::Updated(_) => "updated",
             Change::Archived => "archived",
             Change::Restored => "restored",
+            Change::Custom { verb, .. } => verb,
         }
     }
 
     pub fn data(&self) -> Value {
         match self {
-            Change::Created(fields) | Change::Updated(fields) => Value::Object(fields.clone()),
+            Change::Created(fields)
+            | Change::Updated(fields)
+            | Change::Custom { set: fields, .. } => Value::Object(fields.clone()),
             Change::Archived | Change::Restored => Value::Object(Map::new()),
         }
     }
@@ -49,6 +60,10 @@ impl Change {
             "updated" => fields().map(Change::Updated),
             "archived" => Some(Change::Archived),
             "restored" => Some(Change::Restored),
+            verb if is_name(verb) => fields().map(|set| Change::Custom {
+                verb: verb.to_owned(),
+                set,
+            }),
             _ => None,
         }
     }
@@ -78,7 +93,7 @@ pub struct DocumentState {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FoldError {
     #[error("the first event of a stream must be `created`, got `{0}`")]
-    NotCreatedFirst(&'static str),
+    NotCreatedFirst(String),
     #[error("a stream can be created only once")]
     CreatedTwice,
 }
@@ -102,12 +117,12 @@ pub fn apply(
                 updated_by: stamp.by.to_owned(),
                 fields: fields.clone(),
             }),
-            other => Err(FoldError::NotCreatedFirst(other.verb())),
+            other => Err(FoldError::NotCreatedFirst(other.verb().to_owned())),
         };
     };
     match change {
         Change::Created(_) => return Err(FoldError::CreatedTwice),
-        Change::Updated(patch) => {
+        Change::Updated(patch) | Change::Custom { set: patch, .. } => {
             let mut fields = Value::Object(std::mem::take(&mut doc.fields));
             merge_patch(&mut fields, &Value::Object(patch.clone()));
             if let Value::Object(map) = fields {
@@ -191,7 +206,7 @@ mod tests {
         };
         assert_eq!(
             apply(None, Uuid::now_v7(), &Change::Archived, stamp),
-            Err(FoldError::NotCreatedFirst("archived"))
+            Err(FoldError::NotCreatedFirst("archived".into()))
         );
     }
 
@@ -203,8 +218,16 @@ mod tests {
             Some(Change::Updated(obj(data.clone())))
         );
         assert_eq!(
-            Change::from_stored("petstore.product.exploded", &data),
+            Change::from_stored("petstore.product.published", &data),
+            Some(Change::Custom {
+                verb: "published".into(),
+                set: obj(data.clone())
+            })
+        );
+        assert_eq!(
+            Change::from_stored("petstore.product.published", &json!(3)),
             None
         );
+        assert_eq!(Change::from_stored("petstore.product.Bad", &data), None);
     }
 }

@@ -148,6 +148,16 @@ impl Cli {
                             doc.name,
                             doc.fields.len()
                         );
+                        for command in doc.commands.values() {
+                            println!(
+                                "ok  /v1/{}/{}/{{id}}/{}  (emits {}.{})",
+                                doc.app,
+                                doc.name,
+                                command.name,
+                                doc.collection(),
+                                command.emits
+                            );
+                        }
                     }
                     for task in &tasks {
                         let kind = match &task.kind {

@@ -234,7 +234,7 @@ fn line_and_column(rest: &str) -> Option<usize> {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn check_accepts_the_petstore_example_and_lists_its_collections() {
+fn check_accepts_the_petstore_example_and_lists_its_collections_and_commands() {
     let dir = Workdir::new("check-ok");
     let apps = petstore_apps();
 
@@ -246,7 +246,14 @@ fn check_accepts_the_petstore_example_and_lists_its_collections() {
         .lines()
         .filter_map(|line| line.split_whitespace().find(|w| w.starts_with("/v1/")))
         .collect();
-    assert_eq!(listed, ["/v1/petstore/product", "/v1/petstore/supplier"]);
+    assert_eq!(
+        listed,
+        [
+            "/v1/petstore/product",
+            "/v1/petstore/product/{id}/publish",
+            "/v1/petstore/supplier"
+        ]
+    );
 }
 
 #[test]

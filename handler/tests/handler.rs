@@ -1235,3 +1235,85 @@ async fn concurrent_updates_from_two_handlers_all_land_without_gaps() {
     let versions: Vec<i64> = store.events().iter().map(|e| e.version).collect();
     assert_eq!(versions, (1..=11).collect::<Vec<_>>());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Declared commands
+// ---------------------------------------------------------------------------------------------
+
+fn run(by: &Principal, doc: Doc<'_>, name: &str, params: Value) -> CommandEnvelope {
+    let params = object(params);
+    command(
+        by,
+        doc,
+        Action::Run {
+            command: name.into(),
+            params,
+        },
+    )
+}
+
+#[tokio::test]
+async fn publish_emits_published_once_then_its_rule_refuses_it() {
+    let scenario = given(petstore());
+    let kite = product();
+    scenario
+        .given(&create(
+            &staff(),
+            kite,
+            json!({"name": "Kite", "price": 30}),
+        ))
+        .await;
+
+    let outcome = scenario
+        .when(&run(&staff(), kite, "publish", json!({})))
+        .await;
+
+    let success = succeeded(outcome);
+    assert_eq!(success.effect, Effect::Changed);
+    assert_eq!(success.document.fields["status"], "published");
+    assert_eq!(
+        scenario.event_log(),
+        [
+            created("petstore.product"),
+            ("petstore.product.published".into(), 2)
+        ]
+    );
+    let again = scenario
+        .when(&run(&staff(), kite, "publish", json!({})))
+        .await;
+    let refusal = rejected(again, RejectionCode::Refused("not_draft".into()));
+    assert_eq!(refusal.detail, "Only a draft product can be published");
+    assert_eq!(scenario.event_log().len(), 2, "a refusal appends nothing");
+}
+
+#[tokio::test]
+async fn a_declared_command_needs_its_right_its_name_and_valid_params() {
+    let scenario = given(petstore());
+    let kite = product();
+    scenario
+        .given(&create(
+            &staff(),
+            kite,
+            json!({"name": "Kite", "price": 30}),
+        ))
+        .await;
+
+    let by_reader = scenario
+        .when(&run(&alice(), kite, "publish", json!({})))
+        .await;
+    rejected(by_reader, RejectionCode::Forbidden);
+    let unknown = scenario
+        .when(&run(&staff(), kite, "explode", json!({})))
+        .await;
+    rejected(unknown, RejectionCode::NotFound);
+    let with_params = scenario
+        .when(&run(&staff(), kite, "publish", json!({"at": "noon"})))
+        .await;
+    let invalid = rejected(with_params, RejectionCode::ValidationFailed);
+    assert_eq!(invalid.errors[0].pointer, "/at");
+    let nothing = scenario
+        .when(&run(&staff(), product(), "publish", json!({})))
+        .await;
+    rejected(nothing, RejectionCode::NotFound);
+    assert_eq!(scenario.event_log().len(), 1);
+}

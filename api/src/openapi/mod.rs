@@ -8,6 +8,7 @@
 mod operations;
 mod syntax;
 
+use herald_bus::schema::model::CommandDecl;
 use herald_bus::schema::query::field_path;
 use herald_bus::schema::{DocumentSchema, Field, FieldKind, Fields, Registry};
 
@@ -54,6 +55,12 @@ pub fn describe(registry: &Registry) -> Value {
             restore_path(doc, &name, &ops),
         );
         paths.insert(format!("{base}/{{id}}/history"), history_path(doc, &ops));
+        for command in doc.commands.values() {
+            paths.insert(
+                format!("{base}/{{id}}/{}", command.name),
+                run_path(doc, &name, command, &ops),
+            );
+        }
         let types: Vec<String> = doc.event_types().iter().map(ToString::to_string).collect();
         paths.insert(
             format!("{base}/events"),
@@ -645,6 +652,50 @@ fn restore_path(doc: &DocumentSchema, name: &str, ops: &DocumentOperations) -> V
         "post": {"summary": format!("Restore an archived {tag}"), "operationId": ops.restore(), "tags": [tag],
             "parameters": conditional_write_headers(),
             "responses": with_common(responses, &[&WRITE_ERRORS, &CONDITIONAL_ERRORS])},
+    })
+}
+
+/// A command the document declares: its params as the body (none at all is `{}`).
+fn run_path(
+    doc: &DocumentSchema,
+    name: &str,
+    command: &CommandDecl,
+    ops: &DocumentOperations,
+) -> Value {
+    let tag = doc.collection();
+    let mut responses = Map::new();
+    responses.insert(
+        "200".into(),
+        document_response(name, "Done", ops.links_from_document()),
+    );
+    responses.insert("202".into(), accepted());
+    let params = body_schema(&command.params, Body::Create);
+    let summary = command
+        .description
+        .clone()
+        .unwrap_or_else(|| format!("Run `{}` on a {tag}", command.name));
+    let refused = format!(
+        "Refused by the command's rule (problem `code`: `{}`), a version conflict, or an \
+         Idempotency-Key in flight",
+        if command.reject.code.is_empty() {
+            "refused"
+        } else {
+            &command.reject.code
+        }
+    );
+    let mut errors: Vec<(&str, &str)> = vec![
+        ("403", "Forbidden"),
+        ("409", &refused),
+        ("422", "Invalid params"),
+    ];
+    errors.extend(CONDITIONAL_ERRORS);
+    json!({
+        "parameters": [id_parameter()],
+        "post": {"summary": summary, "operationId": ops.run(&command.name), "tags": [tag],
+            "description": format!("Appends `{}.{}`.", doc.collection(), command.emits),
+            "parameters": conditional_write_headers(),
+            "requestBody": {"required": false, "content": {"application/json": {"schema": params}}},
+            "responses": with_common(responses, &[errors.as_slice()])},
     })
 }
 

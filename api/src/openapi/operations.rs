@@ -83,6 +83,11 @@ impl DocumentOperations {
         format!("restore_{}", self.stem)
     }
 
+    /// A declared command: `publish_product`.
+    pub fn run(&self, command: &str) -> String {
+        format!("{command}_{}", self.stem)
+    }
+
     pub fn history(&self) -> String {
         format!("{}_history", self.stem)
     }

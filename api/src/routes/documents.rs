@@ -17,6 +17,7 @@ use herald_bus::decide::decide;
 use herald_bus::ids::CommandId;
 use herald_bus::position::LogPosition;
 use herald_bus::references::with_unresolved;
+use herald_bus::schema::validate::validate_fields;
 use herald_bus::schema::{AclAction, DocumentSchema, Mode};
 use herald_bus::store::EventStore;
 use herald_projector::query::{DocumentView, Vocabulary};
@@ -24,7 +25,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::body::JsonBody;
+use crate::body::{JsonBody, ParamsBody};
 use crate::error::ApiError;
 use crate::extract::{Path, Query, reject_unknown_parameters};
 use crate::headers::{
@@ -49,6 +50,7 @@ pub fn router() -> Router<AppState> {
             "/v1/{app}/{doc}/{id}/restore",
             post(|request, path| bodiless(Action::Restore, request, path)),
         )
+        .route("/v1/{app}/{doc}/{id}/{command}", post(run))
 }
 
 /// The early check for creating, where no document exists yet to be hidden; actions on an
@@ -66,6 +68,23 @@ fn authorize(caller: &Caller, schema: &DocumentSchema, action: &AclAction) -> Re
     }
 }
 
+/// A command's params against their declaration: `422` with every error.
+fn check_params(
+    schema: &DocumentSchema,
+    name: &str,
+    params: &serde_json::Map<String, Value>,
+) -> Result<(), ApiError> {
+    let declared = schema.commands.get(name).ok_or(ApiError::NotFound)?;
+    let body = Value::Object(params.clone());
+    match validate_fields(&declared.params, &body, Mode::Create, &|_| true) {
+        Ok(_) => Ok(()),
+        Err(errors) => Err(ApiError::Validation {
+            detail: format!("the params of `{name}` are not valid"),
+            errors,
+        }),
+    }
+}
+
 /// The stateless checks (body shape, types, constraints, field write rights), so a bad request
 /// costs no trip over the bus. When they fail, the checks that need stored data run too (the
 /// decision on the current document, the references), so one answer names every problem.
@@ -79,6 +98,12 @@ async fn precheck(
         Action::Create { .. } => (Mode::Create, Ownership::Creating),
         Action::Update { .. } => (Mode::Patch, Ownership::Unknown),
         Action::Archive | Action::Restore => return Ok(()),
+        Action::Run {
+            command: name,
+            params,
+        } => {
+            return check_params(schema, name, params);
+        }
     };
     let values = command.action.values();
     let may_write = |roles: &_| principal.may(Some(roles), owner);
@@ -257,6 +282,24 @@ async fn bodiless(
     let schema = request.schema(&app, &doc)?;
     let id = request.caller.document_id(&id)?;
     request.send(&schema, id, action, &[]).await
+}
+
+/// A command the collection declares, on one document; the body holds its params.
+async fn run(
+    request: Request,
+    Path((app, doc, id, command)): Path<(String, String, String, String)>,
+    ParamsBody(body): ParamsBody,
+) -> Result<Response, ApiError> {
+    let schema = request.schema(&app, &doc)?;
+    let id = request.caller.document_id(&id)?;
+    if !schema.commands.contains_key(&command) {
+        return Err(ApiError::NotFound);
+    }
+    let action = Action::Run {
+        command,
+        params: body.object,
+    };
+    request.send(&schema, id, action, &body.raw).await
 }
 
 /// `min_position` from the query, waiting for the view to reach it when given.

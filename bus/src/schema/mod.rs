@@ -12,6 +12,7 @@
 //! - [`query`]: dotted field paths and typed values for list filters.
 //! - `patch`: [`merge_patch`], RFC 7396, the body format of `PATCH`.
 
+pub mod condition;
 mod error;
 pub mod format;
 pub mod load;

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::document::VERBS;
 use crate::ids::{Collection, EventType, is_name};
+use crate::schema::condition::Condition;
 
 /// Fields the server sets on every document; a YAML declaration may not reuse these names and a
 /// request body may not write them.
@@ -66,6 +67,42 @@ pub struct DocumentSchema {
     /// The Postgres text search configuration of `search` fields and of `q=` (YAML key
     /// `search_language`, default `simple`).
     pub search_language: String,
+    /// Business actions beyond create, update, archive and restore, by name.
+    pub commands: IndexMap<String, CommandDecl>,
+}
+
+/// A business action on one document (YAML `commands.<name>`): its params, the guard the
+/// document must pass, and the event it appends with the fields that event sets. Who may run
+/// it is the document's ACL action of the same name.
+#[derive(Debug, Clone)]
+pub struct CommandDecl {
+    pub name: String,
+    pub description: Option<String>,
+    /// The request body's fields, in the language of document fields.
+    pub params: Fields,
+    /// The verb of the event it appends (`published` gives `<app>.<doc>.published`).
+    pub emits: String,
+    /// Conditions on the document's fields that must all hold, or the command is refused.
+    pub when: Vec<Condition>,
+    /// The refusal when a condition of `when` does not hold.
+    pub reject: Reject,
+    /// The top-level fields the event sets, in declaration order.
+    pub set: IndexMap<String, SetValue>,
+}
+
+/// A refusal with a code of the app's own (`not_draft`), answered as `409`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    pub code: String,
+    pub detail: String,
+}
+
+/// Where a value an event sets comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SetValue {
+    /// The param of that name; a param the request leaves out leaves the field as it is.
+    Param(String),
+    Literal(Value),
 }
 
 impl DocumentSchema {
@@ -79,7 +116,13 @@ impl DocumentSchema {
     #[must_use]
     pub fn event_types(&self) -> Vec<EventType> {
         let collection = self.collection();
-        VERBS
+        let mut verbs: Vec<&str> = VERBS.to_vec();
+        for command in self.commands.values() {
+            if !verbs.contains(&command.emits.as_str()) {
+                verbs.push(&command.emits);
+            }
+        }
+        verbs
             .iter()
             .map(|verb| collection.event_type(verb))
             .collect()

@@ -71,21 +71,35 @@ impl DocumentSchema {
         mode: Mode,
         may_write: &dyn Fn(&RoleSet) -> bool,
     ) -> Result<Value, Vec<FieldError>> {
-        let Value::Object(map) = body else {
-            return Err(vec![error("", ErrorCode::Type, "must be a JSON object")]);
-        };
-        let rules = Rules::for_mode(mode);
-        let mut checker = Checker {
-            may_write,
-            errors: Vec::new(),
-        };
-        let mut doc = map.clone();
-        checker.check_object(&self.fields, &mut doc, "", rules, true);
-        if checker.errors.is_empty() {
-            Ok(Value::Object(doc))
-        } else {
-            Err(checker.errors)
-        }
+        validate_fields(&self.fields, body, mode, may_write)
+    }
+}
+
+/// Checks `body` against `fields` as [`DocumentSchema::validate`] does a document's; also
+/// used for a command's params.
+///
+/// # Errors
+/// Every [`FieldError`] found, never an empty list.
+pub fn validate_fields(
+    fields: &Fields,
+    body: &Value,
+    mode: Mode,
+    may_write: &dyn Fn(&RoleSet) -> bool,
+) -> Result<Value, Vec<FieldError>> {
+    let Value::Object(map) = body else {
+        return Err(vec![error("", ErrorCode::Type, "must be a JSON object")]);
+    };
+    let rules = Rules::for_mode(mode);
+    let mut checker = Checker {
+        may_write,
+        errors: Vec::new(),
+    };
+    let mut doc = map.clone();
+    checker.check_object(fields, &mut doc, "", rules, true);
+    if checker.errors.is_empty() {
+        Ok(Value::Object(doc))
+    } else {
+        Err(checker.errors)
     }
 }
 

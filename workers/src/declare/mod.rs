@@ -16,7 +16,8 @@ mod template;
 
 use std::time::Duration;
 
-pub use condition::{Condition, ConditionOp, Trigger};
+pub use condition::Trigger;
+pub use herald_bus::schema::condition::{Condition, ConditionOp};
 pub use load::{Tasks, from_sources, load};
 pub use template::{CommandTemplate, TemplateAction};
 

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::condition::lookup;
+use herald_bus::schema::condition::lookup;
 
 /// The keys of the event JSON a template may start with (`stream` and `position` are left out:
 /// they describe the log, not the change).

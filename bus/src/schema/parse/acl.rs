@@ -61,7 +61,12 @@ impl Parser<'_> {
     }
 
     /// A role or a list of roles.
-    fn roles(&mut self, node: &MarkedYaml<'_>, key: &str, allow_owner: bool) -> Option<RoleSet> {
+    pub(super) fn roles(
+        &mut self,
+        node: &MarkedYaml<'_>,
+        key: &str,
+        allow_owner: bool,
+    ) -> Option<RoleSet> {
         let nodes: Vec<&MarkedYaml<'_>> = match &node.data {
             YamlData::Sequence(items) => items.iter().collect(),
             _ => vec![node],

@@ -8,6 +8,9 @@ pub(super) enum Place {
     Nested,
     /// The `items` of an array.
     Item,
+    /// A command's params: a request body that is not stored, so no key about storage or
+    /// queries applies.
+    Param,
 }
 
 /// Every key a field may have; which ones apply depends on its type, see [`key_problem`].
@@ -72,6 +75,14 @@ pub(super) fn key_problem(key: &str, type_name: Option<&str>, place: Place) -> O
             | "sort"
             | "search"
     );
+    if place == Place::Param
+        && matches!(
+            key,
+            "unique" | "immutable" | "read_only" | "filter" | "sort" | "search" | "acl"
+        )
+    {
+        return Some(format!("`{key}` does not apply to command params"));
+    }
     if place == Place::Item && array_level {
         return Some(format!(
             "`{key}` does not apply to array items; set it on the array field"

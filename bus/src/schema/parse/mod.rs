@@ -3,12 +3,14 @@
 //! [`field`] specs, the [`keys`] that apply to each type, [`acl`] rules, typed [`values`].
 
 mod acl;
+mod commands;
 mod field;
 mod keys;
 mod values;
 
 use std::path::Path;
 
+use indexmap::IndexMap;
 use saphyr::{LoadableYamlNode, MarkedYaml};
 
 use super::error::LoadError;
@@ -80,8 +82,10 @@ impl Parser<'_> {
             acl: Acl::default(),
             require_if_match: false,
             search_language: "simple".to_owned(),
+            commands: IndexMap::new(),
         };
         let mut has_fields = false;
+        let mut commands = None;
         for entry in entries {
             match entry.name {
                 "description" => schema.description = self.string(entry.value, "`description`"),
@@ -90,6 +94,7 @@ impl Parser<'_> {
                     schema.fields = self.fields(entry.value, "", Place::Top).unwrap_or_default();
                 }
                 "acl" => schema.acl = self.acl(entry.value),
+                "commands" => commands = Some(entry.value),
                 "require_if_match" => {
                     schema.require_if_match = self
                         .boolean(entry.value, "`require_if_match`")
@@ -113,7 +118,7 @@ impl Parser<'_> {
                 other => self.error(
                     entry.key,
                     format!(
-                        "unknown key `{other}` (expected description, fields, acl, \
+                        "unknown key `{other}` (expected description, fields, acl, commands, \
                          require_if_match, search_language)"
                     ),
                 ),
@@ -121,6 +126,9 @@ impl Parser<'_> {
         }
         if !has_fields {
             self.error(root, "missing `fields`");
+        }
+        if let Some(commands) = commands {
+            self.commands(commands, &mut schema);
         }
         Some(schema)
     }

@@ -1,0 +1,243 @@
+//! Commands a document declares (`commands:` in its YAML): the example's `publish` over HTTP,
+//! its event in history, event pages, the relay, a task trigger and the view; and a command
+//! with params, whose values are checked against both their declaration and the document.
+
+#![allow(clippy::disallowed_methods)] // a test: a row it cannot decode fails it
+
+use herald_tests::{
+    Options, TestApp, eventually, header, json, petstore_with, relayed, send, view_matches_the_log,
+    write_apps,
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn draft(app: &TestApp, token: &str) -> String {
+    let product = app
+        .create(
+            "petstore/product",
+            token,
+            &json!({"name": "Kite", "price": 30}),
+        )
+        .await;
+    assert_eq!(product["status"], "draft");
+    product["id"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn publish_moves_a_draft_on_sale_once_and_only_staff_may_run_it() {
+    let app = TestApp::spawn().await;
+    let staff = app.token("sam", &["staff"], "acme");
+    let user = app.token("uma", &["user"], "acme");
+    let stranger = app.token("sam", &["staff"], "other");
+    let id = draft(&app, &staff).await;
+    let path = format!("/v1/petstore/product/{id}");
+
+    let by_user = send(app.request(Method::POST, &format!("{path}/publish"), Some(&user))).await;
+    assert_eq!(
+        by_user.status(),
+        403,
+        "a reader may see the product, not publish it"
+    );
+    let anonymous = send(app.request(Method::POST, &format!("{path}/publish"), None)).await;
+    assert_eq!(anonymous.status(), 401);
+    let other_tenant =
+        send(app.request(Method::POST, &format!("{path}/publish"), Some(&stranger))).await;
+    assert_eq!(
+        other_tenant.status(),
+        404,
+        "another tenant's product is not there"
+    );
+    let unknown = send(app.request(Method::POST, &format!("{path}/explode"), Some(&staff))).await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(json(unknown).await["code"], "not_found");
+    let stale = send(
+        app.request(Method::POST, &format!("{path}/publish"), Some(&staff))
+            .header("if-match", "\"7\""),
+    )
+    .await;
+    assert_eq!(stale.status(), 412);
+
+    // No body at all is `{}`: `publish` has no params.
+    let published = send(app.request(Method::POST, &format!("{path}/publish"), Some(&staff))).await;
+    assert_eq!(published.status(), 200);
+    assert_eq!(header(&published, "etag"), "\"2\"");
+    let position = header(&published, "herald-position");
+    assert!(!position.is_empty());
+    let document = json(published).await;
+    assert_eq!(
+        (document["status"].clone(), document["version"].clone()),
+        (json!("published"), json!(2))
+    );
+
+    let again = app
+        .post(&format!("{path}/publish"), &staff, &json!({}))
+        .await;
+    assert_eq!(again.status(), 409);
+    let problem = json(again).await;
+    assert_eq!(problem["code"], "not_draft");
+    assert_eq!(problem["detail"], "Only a draft product can be published");
+    let unknown_param = app
+        .post(&format!("{path}/publish"), &staff, &json!({"when": "now"}))
+        .await;
+    assert_eq!(unknown_param.status(), 422, "publish takes no params");
+
+    let read = json(
+        app.get(&format!("{path}?min_position={position}"), &staff)
+            .await,
+    )
+    .await;
+    assert_eq!(read["status"], "published", "the view applied the event");
+    assert!(view_matches_the_log(&app, "petstore.product").await);
+
+    let history = json(app.get(&format!("{path}/history"), &staff).await).await;
+    let last = &history["data"][1];
+    assert_eq!(last["type"], "petstore.product.published", "{history}");
+    assert_eq!(
+        last["changes"]["status"],
+        json!({"before": "draft", "after": "published"})
+    );
+    let page = json(
+        app.get(
+            "/v1/petstore/product/events?types=petstore.product.published",
+            &staff,
+        )
+        .await,
+    )
+    .await;
+    let types: Vec<Value> = page["data"]
+        .as_array()
+        .map(|events| events.iter().map(|e| e["type"].clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(types, [json!("petstore.product.published")]);
+    let subjects = eventually("the relay to publish the event", || async {
+        let relayed = relayed(&app).await;
+        let subjects: Vec<String> = relayed.into_iter().map(|(subject, _)| subject).collect();
+        subjects
+            .iter()
+            .any(|s| s.ends_with(".acme.petstore.product.published"))
+            .then_some(subjects)
+    })
+    .await;
+    assert_eq!(subjects.len(), 2, "created, then published: {subjects:?}");
+    app.stop_and_clean().await;
+}
+
+#[tokio::test]
+async fn a_published_event_triggers_a_task() {
+    const TASKS: &str = "
+describe_published:
+  on: petstore.product.published
+  kind: command
+  command:
+    target: petstore.product
+    action: update
+    id: $event.document_id
+    body: {description: On sale now}
+";
+    let app = TestApp::spawn_with(Options {
+        apps: petstore_with(&[("petstore", "tasks", TASKS)]),
+        ..Options::default()
+    })
+    .await;
+    let staff = app.token("sam", &["staff"], "acme");
+    let id = draft(&app, &staff).await;
+    let path = format!("/v1/petstore/product/{id}");
+    let published = app
+        .post(&format!("{path}/publish"), &staff, &json!({}))
+        .await;
+    assert_eq!(published.status(), 200);
+    eventually("the task's update", || async {
+        let product = json(app.get(&path, &staff).await).await;
+        (product["description"] == "On sale now").then_some(())
+    })
+    .await;
+    app.stop_and_clean().await;
+}
+
+const TICKET: &str = "
+fields:
+  title: {type: string, required: true}
+  note: {type: string, max: 20}
+  priority: {type: integer, min: 1, max: 5}
+acl: {create: user, read: user, update: user, history: user}
+commands:
+  annotate:
+    description: Add a note and set the priority
+    acl: user
+    params:
+      note: {type: string, required: true, max: 20}
+      priority: {type: integer, min: 1, max: 9}
+    emits: annotated
+    set: {note: {param: note}, priority: {param: priority}}
+";
+
+#[tokio::test]
+async fn params_are_checked_against_their_declaration_and_the_document() {
+    let apps = write_apps(&[("desk", "ticket", TICKET)]).unwrap_or_else(|e| panic!("{e}"));
+    let app = TestApp::spawn_with(Options {
+        apps,
+        ..Options::default()
+    })
+    .await;
+    let user = app.token("uma", &["user"], "acme");
+    let ticket = app
+        .create("desk/ticket", &user, &json!({"title": "Printer"}))
+        .await;
+    let path = format!(
+        "/v1/desk/ticket/{}/annotate",
+        ticket["id"].as_str().unwrap_or_default()
+    );
+
+    let missing = app
+        .post(&path, &user, &json!({"priority": 0, "colour": "red"}))
+        .await;
+    assert_eq!(missing.status(), 422);
+    let problem = json(missing).await;
+    let pointers: Vec<Value> = problem["errors"]
+        .as_array()
+        .map(|errors| errors.iter().map(|e| e["pointer"].clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        pointers,
+        [json!("/colour"), json!("/priority"), json!("/note")],
+        "every mistake at once, the body's in key order, then what is missing: {problem}"
+    );
+    let too_urgent = app
+        .post(&path, &user, &json!({"note": "soon", "priority": 7}))
+        .await;
+    assert_eq!(
+        too_urgent.status(),
+        422,
+        "a valid param must still make a valid document"
+    );
+    assert_eq!(json(too_urgent).await["errors"][0]["pointer"], "/priority");
+
+    let annotated = app
+        .post(&path, &user, &json!({"note": "soon", "priority": 2}))
+        .await;
+    assert_eq!(annotated.status(), 200);
+    let ticket = json(annotated).await;
+    assert_eq!(
+        (ticket["note"].clone(), ticket["priority"].clone()),
+        (json!("soon"), json!(2))
+    );
+    let async_run = send(
+        app.request(Method::POST, &path, Some(&user))
+            .header("prefer", "respond-async")
+            .json(&json!({"note": "later"})),
+    )
+    .await;
+    assert_eq!(async_run.status(), 202);
+    let status_path = header(&async_run, "location");
+    let status = eventually("the command to be handled", || async {
+        let status = json(app.get(&status_path, &user).await).await;
+        (status["status"] == "succeeded").then_some(status)
+    })
+    .await;
+    assert_eq!(status["result"]["note"], "later");
+    assert_eq!(
+        status["result"]["priority"], 2,
+        "a param left out leaves its field as it is: {status}"
+    );
+    app.stop_and_clean().await;
+}
