@@ -688,6 +688,7 @@ fn run_path(
         ("409", &refused),
         ("422", "Invalid params"),
     ];
+    errors.extend(BODY_ERRORS);
     errors.extend(CONDITIONAL_ERRORS);
     json!({
         "parameters": [id_parameter()],
