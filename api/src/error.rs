@@ -222,6 +222,7 @@ impl From<Rejection> for ApiError {
             RejectionCode::Forbidden => ApiError::Forbidden(detail),
             RejectionCode::Conflict => ApiError::Conflict(detail),
             RejectionCode::Refused(code) => ApiError::Refused { code, detail },
+            RejectionCode::Internal => ApiError::internal(anyhow::anyhow!(detail)),
             RejectionCode::UniqueViolation => ApiError::UniqueViolation(detail),
             RejectionCode::VersionMismatch => ApiError::VersionMismatch(detail),
             RejectionCode::PreconditionRequired => ApiError::PreconditionRequired(detail),

@@ -159,6 +159,9 @@ pub enum RejectionCode {
     ValidationFailed,
     /// A declared command's guard refused it, with the app's own code (`not_draft`).
     Refused(String),
+    /// A command's code failed (a panic, data that is not an object): the app's fault, and
+    /// opaque to the caller.
+    Internal,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

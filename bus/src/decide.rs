@@ -9,7 +9,8 @@ use crate::access::Ownership;
 use crate::command::{Action, CommandEnvelope, Effect, Rejection, RejectionCode};
 use crate::document::{Change, DocumentState, Stamp, apply};
 use crate::references::{RefCheck, references};
-use crate::schema::model::SetValue;
+use crate::rust_command::Code;
+use crate::schema::model::{CommandDecl, SetValue};
 use crate::schema::validate::validate_fields;
 use crate::schema::{
     AclAction, DocumentSchema, ErrorCode, FieldError, FieldKind, Fields, Mode, RoleSet, merge_patch,
@@ -121,7 +122,7 @@ fn decide_change(
             command: name,
             params,
         } => (
-            Some(run_change(schema, current, name, params)?),
+            Some(run_change(schema, current, command, name, params)?),
             Effect::Changed,
         ),
         Action::Archive => (Some(Change::Archived), Effect::Archived),
@@ -235,6 +236,7 @@ fn update_change(
 fn run_change(
     schema: &DocumentSchema,
     current: &DocumentState,
+    command: &CommandEnvelope,
     name: &str,
     params: &Map<String, Value>,
 ) -> Result<Change, Rejection> {
@@ -252,6 +254,9 @@ fn run_change(
         detail: format!("the params of `{name}` are not valid"),
         errors,
     })?;
+    if let Some(code) = &declared.code {
+        return run_code(schema, current, command, declared, code, &params);
+    }
     let document = Value::Object(current.fields.clone());
     if !declared
         .when
@@ -278,6 +283,41 @@ fn run_change(
     Ok(Change::Custom {
         verb: declared.emits.clone(),
         set,
+        payload: None,
+    })
+}
+
+/// A `kind: rust` command: its registered code decides from the document and the params.
+fn run_code(
+    schema: &DocumentSchema,
+    current: &DocumentState,
+    command: &CommandEnvelope,
+    declared: &CommandDecl,
+    code: &Code,
+    params: &Value,
+) -> Result<Change, Rejection> {
+    let params = params.as_object().cloned().unwrap_or_default();
+    let emit = match code.decide(current, &params, &command.principal) {
+        Ok(Ok(emit)) => emit,
+        Ok(Err(refusal)) => {
+            return Err(Rejection::new(
+                RejectionCode::Refused(refusal.code),
+                refusal.detail,
+            ));
+        }
+        Err(failure) => {
+            tracing::error!(command.id = %command.id, %failure, name = %declared.name, "a command's code failed");
+            return Err(Rejection::new(
+                RejectionCode::Internal,
+                "the command could not be decided",
+            ));
+        }
+    };
+    let (set, _) = checked_patch(schema, current, &emit.set, &|_| true)?;
+    Ok(Change::Custom {
+        verb: declared.emits.clone(),
+        set,
+        payload: emit.data.as_object().cloned(),
     })
 }
 

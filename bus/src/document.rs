@@ -20,11 +20,14 @@ pub enum Change {
     Archived,
     Restored,
     /// A declared command's event (`<app>.<doc>.published`): the fields it sets, applied as a
-    /// merge patch. Its data is the whole fact, so folding it needs no declaration, and a log
-    /// keeps folding after a command is removed from the YAML.
+    /// merge patch. The event records them, so folding it runs no command code and needs no
+    /// declaration: a log folds the same after a command's code or YAML changes.
     Custom {
         verb: String,
         set: Map<String, Value>,
+        /// The event's data when it is not `set` (a Rust command's own payload, such as
+        /// `{"quantity": 5}` for a restock); `set` is then kept in the event's metadata.
+        payload: Option<Map<String, Value>>,
     },
 }
 
@@ -46,13 +49,37 @@ impl Change {
         match self {
             Change::Created(fields)
             | Change::Updated(fields)
-            | Change::Custom { set: fields, .. } => Value::Object(fields.clone()),
+            | Change::Custom {
+                payload: Some(fields),
+                ..
+            }
+            | Change::Custom {
+                set: fields,
+                payload: None,
+                ..
+            } => Value::Object(fields.clone()),
             Change::Archived | Change::Restored => Value::Object(Map::new()),
         }
     }
 
-    /// Reads back a stored event from its type's verb and its data.
-    pub fn from_stored(event_type: &str, data: &Value) -> Option<Self> {
+    /// The fields an event sets when its data says something else (metadata `effect`).
+    pub fn effect(&self) -> Option<&Map<String, Value>> {
+        match self {
+            Change::Custom {
+                set,
+                payload: Some(_),
+                ..
+            } => Some(set),
+            _ => None,
+        }
+    }
+
+    /// Reads back a stored event from its type's verb, its data and the `effect` of its metadata.
+    pub fn from_stored(
+        event_type: &str,
+        data: &Value,
+        effect: Option<&Map<String, Value>>,
+    ) -> Option<Self> {
         let verb = event_type.rsplit('.').next()?;
         let fields = || data.as_object().cloned();
         match verb {
@@ -60,9 +87,17 @@ impl Change {
             "updated" => fields().map(Change::Updated),
             "archived" => Some(Change::Archived),
             "restored" => Some(Change::Restored),
-            verb if is_name(verb) => fields().map(|set| Change::Custom {
-                verb: verb.to_owned(),
-                set,
+            verb if is_name(verb) => fields().map(|data| match effect {
+                Some(set) => Change::Custom {
+                    verb: verb.to_owned(),
+                    set: set.clone(),
+                    payload: Some(data),
+                },
+                None => Change::Custom {
+                    verb: verb.to_owned(),
+                    set: data,
+                    payload: None,
+                },
             }),
             _ => None,
         }
@@ -214,20 +249,34 @@ mod tests {
     fn stored_events_read_back() {
         let data = json!({"x": 1});
         assert_eq!(
-            Change::from_stored("petstore.product.updated", &data),
+            Change::from_stored("petstore.product.updated", &data, None),
             Some(Change::Updated(obj(data.clone())))
         );
         assert_eq!(
-            Change::from_stored("petstore.product.published", &data),
+            Change::from_stored("petstore.product.published", &data, None),
             Some(Change::Custom {
                 verb: "published".into(),
-                set: obj(data.clone())
+                set: obj(data.clone()),
+                payload: None
             })
         );
         assert_eq!(
-            Change::from_stored("petstore.product.published", &json!(3)),
+            Change::from_stored("petstore.product.published", &json!(3), None),
             None
         );
-        assert_eq!(Change::from_stored("petstore.product.Bad", &data), None);
+        assert_eq!(
+            Change::from_stored("petstore.product.Bad", &data, None),
+            None
+        );
+        let effect = obj(json!({"stock": 12}));
+        assert_eq!(
+            Change::from_stored("petstore.product.restocked", &data, Some(&effect)),
+            Some(Change::Custom {
+                verb: "restocked".into(),
+                set: effect.clone(),
+                payload: Some(obj(data.clone()))
+            }),
+            "a Rust command's event folds by the effect it recorded"
+        );
     }
 }

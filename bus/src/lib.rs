@@ -11,6 +11,7 @@
 //!   restore); its envelope travels over the bus, its outcome comes back to the api.
 //! - [`decide`]: the pure decision — given a document's state and a command, the *events* (facts,
 //!   past tense) to append, or the reason to reject.
+//! - [`rust_command`]: commands whose decision is the app's Rust code (`kind: rust`).
 //! - [`references`]: `ref` values must resolve to a document the caller may read.
 //! - [`store`]: the event store in PostgreSQL. A *stream* is the ordered events of one document;
 //!   appends check the expected version, record the command outcome and unique-key reservations
@@ -30,6 +31,7 @@ pub mod ids;
 pub mod nats;
 pub mod position;
 pub mod references;
+pub mod rust_command;
 pub mod schema;
 pub mod settings;
 pub mod store;

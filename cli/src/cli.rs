@@ -9,6 +9,7 @@ use herald_bus::settings::{LogSettings, Settings};
 use herald_bus::store::PgStore;
 use herald_workers::declare::{self, TaskKind};
 
+use crate::app::App;
 use crate::database::{create_if_missing, run_migrations};
 use crate::dev::with_dev_secret;
 use crate::server::{Herald, Role, shutdown_signal};
@@ -108,9 +109,10 @@ impl Cli {
         Ok(settings)
     }
 
-    pub async fn run(self, settings: Settings) -> anyhow::Result<()> {
+    /// Runs the command with `app`'s code in place.
+    pub async fn run(self, settings: Settings, app: App) -> anyhow::Result<()> {
         match self.command {
-            Command::Dev { .. } => crate::dev::run(settings).await,
+            Command::Dev { .. } => crate::dev::run(settings, app).await,
             Command::Serve { roles, .. } => {
                 let roles = if roles.is_empty() {
                     Role::ALL.to_vec()
@@ -125,9 +127,7 @@ impl Cli {
                         "no token key configured: set HERALD_AUTH__HS256_SECRET (or auth.public_key_pem)"
                     );
                 }
-                let herald =
-                    Herald::build(settings, &roles, herald_workers::TaskRegistry::default())
-                        .await?;
+                let herald = Herald::build(settings, &roles, app).await?;
                 if let Some(addr) = herald.api_addr() {
                     tracing::info!(%addr, "listening");
                 }
@@ -140,7 +140,13 @@ impl Cli {
                 Ok(())
             }
             Command::Check { .. } => match declare::load(&settings.apps.dir) {
-                Ok((registry, tasks)) => {
+                Ok((mut registry, tasks)) => {
+                    registry.attach(&app.commands).map_err(|problems| {
+                        anyhow::anyhow!(
+                            "the code of this binary does not match the apps:\n{}",
+                            problems.join("\n")
+                        )
+                    })?;
                     for doc in registry.documents() {
                         println!(
                             "ok  /v1/{}/{}  ({} fields)",

@@ -14,6 +14,7 @@ use herald_workers::declare::{self, TaskKind};
 use rand::RngCore;
 use secrecy::SecretString;
 
+use crate::app::App;
 use crate::database::create_if_missing;
 use crate::server::{Herald, Role, shutdown_signal};
 
@@ -93,7 +94,7 @@ fn with_webhook_secrets(settings: &mut Settings) -> anyhow::Result<Vec<(String, 
     Ok(filled)
 }
 
-pub async fn run(settings: Settings) -> anyhow::Result<()> {
+pub async fn run(settings: Settings, app: App) -> anyhow::Result<()> {
     let mut settings = with_dev_secret(settings)?;
     // The printed admin token operates the local installation.
     settings
@@ -102,12 +103,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .get_or_insert_with(|| "dev".to_owned());
     let secrets = with_webhook_secrets(&mut settings)?;
     create_if_missing(&settings.database).await?;
-    let herald = Herald::build(
-        settings.clone(),
-        &Role::ALL,
-        herald_workers::TaskRegistry::default(),
-    )
-    .await?;
+    let herald = Herald::build(settings.clone(), &Role::ALL, app).await?;
     let addr = herald.api_addr().context("the api is not bound")?;
     let token = herald_api::auth::issue_token(
         &settings.auth,

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //!
+//! - [`app`]: [`App`], an app's Rust commands and tasks; an app's own binary runs it.
 //! - [`server`]: [`server::Herald`] builds the roles a process runs (api, handler, projector,
 //!   worker) and runs them until shutdown, stopping the api first so in-flight requests still
 //!   get their outcome.
@@ -13,6 +14,7 @@
 //! - [`cli`]: the argument parser and the commands (`dev`, `serve`, `migrate`, `check`, `token`,
 //!   `replay`, `tail`).
 
+pub mod app;
 pub mod cli;
 pub mod database;
 pub mod dev;
@@ -20,3 +22,5 @@ pub mod failure;
 pub mod replay;
 pub mod server;
 pub mod tail;
+
+pub use app::App;

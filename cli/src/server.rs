@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -13,12 +14,13 @@ use herald_bus::store::PgStore;
 use herald_bus::supervise::{RoleHealth, supervise};
 use herald_handler::{self as handler, Handler};
 use herald_projector::catalog::ensure_projection;
+use herald_workers::Worker;
 use herald_workers::declare::{self, Tasks};
-use herald_workers::{TaskRegistry, Worker};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::app::App;
 use crate::database::run_migrations;
 
 /// A role a process can take; `herald serve` takes all of them.
@@ -59,19 +61,10 @@ pub struct Herald {
 }
 
 impl Herald {
-    /// Loads the apps, connects to Postgres and NATS, migrates, and binds the api. `rust` holds
-    /// the implementations of the tasks declared `kind: rust`.
-    pub async fn build(
-        settings: Settings,
-        roles: &[Role],
-        rust: TaskRegistry,
-    ) -> anyhow::Result<Self> {
-        let (registry, tasks) = declare::load(&settings.apps.dir).map_err(|errors| {
-            anyhow::anyhow!(
-                "the apps in {} are invalid:\n{errors}",
-                settings.apps.dir.display()
-            )
-        })?;
+    /// Loads the apps and attaches `app`'s code to them, connects to Postgres and NATS,
+    /// migrates, and binds the api.
+    pub async fn build(settings: Settings, roles: &[Role], app: App) -> anyhow::Result<Self> {
+        let (registry, tasks) = load_apps(&settings.apps.dir, &app)?;
         let (registry, tasks) = (Arc::new(registry), Arc::new(tasks));
         let store = PgStore::connect(&settings.database)?;
         let ran = run_migrations(&store).await?;
@@ -111,7 +104,7 @@ impl Herald {
                 bus.clone(),
                 store.clone(),
                 tasks.clone(),
-                Arc::new(rust),
+                Arc::new(app.tasks),
                 &settings.webhooks.secrets,
             )?;
             Some(Arc::new(worker))
@@ -281,6 +274,24 @@ impl Herald {
             );
         }
     }
+}
+
+/// The documents and tasks of `dir`, with `app`'s code attached to its `kind: rust` commands.
+///
+/// # Errors
+/// Every mistake in the files, or code that does not match the declarations.
+pub fn load_apps(dir: &Path, app: &App) -> anyhow::Result<(Registry, Tasks)> {
+    let (mut registry, tasks) = declare::load(dir).map_err(|errors| {
+        anyhow::anyhow!("the apps in {} are invalid:\n{errors}", dir.display())
+    })?;
+    registry.attach(&app.commands).map_err(|problems| {
+        anyhow::anyhow!(
+            "the apps in {} do not match this binary's code:\n{}",
+            dir.display(),
+            problems.join("\n")
+        )
+    })?;
+    Ok((registry, tasks))
 }
 
 /// The roles of a process, each restarted by [`supervise`] when it fails or panics.

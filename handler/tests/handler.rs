@@ -12,7 +12,9 @@ use herald_bus::access::Principal;
 use herald_bus::command::{
     Action, CommandEnvelope, Effect, Outcome, Rejection, RejectionCode, Success,
 };
+use herald_bus::document::DocumentState;
 use herald_bus::ids::{CommandId, TenantId};
+use herald_bus::rust_command::{Emit, Refusal, RustCommand, RustCommands};
 use herald_bus::schema::{ErrorCode, Registry};
 use herald_bus::store::MemoryStore;
 use herald_handler::Handler;
@@ -1316,4 +1318,72 @@ async fn a_declared_command_needs_its_right_its_name_and_valid_params() {
         .await;
     rejected(nothing, RejectionCode::NotFound);
     assert_eq!(scenario.event_log().len(), 1);
+}
+
+/// A counter whose `bump` is Rust code: it adds `by` to `count`, refusing to pass `limit`.
+const COUNTER: &str = r"
+fields:
+  count: {type: integer, default: 0}
+  limit: {type: integer, default: 3}
+acl: {create: user, read: user}
+commands:
+  bump:
+    acl: user
+    kind: rust
+    params:
+      by: {type: integer, required: true, min: 1}
+    emits: bumped
+";
+
+#[derive(serde::Deserialize)]
+struct By {
+    by: i64,
+}
+
+struct Bump;
+
+impl RustCommand for Bump {
+    type Params = By;
+
+    fn decide(&self, counter: &DocumentState, params: By, _: &Principal) -> Result<Emit, Refusal> {
+        let count = counter.fields["count"].as_i64().unwrap_or(0);
+        let limit = counter.fields["limit"].as_i64().unwrap_or(0);
+        if count + params.by > limit {
+            return Err(Refusal::new("over_limit", "that would pass the limit"));
+        }
+        Ok(Emit::new(json!({"by": params.by})).set("count", count + params.by))
+    }
+}
+
+fn counters() -> Registry {
+    let mut registry = Registry::from_sources(&[("tally", "counter", COUNTER)])
+        .unwrap_or_else(|e| panic!("the counter must load:\n{e}"));
+    let mut code = RustCommands::default();
+    code.register("tally.counter.bump", Bump);
+    registry
+        .attach(&code)
+        .unwrap_or_else(|problems| panic!("{problems:?}"));
+    registry
+}
+
+#[tokio::test]
+async fn a_rust_command_appends_its_own_data_and_folds_by_what_it_set() {
+    let scenario = given(counters());
+    let counter = new_doc("tally.counter");
+    scenario.given(&create(&alice(), counter, json!({}))).await;
+
+    let outcome = scenario
+        .when(&run(&alice(), counter, "bump", json!({"by": 2})))
+        .await;
+
+    assert_eq!(succeeded(outcome).document.fields["count"], 2);
+    let events = scenario.store.events();
+    let bumped = &events[1];
+    assert_eq!(bumped.event_type, "tally.counter.bumped");
+    assert_eq!(bumped.data, json!({"by": 2}));
+    let over = scenario
+        .when(&run(&alice(), counter, "bump", json!({"by": 2})))
+        .await;
+    rejected(over, RejectionCode::Refused("over_limit".into()));
+    assert_eq!(scenario.event_log().len(), 2, "a refusal appends nothing");
 }

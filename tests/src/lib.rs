@@ -19,8 +19,8 @@ pub mod sse;
 use anyhow::Context;
 use herald_bus::settings::Settings;
 use herald_bus::store::migrate;
+use herald_cli::App;
 use herald_cli::server::{Herald, Role};
-use herald_workers::TaskRegistry;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use reqwest::{Method, RequestBuilder};
@@ -244,7 +244,8 @@ pub struct Options {
     /// Reuse a NATS prefix (to restart an app); a new one when `None`.
     pub prefix: Option<String>,
     pub secret: Option<String>,
-    pub tasks: TaskRegistry,
+    /// The Rust code of the app's commands and tasks.
+    pub app: App,
     /// Adjusts the settings the app is built with.
     pub configure: fn(&mut Settings),
 }
@@ -257,7 +258,7 @@ impl Default for Options {
             database: None,
             prefix: None,
             secret: None,
-            tasks: TaskRegistry::default(),
+            app: App::default(),
             configure: |_| {},
         }
     }
@@ -314,7 +315,7 @@ impl TestApp {
         // The tests' administrators operate the installation too.
         settings.auth.operator_tenant = Some("acme".to_owned());
         (options.configure)(&mut settings);
-        let herald = Herald::build(settings.clone(), &options.roles, options.tasks).await?;
+        let herald = Herald::build(settings.clone(), &options.roles, options.app).await?;
         let addr = herald.api_addr();
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();

@@ -4,11 +4,15 @@
 
 #![allow(clippy::disallowed_methods)] // a test: a row it cannot decode fails it
 
+use herald_bus::access::Principal;
+use herald_bus::document::DocumentState;
+use herald_bus::rust_command::{Emit, Refusal, RustCommand};
 use herald_tests::{
     Options, TestApp, eventually, header, json, petstore_with, relayed, send, view_matches_the_log,
     write_apps,
 };
 use reqwest::Method;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 async fn draft(app: &TestApp, token: &str) -> String {
@@ -169,13 +173,76 @@ commands:
       priority: {type: integer, min: 1, max: 9}
     emits: annotated
     set: {note: {param: note}, priority: {param: priority}}
+  escalate:
+    acl: user
+    kind: rust
+    params:
+      reason: {type: string, required: true}
+    emits: escalated
+  explode:
+    acl: user
+    kind: rust
+    emits: exploded
 ";
+
+/// Raises a ticket's priority by one, up to 5, recording why and from where.
+struct Escalate;
+
+#[derive(Deserialize)]
+struct Reason {
+    reason: String,
+}
+
+impl RustCommand for Escalate {
+    type Params = Reason;
+
+    fn decide(
+        &self,
+        ticket: &DocumentState,
+        params: Reason,
+        _caller: &Principal,
+    ) -> Result<Emit, Refusal> {
+        let priority = ticket
+            .fields
+            .get("priority")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        if priority >= 5 {
+            return Err(Refusal::new(
+                "already_urgent",
+                "The ticket is as urgent as it gets",
+            ));
+        }
+        Ok(
+            Emit::new(json!({"reason": params.reason, "from": priority}))
+                .set("priority", priority + 1),
+        )
+    }
+}
+
+/// Code with a bug: it panics.
+struct Explode;
+
+impl RustCommand for Explode {
+    type Params = Value;
+
+    fn decide(&self, _: &DocumentState, _: Value, _: &Principal) -> Result<Emit, Refusal> {
+        panic!("explode has a bug")
+    }
+}
+
+fn desk() -> herald_cli::App {
+    herald_cli::App::new()
+        .command("desk.ticket.escalate", Escalate)
+        .command("desk.ticket.explode", Explode)
+}
 
 #[tokio::test]
 async fn params_are_checked_against_their_declaration_and_the_document() {
     let apps = write_apps(&[("desk", "ticket", TICKET)]).unwrap_or_else(|e| panic!("{e}"));
     let app = TestApp::spawn_with(Options {
         apps,
+        app: desk(),
         ..Options::default()
     })
     .await;
@@ -239,5 +306,107 @@ async fn params_are_checked_against_their_declaration_and_the_document() {
         status["result"]["priority"], 2,
         "a param left out leaves its field as it is: {status}"
     );
+    app.stop_and_clean().await;
+}
+
+#[tokio::test]
+async fn a_rust_command_decides_in_code_and_its_event_folds_by_what_it_set() {
+    let apps = write_apps(&[("desk", "ticket", TICKET)]).unwrap_or_else(|e| panic!("{e}"));
+    let app = TestApp::spawn_with(Options {
+        apps,
+        app: desk(),
+        ..Options::default()
+    })
+    .await;
+    let user = app.token("uma", &["user"], "acme");
+    let ticket = app
+        .create(
+            "desk/ticket",
+            &user,
+            &json!({"title": "Printer", "priority": 3}),
+        )
+        .await;
+    let path = format!(
+        "/v1/desk/ticket/{}",
+        ticket["id"].as_str().unwrap_or_default()
+    );
+
+    let missing = app
+        .post(&format!("{path}/escalate"), &user, &json!({}))
+        .await;
+    assert_eq!(
+        missing.status(),
+        422,
+        "the YAML's params are checked before the code runs"
+    );
+    let escalated = app
+        .post(
+            &format!("{path}/escalate"),
+            &user,
+            &json!({"reason": "jammed"}),
+        )
+        .await;
+    assert_eq!(escalated.status(), 200);
+    let position = header(&escalated, "herald-position");
+    assert_eq!(json(escalated).await["priority"], 4);
+    let read = json(
+        app.get(&format!("{path}?min_position={position}"), &user)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        read["priority"], 4,
+        "the view folds the event by the fields it set"
+    );
+
+    let page = json(
+        app.get("/v1/desk/ticket/events?types=desk.ticket.escalated", &user)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        page["data"][0]["data"],
+        json!({"reason": "jammed", "from": 3}),
+        "the event's data is the code's own"
+    );
+    let history = json(app.get(&format!("{path}/history"), &user).await).await;
+    assert_eq!(
+        history["data"][1]["changes"]["priority"],
+        json!({"before": 3, "after": 4})
+    );
+
+    let to_five = app
+        .post(
+            &format!("{path}/escalate"),
+            &user,
+            &json!({"reason": "on fire"}),
+        )
+        .await;
+    assert_eq!(to_five.status(), 200);
+    let refused = app
+        .post(
+            &format!("{path}/escalate"),
+            &user,
+            &json!({"reason": "still"}),
+        )
+        .await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(json(refused).await["code"], "already_urgent");
+    let broken = app
+        .post(&format!("{path}/explode"), &user, &json!({}))
+        .await;
+    assert_eq!(
+        broken.status(),
+        500,
+        "a panic in the code is the app's fault, opaque"
+    );
+    assert_eq!(json(broken).await["code"], "internal");
+    let history = json(app.get(&format!("{path}/history"), &user).await).await;
+    assert_eq!(
+        history["data"].as_array().map(Vec::len),
+        Some(3),
+        "created and escalated twice; the refusal and the panic appended nothing"
+    );
+    assert!(view_matches_the_log(&app, "desk.ticket").await);
     app.stop_and_clean().await;
 }

@@ -13,7 +13,6 @@ use herald_bus::schema::Registry;
 use herald_bus::settings::Settings;
 use herald_cli::server::{Herald, Role};
 use herald_tests::{Options, TestApp, header, json, send, write_apps};
-use herald_workers::TaskRegistry;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
@@ -1261,7 +1260,7 @@ async fn yaml_mistakes_stop_herald_with_file_line_and_reason() {
     // The server refuses to start on it, saying which files are wrong.
     let mut settings = Settings::default();
     settings.apps.dir.clone_from(&dir);
-    let error = match Herald::build(settings, &Role::ALL, TaskRegistry::default()).await {
+    let error = match Herald::build(settings, &Role::ALL, herald_cli::App::default()).await {
         Ok(_) => panic!("Herald started on invalid apps"),
         Err(error) => format!("{error:#}"),
     };

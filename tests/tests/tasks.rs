@@ -256,7 +256,10 @@ async fn spawn_shop(tasks_yaml: &str, rust: TaskRegistry) -> TestApp {
     let app = TestApp::spawn_with(Options {
         apps: shop_apps(tasks_yaml),
         configure: with_hook_secret,
-        tasks: rust,
+        app: herald_cli::App {
+            tasks: rust,
+            ..herald_cli::App::default()
+        },
         ..Options::default()
     })
     .await;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use herald_bus::nats::Bus;
 use herald_tests::{Options, TestApp, eventually};
-use herald_workers::{Task, TaskContext, TaskEnvelope, TaskError, TaskRegistry, enqueue};
+use herald_workers::{Task, TaskContext, TaskEnvelope, TaskError, enqueue};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -48,10 +48,8 @@ fn task(label: &str) -> TaskEnvelope {
 #[tokio::test]
 async fn tasks_run_once_retry_after_a_back_off_and_stop_when_permanent() {
     let recorder = Recorder::default();
-    let mut tasks = TaskRegistry::default();
-    tasks.register("record", recorder.clone());
     let app = TestApp::spawn_with(Options {
-        tasks,
+        app: herald_cli::App::new().task("record", recorder.clone()),
         ..Options::default()
     })
     .await;

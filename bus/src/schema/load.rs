@@ -12,6 +12,7 @@ use super::error::{LoadError, LoadErrors};
 use super::model::DocumentSchema;
 use super::parse::{RefSite, parse_document};
 use crate::ids::is_name;
+use crate::rust_command::RustCommands;
 
 /// Longest app or document name: both end up inside NATS subjects, table names and index
 /// names, which have length limits of their own.
@@ -81,6 +82,43 @@ impl Registry {
     #[must_use]
     pub fn get(&self, app: &str, doc: &str) -> Option<&Arc<DocumentSchema>> {
         self.apps.get(app)?.get(doc)
+    }
+
+    /// Attaches the app's code to its `kind: rust` commands.
+    ///
+    /// # Errors
+    /// Every mismatch: a `kind: rust` command with no code registered, and registered code
+    /// that names no `kind: rust` command.
+    pub fn attach(&mut self, code: &RustCommands) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        let mut used = BTreeSet::new();
+        for docs in self.apps.values_mut() {
+            for schema in docs.values_mut() {
+                let collection = schema.collection();
+                let schema = Arc::make_mut(schema);
+                for command in schema.commands.values_mut().filter(|c| c.rust) {
+                    let name = format!("{collection}.{}", command.name);
+                    command.code = code.get(&name).cloned();
+                    if command.code.is_none() {
+                        problems.push(format!(
+                            "`{name}` is declared with `kind: rust` but no code is registered for it"
+                        ));
+                    }
+                    used.insert(name);
+                }
+            }
+        }
+        for name in code.names().filter(|name| !used.contains(*name)) {
+            problems.push(format!(
+                "code is registered for `{name}`, which no document declares as a `kind: rust` command"
+            ));
+        }
+        problems.sort();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 
     /// The document of a collection name as stored and sent (`<app>.<doc>`).
@@ -607,5 +645,54 @@ pub(super) mod tests {
             Registry::from_sources(&[("commands", "doc", "fields:\n  a: {type: string}\n")])
                 .unwrap_err();
         assert!(errors.to_string().contains("reserved"), "{errors}");
+    }
+
+    #[test]
+    fn rust_commands_need_code_and_code_needs_a_rust_command() {
+        use crate::access::Principal;
+        use crate::document::DocumentState;
+        use crate::rust_command::{Emit, Refusal, RustCommand, RustCommands};
+
+        struct Noop;
+        impl RustCommand for Noop {
+            type Params = serde_json::Value;
+            fn decide(
+                &self,
+                _: &DocumentState,
+                _: serde_json::Value,
+                _: &Principal,
+            ) -> Result<Emit, Refusal> {
+                Ok(Emit::new(serde_json::json!({})))
+            }
+        }
+        let yaml = "fields: {a: {type: string}}\ncommands:\n  ping: {kind: rust, emits: pinged}\n";
+        let load = || Registry::from_sources(&[("s", "d", yaml)]).unwrap();
+        let mut bare = load();
+        assert_eq!(
+            bare.attach(&RustCommands::default()),
+            Err(vec![
+                "`s.d.ping` is declared with `kind: rust` but no code is registered for it"
+                    .to_owned()
+            ])
+        );
+        let mut code = RustCommands::default();
+        code.register("s.d.ping", Noop).register("s.d.pong", Noop);
+        let mut registry = load();
+        assert_eq!(
+            registry.attach(&code),
+            Err(vec![
+                "code is registered for `s.d.pong`, which no document declares as a `kind: rust` command"
+                    .to_owned()
+            ])
+        );
+        let mut exact = RustCommands::default();
+        exact.register("s.d.ping", Noop);
+        let mut registry = load();
+        assert_eq!(registry.attach(&exact), Ok(()));
+        assert!(
+            registry.get("s", "d").unwrap().commands["ping"]
+                .code
+                .is_some()
+        );
     }
 }

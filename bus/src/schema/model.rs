@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::document::VERBS;
 use crate::ids::{Collection, EventType, is_name};
+use crate::rust_command::Code;
 use crate::schema::condition::Condition;
 
 /// Fields the server sets on every document; a YAML declaration may not reuse these names and a
@@ -88,6 +89,11 @@ pub struct CommandDecl {
     pub reject: Reject,
     /// The top-level fields the event sets, in declaration order.
     pub set: IndexMap<String, SetValue>,
+    /// `kind: rust`: the decision is the app's code (`when`, `reject` and `set` are its part).
+    pub rust: bool,
+    /// The registered code of a `kind: rust` command, attached at start-up
+    /// ([`crate::schema::Registry::attach`]).
+    pub code: Option<Code>,
 }
 
 /// A refusal with a code of the app's own (`not_draft`), answered as `409`.

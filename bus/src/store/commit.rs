@@ -196,7 +196,11 @@ async fn append(tx: &Transaction<'_>, commit: &Commit<'_>) -> Result<Outcome, St
             )
             .await
         }));
-    let metadata = Json(EventMetadata::of(command));
+    let metadata: Vec<Json<EventMetadata>> = commit
+        .changes
+        .iter()
+        .map(|change| Json(EventMetadata::of_change(command, change)))
+        .collect();
     let types: Vec<String> = commit
         .changes
         .iter()
@@ -230,7 +234,7 @@ async fn append(tx: &Transaction<'_>, commit: &Commit<'_>) -> Result<Outcome, St
                     &Uuid::now_v7(),
                     &types[offset],
                     &data[offset],
-                    &metadata,
+                    &metadata[offset],
                     &commit.state.updated_at,
                 ],
             )

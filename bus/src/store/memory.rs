@@ -19,6 +19,7 @@ pub struct MemoryEvent {
     pub stream_id: String,
     pub version: i64,
     pub event_type: String,
+    pub data: serde_json::Value,
 }
 
 #[derive(Default)]
@@ -146,6 +147,7 @@ impl EventStore for MemoryStore {
                 stream_id: commit.stream_id.to_owned(),
                 version: commit.expected_version + 1 + offset as i64,
                 event_type: event_type(command, change),
+                data: change.data(),
             });
             position = Some(LogPosition {
                 tx_id: inner.events.len() as u64,

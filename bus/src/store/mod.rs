@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
-
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 pub use group::GroupCounts;
@@ -172,6 +172,10 @@ pub struct EventMetadata {
     pub idempotency_key: Option<String>,
     /// W3C `traceparent` of the request.
     pub traceparent: Option<String>,
+    /// The fields the event set, when its data is something else (a Rust command's payload):
+    /// folding applies these, so replay runs no command code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effect: Option<Map<String, Value>>,
 }
 
 /// Who caused an event.
@@ -198,6 +202,15 @@ impl EventMetadata {
             },
             idempotency_key: command.idempotency_key.clone(),
             traceparent: command.traceparent.clone(),
+            effect: None,
+        }
+    }
+
+    /// The metadata of the event `change` of `command`.
+    pub fn of_change(command: &CommandEnvelope, change: &Change) -> Self {
+        Self {
+            effect: change.effect().cloned(),
+            ..Self::of(command)
         }
     }
 }

@@ -451,7 +451,7 @@ async fn append_events(
     let mut recorded: Vec<DateTime<Utc>> = Vec::new();
     for commit in commits {
         let command = commit.command;
-        let meta = Json(EventMetadata::of(command));
+
         for (offset, change) in commit.changes.iter().enumerate() {
             tenants.push(command.principal.tenant.as_str());
             streams.push(commit.stream_id);
@@ -461,7 +461,7 @@ async fn append_events(
             ids.push(Uuid::now_v7());
             types.push(event_type(command, change));
             data.push(change.data());
-            metadata.push(meta.clone());
+            metadata.push(Json(EventMetadata::of_change(command, change)));
             recorded.push(commit.state.updated_at);
         }
     }

@@ -18,7 +18,7 @@ const RESERVED: [&str; 10] = [
     "create", "read", "get", "list", "update", "delete", "restore", "archive", "history", "events",
 ];
 
-const COMMAND_KEYS: &str = "description, acl, params, emits, when, reject, set";
+const COMMAND_KEYS: &str = "description, acl, kind, params, emits, when, reject, set";
 
 impl Parser<'_> {
     /// `commands:`, read once the fields are known, since guards and `set` name them.
@@ -62,6 +62,8 @@ impl Parser<'_> {
                 detail: String::new(),
             },
             set: IndexMap::new(),
+            rust: false,
+            code: None,
         };
         let (mut when, mut reject, mut set) = (None, None, None);
         let mut valid = true;
@@ -93,6 +95,15 @@ impl Parser<'_> {
                         valid = false;
                     }
                 },
+                "kind" => match self.string(entry.value, &key).as_deref() {
+                    Some("rust") => command.rust = true,
+                    Some("declared") => {}
+                    _ => {
+                        let message = format!("{key}: expected `declared` (the default) or `rust`");
+                        self.error(entry.value, message);
+                        valid = false;
+                    }
+                },
                 "when" => when = Some(entry.value),
                 "reject" => reject = Some(entry.value),
                 "set" => set = Some(entry.value),
@@ -106,6 +117,18 @@ impl Parser<'_> {
         if command.emits.is_empty() && valid {
             self.error(node, format!("{key}: missing `emits`"));
             valid = false;
+        }
+        if command.rust {
+            // The code decides: rules in the YAML as well would be a second, silent truth.
+            for node in [when, reject, set].into_iter().flatten() {
+                let message = format!(
+                    "{key}: a `kind: rust` command decides in its code; remove `when`, \
+                     `reject` and `set`"
+                );
+                self.error(node, message);
+                valid = false;
+            }
+            return valid.then_some(command);
         }
         match (when, reject) {
             (Some(when), Some(reject)) => {

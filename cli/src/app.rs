@@ -1,0 +1,83 @@
+//! An app's Rust code, registered in one place: the commands declared `kind: rust` and the
+//! tasks declared `kind: rust`. An app's own binary is `App::new()…run()`, and then answers every
+//! `herald` subcommand (`dev`, `serve --role …`, `check`, `migrate`, `replay`, `token`, `tail`)
+//! with its code in place; the `herald` binary is the app without code.
+//!
+//! ```no_run
+//! # use herald_bus::access::Principal;
+//! # use herald_bus::document::DocumentState;
+//! # use herald_bus::rust_command::{Emit, Refusal, RustCommand};
+//! # struct Restock;
+//! # impl RustCommand for Restock {
+//! #     type Params = serde_json::Value;
+//! #     fn decide(&self, _: &DocumentState, _: Self::Params, _: &Principal) -> Result<Emit, Refusal> {
+//! #         Ok(Emit::new(serde_json::json!({})))
+//! #     }
+//! # }
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     herald_cli::App::new()
+//!         .command("petstore.product.restock", Restock)
+//!         .run()
+//!         .await
+//! }
+//! ```
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use herald_bus::rust_command::{RustCommand, RustCommands};
+use herald_workers::{Task, TaskRegistry};
+
+use crate::cli::Cli;
+use crate::failure::Failure;
+
+/// The Rust code of an app's commands and tasks.
+#[derive(Clone, Default)]
+pub struct App {
+    pub commands: RustCommands,
+    pub tasks: TaskRegistry,
+}
+
+impl App {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The code of the command declared `kind: rust` as `<app>.<doc>.<command>`.
+    #[must_use]
+    pub fn command(mut self, name: &str, command: impl RustCommand) -> Self {
+        self.commands.register(name, command);
+        self
+    }
+
+    /// The code of the task declared `kind: rust` as `<app>.<task>`.
+    #[must_use]
+    pub fn task(mut self, name: &str, task: impl Task) -> Self {
+        self.tasks.register(name, task);
+        self
+    }
+
+    /// Reads the command line and runs it, as the `herald` binary does; the exit code says how
+    /// it ended.
+    pub async fn run(self) -> ExitCode {
+        let cli = Cli::parse();
+        let result = match cli.settings() {
+            Ok(settings) => {
+                herald_bus::telemetry::init(&settings.log);
+                cli.run(settings, self).await
+            }
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                // The chain of causes, one line: what failed and why, without a backtrace.
+                eprintln!("error: {error:#}");
+                error
+                    .downcast_ref::<Failure>()
+                    .map_or(ExitCode::FAILURE, |failure| ExitCode::from(failure.code))
+            }
+        }
+    }
+}
