@@ -222,7 +222,7 @@ fn update_change(
     let caller = &command.principal;
     let owner = Ownership::CreatedBy(&current.created_by);
     let may_write = |roles: &_| caller.may(Some(roles), owner);
-    let (patch, merged) = checked_patch(schema, current, patch, &may_write)?;
+    let (patch, merged) = checked_patch(schema, current, patch, Mode::Patch, &may_write)?;
     let changed: Map<String, Value> = patch
         .into_iter()
         .filter(|(name, _)| current.fields.get(name) != merged.get(name.as_str()))
@@ -254,7 +254,14 @@ fn run_change(
         detail: format!("the params of `{name}` are not valid"),
         errors,
     })?;
-    if let Some(code) = &declared.code {
+    if declared.rust {
+        // Code is attached at start-up; a registry used without it cannot decide.
+        let Some(code) = &declared.code else {
+            return Err(Rejection::new(
+                RejectionCode::Internal,
+                "the command could not be decided",
+            ));
+        };
         return run_code(schema, current, command, declared, code, &params);
     }
     let document = Value::Object(current.fields.clone());
@@ -279,7 +286,7 @@ fn run_change(
             Some((field.clone(), value))
         })
         .collect();
-    let (set, _) = checked_patch(schema, current, &set, &|_| true)?;
+    let (set, _) = checked_patch(schema, current, &set, Mode::Set, &|_| true)?;
     Ok(Change::Custom {
         verb: declared.emits.clone(),
         set,
@@ -313,7 +320,7 @@ fn run_code(
             ));
         }
     };
-    let (set, _) = checked_patch(schema, current, &emit.set, &|_| true)?;
+    let (set, _) = checked_patch(schema, current, &emit.set, Mode::Set, &|_| true)?;
     Ok(Change::Custom {
         verb: declared.emits.clone(),
         set,
@@ -321,25 +328,26 @@ fn run_code(
     })
 }
 
-/// A merge patch checked against the current document: its own values (with the write
-/// rights `may_write` gives), the `immutable` fields it would change, and the merged document.
-/// Returns the normalized patch and the merged fields.
+/// A merge patch checked against the current document: its own values (in `mode`, with the
+/// write rights `may_write` gives), the `immutable` fields it would change, and the merged
+/// document. Returns the normalized patch and the merged fields.
 fn checked_patch(
     schema: &DocumentSchema,
     current: &DocumentState,
     patch: &Map<String, Value>,
+    mode: Mode,
     may_write: &dyn Fn(&RoleSet) -> bool,
 ) -> Result<(Map<String, Value>, Value), Rejection> {
     // Every problem at once: the patch's own, and the immutable fields it would change.
-    let (patch, mut errors) =
-        match schema.validate(&Value::Object(patch.clone()), Mode::Patch, may_write) {
-            // A validated object is returned as an object, normalized.
-            Ok(normalized) => (
-                normalized.as_object().cloned().unwrap_or_default(),
-                Vec::new(),
-            ),
-            Err(errors) => (patch.clone(), errors),
-        };
+    let (patch, mut errors) = match schema.validate(&Value::Object(patch.clone()), mode, may_write)
+    {
+        // A validated object is returned as an object, normalized.
+        Ok(normalized) => (
+            normalized.as_object().cloned().unwrap_or_default(),
+            Vec::new(),
+        ),
+        Err(errors) => (patch.clone(), errors),
+    };
     let before = Value::Object(current.fields.clone());
     let mut merged = before.clone();
     merge_patch(&mut merged, &Value::Object(patch.clone()));

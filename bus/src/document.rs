@@ -62,8 +62,8 @@ impl Change {
         }
     }
 
-    /// The fields an event sets when its data says something else (metadata `effect`).
-    pub fn effect(&self) -> Option<&Map<String, Value>> {
+    /// The fields an event sets when its data says something else (metadata `sets`).
+    pub fn sets(&self) -> Option<&Map<String, Value>> {
         match self {
             Change::Custom {
                 set,
@@ -74,11 +74,11 @@ impl Change {
         }
     }
 
-    /// Reads back a stored event from its type's verb, its data and the `effect` of its metadata.
+    /// Reads back a stored event from its type's verb, its data and the `sets` of its metadata.
     pub fn from_stored(
         event_type: &str,
         data: &Value,
-        effect: Option<&Map<String, Value>>,
+        sets: Option<&Map<String, Value>>,
     ) -> Option<Self> {
         let verb = event_type.rsplit('.').next()?;
         let fields = || data.as_object().cloned();
@@ -87,7 +87,7 @@ impl Change {
             "updated" => fields().map(Change::Updated),
             "archived" => Some(Change::Archived),
             "restored" => Some(Change::Restored),
-            verb if is_name(verb) => fields().map(|data| match effect {
+            verb if is_name(verb) => fields().map(|data| match sets {
                 Some(set) => Change::Custom {
                     verb: verb.to_owned(),
                     set: set.clone(),
@@ -268,15 +268,15 @@ mod tests {
             Change::from_stored("petstore.product.Bad", &data, None),
             None
         );
-        let effect = obj(json!({"stock": 12}));
+        let sets = obj(json!({"stock": 12}));
         assert_eq!(
-            Change::from_stored("petstore.product.restocked", &data, Some(&effect)),
+            Change::from_stored("petstore.product.restocked", &data, Some(&sets)),
             Some(Change::Custom {
                 verb: "restocked".into(),
-                set: effect.clone(),
+                set: sets.clone(),
                 payload: Some(obj(data.clone()))
             }),
-            "a Rust command's event folds by the effect it recorded"
+            "a Rust command's event folds by the fields it recorded"
         );
     }
 }

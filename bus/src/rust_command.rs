@@ -49,6 +49,7 @@ use serde_json::{Map, Value};
 
 use crate::access::Principal;
 use crate::document::DocumentState;
+use crate::ids::is_name;
 
 /// A command whose decision is code; `Params` is its body, already checked against the YAML's
 /// `params` and then read with serde.
@@ -119,6 +120,8 @@ pub enum CodeFailure {
     DataNotObject,
     #[error("the command's code panicked")]
     Panicked,
+    #[error("the refusal's code `{0}` does not match ^[a-z][a-z0-9_]*$")]
+    RefusalCode(String),
 }
 
 /// What the registry keeps of a command: its decision over JSON params.
@@ -163,8 +166,12 @@ impl Code {
             self.0.decide_json(document, params, caller)
         }))
         .map_err(|_| CodeFailure::Panicked)??;
+        // Refusal codes are named like a YAML `reject.code`, so clients can match on them.
         match &decided {
             Ok(emit) if !emit.data.is_object() => Err(CodeFailure::DataNotObject),
+            Err(refusal) if !is_name(&refusal.code) => {
+                Err(CodeFailure::RefusalCode(refusal.code.clone()))
+            }
             _ => Ok(decided),
         }
     }

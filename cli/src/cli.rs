@@ -12,7 +12,7 @@ use herald_workers::declare::{self, TaskKind};
 use crate::app::App;
 use crate::database::{create_if_missing, run_migrations};
 use crate::dev::with_dev_secret;
-use crate::server::{Herald, Role, shutdown_signal};
+use crate::server::{Herald, Role, attach_code, shutdown_signal};
 use crate::tail::TailArgs;
 
 #[derive(Debug, Parser)]
@@ -141,12 +141,7 @@ impl Cli {
             }
             Command::Check { .. } => match declare::load(&settings.apps.dir) {
                 Ok((mut registry, tasks)) => {
-                    registry.attach(&app.commands).map_err(|problems| {
-                        anyhow::anyhow!(
-                            "the code of this binary does not match the apps:\n{}",
-                            problems.join("\n")
-                        )
-                    })?;
+                    attach_code(&mut registry, &app, &settings.apps.dir)?;
                     for doc in registry.documents() {
                         println!(
                             "ok  /v1/{}/{}  ({} fields)",

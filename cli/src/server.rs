@@ -284,14 +284,22 @@ pub fn load_apps(dir: &Path, app: &App) -> anyhow::Result<(Registry, Tasks)> {
     let (mut registry, tasks) = declare::load(dir).map_err(|errors| {
         anyhow::anyhow!("the apps in {} are invalid:\n{errors}", dir.display())
     })?;
+    attach_code(&mut registry, app, dir)?;
+    Ok((registry, tasks))
+}
+
+/// Attaches `app`'s code to the `kind: rust` commands of the apps in `dir`.
+///
+/// # Errors
+/// Every command without code and all code without a command.
+pub fn attach_code(registry: &mut Registry, app: &App, dir: &Path) -> anyhow::Result<()> {
     registry.attach(&app.commands).map_err(|problems| {
         anyhow::anyhow!(
             "the apps in {} do not match this binary's code:\n{}",
             dir.display(),
             problems.join("\n")
         )
-    })?;
-    Ok((registry, tasks))
+    })
 }
 
 /// The roles of a process, each restarted by [`supervise`] when it fails or panics.

@@ -1387,3 +1387,19 @@ async fn a_rust_command_appends_its_own_data_and_folds_by_what_it_set() {
     rejected(over, RejectionCode::Refused("over_limit".into()));
     assert_eq!(scenario.event_log().len(), 2, "a refusal appends nothing");
 }
+
+#[tokio::test]
+async fn a_rust_command_without_its_code_attached_appends_nothing() {
+    let registry = Registry::from_sources(&[("tally", "counter", COUNTER)])
+        .unwrap_or_else(|e| panic!("the counter must load:\n{e}"));
+    let scenario = given(registry);
+    let counter = new_doc("tally.counter");
+    scenario.given(&create(&alice(), counter, json!({}))).await;
+
+    let outcome = scenario
+        .when(&run(&alice(), counter, "bump", json!({"by": 1})))
+        .await;
+
+    rejected(outcome, RejectionCode::Internal);
+    assert_eq!(scenario.event_log().len(), 1);
+}

@@ -357,9 +357,10 @@ async fn fold_log(app: &TestApp) -> BTreeMap<Uuid, DocumentState> {
     let mut docs = BTreeMap::new();
     for row in rows {
         let id: Uuid = row.get(0);
-        let change = Change::from_stored(row.get(1), &row.get::<_, Value>(2), None)
-            .unwrap_or_else(|| panic!("unknown event"));
         let metadata: Value = row.get(5);
+        let sets = metadata.get("sets").and_then(Value::as_object);
+        let change = Change::from_stored(row.get(1), &row.get::<_, Value>(2), sets)
+            .unwrap_or_else(|| panic!("unknown event"));
         let stamp = Stamp {
             version: row.get(3),
             at: row.get(4),

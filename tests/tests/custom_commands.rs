@@ -15,6 +15,12 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+/// Another id of the same shape, which no document has.
+fn uuid_like(id: &str) -> String {
+    let last = if id.ends_with('0') { '1' } else { '0' };
+    format!("{}{last}", &id[..id.len() - 1])
+}
+
 async fn draft(app: &TestApp, token: &str) -> String {
     let product = app
         .create(
@@ -50,6 +56,26 @@ async fn publish_moves_a_draft_on_sale_once_and_only_staff_may_run_it() {
         other_tenant.status(),
         404,
         "another tenant's product is not there"
+    );
+    let nowhere = app
+        .post(
+            &format!("/v1/petstore/product/{}/publish", uuid_like(&id)),
+            &staff,
+            &json!({"at": "noon"}),
+        )
+        .await;
+    assert_eq!(
+        nowhere.status(),
+        404,
+        "a missing document comes before the params"
+    );
+    let by_user_with_params = app
+        .post(&format!("{path}/publish"), &user, &json!({"at": "noon"}))
+        .await;
+    assert_eq!(
+        by_user_with_params.status(),
+        403,
+        "the right comes before the params"
     );
     let unknown = send(app.request(Method::POST, &format!("{path}/explode"), Some(&staff))).await;
     assert_eq!(unknown.status(), 404);
@@ -163,8 +189,13 @@ fields:
   title: {type: string, required: true}
   note: {type: string, max: 20}
   priority: {type: integer, min: 1, max: 5}
+  state: {type: string, enum: [open, closed], default: open, read_only: true}
 acl: {create: user, read: user, update: user, history: user}
 commands:
+  close:
+    acl: user
+    emits: closed
+    set: {state: closed}
   annotate:
     description: Add a note and set the priority
     acl: user
@@ -306,6 +337,20 @@ async fn params_are_checked_against_their_declaration_and_the_document() {
         status["result"]["priority"], 2,
         "a param left out leaves its field as it is: {status}"
     );
+    let ticket_path = path.trim_end_matches("/annotate").to_owned();
+    let by_patch = app
+        .patch(&ticket_path, &user, &json!({"state": "closed"}))
+        .await;
+    assert_eq!(by_patch.status(), 422, "`state` is read-only to writes");
+    let closed = app
+        .post(&format!("{ticket_path}/close"), &user, &json!({}))
+        .await;
+    assert_eq!(
+        closed.status(),
+        200,
+        "a command's right is the right to set its fields"
+    );
+    assert_eq!(json(closed).await["state"], "closed");
     app.stop_and_clean().await;
 }
 

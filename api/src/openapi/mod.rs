@@ -674,14 +674,14 @@ fn run_path(
         .description
         .clone()
         .unwrap_or_else(|| format!("Run `{}` on a {tag}", command.name));
+    let code = if command.rust {
+        "the code's own".to_owned()
+    } else {
+        format!("`{}`", command.reject.code)
+    };
     let refused = format!(
-        "Refused by the command's rule (problem `code`: `{}`), a version conflict, or an \
-         Idempotency-Key in flight",
-        if command.reject.code.is_empty() {
-            "refused"
-        } else {
-            &command.reject.code
-        }
+        "Refused by the command's rule (problem `code`: {code}), a `unique` value taken, or an \
+         Idempotency-Key in flight"
     );
     let mut errors: Vec<(&str, &str)> = vec![
         ("403", "Forbidden"),

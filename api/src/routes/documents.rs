@@ -14,6 +14,7 @@ use chrono::Utc;
 use herald_bus::access::{Ownership, Principal};
 use herald_bus::command::{Action, CommandEnvelope, RejectionCode, request_hash};
 use herald_bus::decide::decide;
+use herald_bus::document::DocumentState;
 use herald_bus::ids::CommandId;
 use herald_bus::position::LogPosition;
 use herald_bus::references::with_unresolved;
@@ -102,7 +103,18 @@ async fn precheck(
             command: name,
             params,
         } => {
-            return check_params(schema, name, params);
+            let Err(invalid) = check_params(schema, name, params) else {
+                return Ok(());
+            };
+            // Existence, rights and If-Match come before the params, as in the handler; the
+            // decision stops at the params, so no command code runs here.
+            let current = stored_document(state, schema, command).await?;
+            return match decide(schema, current.as_ref(), command, Utc::now()) {
+                Err(rejection) if rejection.code != RejectionCode::ValidationFailed => {
+                    Err(rejection.into())
+                }
+                _ => Err(invalid),
+            };
         }
     };
     let values = command.action.values();
@@ -113,15 +125,7 @@ async fn precheck(
     // The decision validates the body too, with the stored document: its errors are the
     // complete list (the body's own, `immutable`, the merged document).
     let current = match mode {
-        Mode::Patch => {
-            let stream = schema.collection().stream(command.document_id);
-            let loaded = state
-                .store
-                .load_stream(&principal.tenant, stream.as_str())
-                .await
-                .map_err(ApiError::store_unavailable)?;
-            loaded.map(|l| l.state)
-        }
+        Mode::Patch => stored_document(state, schema, command).await?,
         _ => None,
     };
     match decide(schema, current.as_ref(), command, Utc::now()) {
@@ -143,6 +147,21 @@ async fn precheck(
     .await
     .map_err(ApiError::store_unavailable)?;
     Err(validation_failed(errors))
+}
+
+/// The document the command is about, as the handler will find it.
+async fn stored_document(
+    state: &AppState,
+    schema: &DocumentSchema,
+    command: &CommandEnvelope,
+) -> Result<Option<DocumentState>, ApiError> {
+    let stream = schema.collection().stream(command.document_id);
+    let loaded = state
+        .store
+        .load_stream(&command.principal.tenant, stream.as_str())
+        .await
+        .map_err(ApiError::store_unavailable)?;
+    Ok(loaded.map(|l| l.state))
 }
 
 fn validation_failed(errors: Vec<herald_bus::schema::FieldError>) -> ApiError {

@@ -71,6 +71,16 @@ impl ConditionOp {
 }
 
 impl Condition {
+    /// A condition on a field that is not a `datetime`.
+    pub fn new(path: &str, op: ConditionOp, value: Value) -> Self {
+        Self {
+            path: path.to_owned(),
+            op,
+            value,
+            datetime: false,
+        }
+    }
+
     /// Whether the condition holds on `data`.
     #[must_use]
     pub fn holds(&self, data: &Value) -> bool {
@@ -280,12 +290,7 @@ mod tests {
     use super::*;
 
     fn condition(path: &str, op: ConditionOp, value: Value) -> Condition {
-        Condition {
-            path: path.to_owned(),
-            op,
-            value,
-            datetime: false,
-        }
+        Condition::new(path, op, value)
     }
 
     fn holds(op: ConditionOp, value: Value, data: Value) -> bool {

@@ -50,6 +50,9 @@ pub enum Mode {
     Patch,
     /// A whole document after a patch was merged, written by the server itself.
     Stored,
+    /// The fields a declared command sets, as a merge patch: the command's right is the right
+    /// to set them, so their `read_only` and `acl.write` do not apply.
+    Set,
 }
 
 impl DocumentSchema {
@@ -160,7 +163,9 @@ struct Rules {
     /// Missing fields are untouched and `null` clears an optional field.
     partial: bool,
     apply_defaults: bool,
-    /// `read_only`, server-managed and `acl.write` fields are refused.
+    /// Server-managed names (`id`, `version`, …) are refused.
+    refuse_managed: bool,
+    /// `read_only` and `acl.write` fields are refused.
     check_access: bool,
 }
 
@@ -170,16 +175,25 @@ impl Rules {
             Mode::Create => Rules {
                 partial: false,
                 apply_defaults: true,
+                refuse_managed: true,
                 check_access: true,
             },
             Mode::Patch => Rules {
                 partial: true,
                 apply_defaults: false,
+                refuse_managed: true,
                 check_access: true,
             },
             Mode::Stored => Rules {
                 partial: false,
                 apply_defaults: false,
+                refuse_managed: false,
+                check_access: false,
+            },
+            Mode::Set => Rules {
+                partial: true,
+                apply_defaults: false,
+                refuse_managed: true,
                 check_access: false,
             },
         }
@@ -208,7 +222,7 @@ impl Checker<'_> {
             let at = child_pointer(pointer, key);
             // A stored document carries its own id, version, … next to the declared fields.
             if top_level && MANAGED_FIELDS.contains(&key.as_str()) {
-                if rules.check_access {
+                if rules.refuse_managed {
                     self.push(&at, ErrorCode::ReadOnly, "is set by the server");
                 }
                 continue;

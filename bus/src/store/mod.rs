@@ -175,7 +175,7 @@ pub struct EventMetadata {
     /// The fields the event set, when its data is something else (a Rust command's payload):
     /// folding applies these, so replay runs no command code.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub effect: Option<Map<String, Value>>,
+    pub sets: Option<Map<String, Value>>,
 }
 
 /// Who caused an event.
@@ -202,14 +202,14 @@ impl EventMetadata {
             },
             idempotency_key: command.idempotency_key.clone(),
             traceparent: command.traceparent.clone(),
-            effect: None,
+            sets: None,
         }
     }
 
     /// The metadata of the event `change` of `command`.
     pub fn of_change(command: &CommandEnvelope, change: &Change) -> Self {
         Self {
-            effect: change.effect().cloned(),
+            sets: change.sets().cloned(),
             ..Self::of(command)
         }
     }

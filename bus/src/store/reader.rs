@@ -60,12 +60,11 @@ impl RecordedEvent {
     /// The document after this event, given the state before it: the one fold of
     /// [`crate::document::apply`], for views and history alike.
     pub fn fold(&self, before: Option<DocumentState>) -> Result<DocumentState, ReplayError> {
-        let change =
-            Change::from_stored(&self.event_type, &self.data, self.metadata.effect.as_ref())
-                .ok_or_else(|| ReplayError::UnknownEventType {
-                    event_id: self.event_id,
-                    event_type: self.event_type.clone(),
-                })?;
+        let change = Change::from_stored(&self.event_type, &self.data, self.metadata.sets.as_ref())
+            .ok_or_else(|| ReplayError::UnknownEventType {
+                event_id: self.event_id,
+                event_type: self.event_type.clone(),
+            })?;
         let stamp = Stamp {
             version: self.version,
             at: self.recorded_at,

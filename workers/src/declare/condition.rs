@@ -32,12 +32,7 @@ mod tests {
     use super::*;
 
     fn condition(path: &str, op: ConditionOp, value: Value) -> Condition {
-        Condition {
-            path: path.to_owned(),
-            op,
-            value,
-            datetime: false,
-        }
+        Condition::new(path, op, value)
     }
 
     #[test]

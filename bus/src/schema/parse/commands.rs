@@ -133,7 +133,10 @@ impl Parser<'_> {
         match (when, reject) {
             (Some(when), Some(reject)) => {
                 command.when = self.when(when, schema, &key);
-                command.reject = self.reject(reject, &key)?;
+                match self.reject(reject, &key) {
+                    Some(parsed) => command.reject = parsed,
+                    None => valid = false,
+                }
             }
             (Some(when), None) => {
                 let message =

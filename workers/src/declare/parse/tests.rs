@@ -49,12 +49,7 @@ fn only(tasks: &str) -> (usize, usize, String) {
 }
 
 fn condition(path: &str, op: ConditionOp, value: serde_json::Value) -> Condition {
-    Condition {
-        path: path.to_owned(),
-        op,
-        value,
-        datetime: false,
-    }
+    Condition::new(path, op, value)
 }
 
 #[test]
@@ -543,4 +538,40 @@ fn yaml_errors_and_document_mistakes_do_not_hide_each_other() {
     let (line, _, message) = only("t: {kind: rust\n");
     assert_eq!(line, 2);
     assert!(message.starts_with("invalid YAML: "), "{message}");
+}
+
+#[test]
+fn triggers_name_declared_commands_events_and_test_only_declared_data() {
+    let product = format!(
+        "{PRODUCT}commands:
+  publish: {{emits: published, set: {{status: published}}}}
+  restock: {{kind: rust, emits: restocked}}
+"
+    );
+    let load = |tasks: &str| {
+        from_sources(&[
+            ("petstore", "product", product.as_str()),
+            ("petstore", "tasks", tasks),
+        ])
+    };
+    let on_published =
+        "t:\n  on: petstore.product.published\n  when: {status: published}\n  kind: rust\n";
+    let (_, tasks) = load(on_published).unwrap();
+    assert_eq!(tasks.all().len(), 1);
+    let on_restocked = "t:\n  on: petstore.product.restocked\n  when: {stock: 3}\n  kind: rust\n";
+    let errors = load(on_restocked).unwrap_err().0;
+    assert!(
+        errors[0]
+            .message
+            .contains("`when` cannot test `restocked`: a `kind: rust` command's event"),
+        "{errors:?}"
+    );
+    let unknown = "t:\n  on: petstore.product.exploded\n  kind: rust\n";
+    let errors = load(unknown).unwrap_err().0;
+    assert!(
+        errors[0].message.contains(
+            "unknown verb `exploded` (expected created, updated, archived, restored, published, restocked)"
+        ),
+        "{errors:?}"
+    );
 }

@@ -49,6 +49,17 @@ impl<'a> Parser<'a> {
                 self.error(on, message);
                 return None;
             }
+            // `when` tests the event's data as the document's fields; a Rust command's data is
+            // its code's own, so a condition on it could never be checked here.
+            let coded = schema.commands.values().any(|c| c.rust && c.emits == verb);
+            if let (true, Some(when)) = (coded, &spec.when) {
+                let message = format!(
+                    "{what}: `when` cannot test `{verb}`: a `kind: rust` command's event carries \
+                     its code's own data"
+                );
+                self.error(when.key, message);
+                return None;
+            }
         }
         // Conditions are only checked against a document that parsed; otherwise its own
         // mistakes are what needs fixing first.
