@@ -1,4 +1,5 @@
-# Herald: build the `herald` binary, then run it on a slim Debian.
+# Herald: build the `herald` binary and the example's (`herald-petstore`: herald with the
+# example's Rust code), then run the example on a slim Debian.
 #
 #   docker build -t herald .
 #   docker compose up          (with Postgres and NATS; see compose.yaml)
@@ -18,8 +19,9 @@ COPY cli ./cli
 COPY tests ./tests
 COPY bench ./bench
 COPY examples ./examples
-RUN cargo build --release --locked -p herald-cli \
-    && install -D -m 0755 target/release/herald /out/herald
+RUN cargo build --release --locked -p herald-cli -p herald-petstore \
+    && install -D -m 0755 target/release/herald /out/herald \
+    && install -D -m 0755 target/release/herald-petstore /out/herald-petstore
 
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -28,9 +30,9 @@ RUN apt-get update \
     && useradd --system --user-group --home-dir /app --shell /usr/sbin/nologin herald \
     && mkdir -p /app \
     && chown herald:herald /app
-COPY --from=builder /out/herald /usr/local/bin/herald
+COPY --from=builder /out/herald /out/herald-petstore /usr/local/bin/
 COPY examples /app/examples
 WORKDIR /app
 USER herald
 EXPOSE 8080
-CMD ["herald", "dev", "--apps", "/app/examples/petstore/apps", "--addr", "0.0.0.0:8080"]
+CMD ["herald-petstore", "dev", "--apps", "/app/examples/petstore/apps", "--addr", "0.0.0.0:8080"]

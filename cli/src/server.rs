@@ -288,11 +288,18 @@ pub fn load_apps(dir: &Path, app: &App) -> anyhow::Result<(Registry, Tasks)> {
     Ok((registry, tasks))
 }
 
-/// Attaches `app`'s code to the `kind: rust` commands of the apps in `dir`.
+/// Attaches `app`'s code to the `kind: rust` commands of the apps in `dir`; code no command
+/// declares is logged.
 ///
 /// # Errors
-/// Every command without code and all code without a command.
+/// Every `kind: rust` command without code.
 pub fn attach_code(registry: &mut Registry, app: &App, dir: &Path) -> anyhow::Result<()> {
+    for name in registry.unused_code(&app.commands) {
+        tracing::warn!(
+            command = name,
+            "code is registered for a command no document declares"
+        );
+    }
     registry.attach(&app.commands).map_err(|problems| {
         anyhow::anyhow!(
             "the apps in {} do not match this binary's code:\n{}",

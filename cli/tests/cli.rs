@@ -234,42 +234,31 @@ fn line_and_column(rest: &str) -> Option<usize> {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn check_accepts_the_petstore_example_and_lists_its_collections_and_commands() {
-    let dir = Workdir::new("check-ok");
+fn check_names_the_example_command_whose_code_this_binary_lacks() {
+    let dir = Workdir::new("check-code");
     let apps = petstore_apps();
 
     let run = herald(&dir, &["check", "--apps", path_str(&apps)], &[]);
 
-    assert!(run.succeeded(), "{run:?}");
-    let listed: Vec<&str> = run
-        .stdout
-        .lines()
-        .filter_map(|line| line.split_whitespace().find(|w| w.starts_with("/v1/")))
-        .collect();
-    assert_eq!(
-        listed,
-        [
-            "/v1/petstore/product",
-            "/v1/petstore/product/{id}/publish",
-            "/v1/petstore/supplier"
-        ]
+    assert!(!run.succeeded(), "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "`petstore.product.restock` is declared with `kind: rust` but no code is registered for it"
+        ),
+        "{run:?}"
     );
 }
 
 #[test]
 fn check_reads_the_apps_folder_of_the_working_directory_by_default() {
     let dir = Workdir::new("check-default");
-    let apps = petstore_apps();
-    for doc in ["product", "supplier"] {
-        let text = fs::read_to_string(apps.join(format!("petstore/{doc}.yaml")))
-            .expect("read the example");
-        dir.write(&format!("apps/petstore/{doc}.yaml"), &text);
-    }
+    let supplier = fs::read_to_string(petstore_apps().join("petstore/supplier.yaml"))
+        .expect("read the example");
+    dir.write("apps/petstore/supplier.yaml", &supplier);
 
     let run = herald(&dir, &["check"], &[]);
 
     assert!(run.succeeded(), "{run:?}");
-    assert!(run.stdout.contains("/v1/petstore/product"), "{run:?}");
     assert!(run.stdout.contains("/v1/petstore/supplier"), "{run:?}");
 }
 

@@ -244,7 +244,7 @@ pub struct Options {
     /// Reuse a NATS prefix (to restart an app); a new one when `None`.
     pub prefix: Option<String>,
     pub secret: Option<String>,
-    /// The Rust code of the app's commands and tasks.
+    /// The Rust code of the app's commands and tasks (the example's, by default).
     pub app: App,
     /// Adjusts the settings the app is built with.
     pub configure: fn(&mut Settings),
@@ -258,7 +258,7 @@ impl Default for Options {
             database: None,
             prefix: None,
             secret: None,
-            app: App::default(),
+            app: herald_petstore::app(),
             configure: |_| {},
         }
     }

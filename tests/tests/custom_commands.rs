@@ -455,3 +455,69 @@ async fn a_rust_command_decides_in_code_and_its_event_folds_by_what_it_set() {
     assert!(view_matches_the_log(&app, "desk.ticket").await);
     app.stop_and_clean().await;
 }
+
+#[tokio::test]
+async fn the_example_restocks_in_rust_and_refuses_a_retired_product() {
+    let app = TestApp::spawn().await;
+    let staff = app.token("sam", &["staff"], "acme");
+    let user = app.token("uma", &["user"], "acme");
+    let id = draft(&app, &staff).await;
+    let path = format!("/v1/petstore/product/{id}");
+
+    for quantity in [json!(0), json!(10_001), json!("5")] {
+        let refused = app
+            .post(
+                &format!("{path}/restock"),
+                &staff,
+                &json!({"quantity": quantity}),
+            )
+            .await;
+        assert_eq!(refused.status(), 422, "quantity {quantity}");
+    }
+    let by_user = app
+        .post(&format!("{path}/restock"), &user, &json!({"quantity": 5}))
+        .await;
+    assert_eq!(by_user.status(), 403);
+    let restocked = app
+        .post(&format!("{path}/restock"), &staff, &json!({"quantity": 5}))
+        .await;
+    assert_eq!(restocked.status(), 200);
+    assert_eq!(json(restocked).await["stock"], 5);
+    let again = app
+        .post(&format!("{path}/restock"), &staff, &json!({"quantity": 7}))
+        .await;
+    let position = header(&again, "herald-position");
+    assert_eq!(json(again).await["stock"], 12);
+    let read = json(
+        app.get(&format!("{path}?min_position={position}"), &staff)
+            .await,
+    )
+    .await;
+    assert_eq!(read["stock"], 12, "the view adds up the restocks");
+    let page = json(
+        app.get(
+            "/v1/petstore/product/events?types=petstore.product.restocked",
+            &staff,
+        )
+        .await,
+    )
+    .await;
+    let data: Vec<Value> = page["data"]
+        .as_array()
+        .map(|events| events.iter().map(|e| e["data"].clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(data, [json!({"quantity": 5}), json!({"quantity": 7})]);
+
+    let retired = app
+        .patch(&path, &staff, &json!({"status": "retired"}))
+        .await;
+    assert_eq!(retired.status(), 200);
+    let refused = app
+        .post(&format!("{path}/restock"), &staff, &json!({"quantity": 1}))
+        .await;
+    assert_eq!(refused.status(), 409);
+    let problem = json(refused).await;
+    assert_eq!(problem["code"], "product_retired");
+    assert!(view_matches_the_log(&app, "petstore.product").await);
+    app.stop_and_clean().await;
+}

@@ -49,7 +49,7 @@ fn task(label: &str) -> TaskEnvelope {
 async fn tasks_run_once_retry_after_a_back_off_and_stop_when_permanent() {
     let recorder = Recorder::default();
     let app = TestApp::spawn_with(Options {
-        app: herald_cli::App::new().task("record", recorder.clone()),
+        app: herald_petstore::app().task("record", recorder.clone()),
         ..Options::default()
     })
     .await;

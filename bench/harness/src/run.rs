@@ -76,7 +76,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// The release binaries, found beside `herald-bench` (`cargo build --release` puts them
-/// together in `target/release`).
+/// together in `target/release`). Herald runs as the example's binary, which has the code of
+/// the example's `kind: rust` command.
 struct Binaries {
     herald: PathBuf,
     bench: PathBuf,
@@ -86,10 +87,10 @@ impl Binaries {
     fn beside_this_one() -> anyhow::Result<Self> {
         let bench = std::env::current_exe().context("cannot find this executable")?;
         let dir = bench.parent().context("the executable has no folder")?;
-        let herald = dir.join("herald");
+        let herald = dir.join("herald-petstore");
         if !herald.exists() {
             bail!(
-                "{} is missing: build it with `cargo build --release -p herald-cli -p herald-bench`",
+                "{} is missing: build it with `cargo build --release -p herald-petstore -p herald-bench`",
                 herald.display()
             );
         }

@@ -87,11 +87,9 @@ impl Registry {
     /// Attaches the app's code to its `kind: rust` commands.
     ///
     /// # Errors
-    /// Every mismatch: a `kind: rust` command with no code registered, and registered code
-    /// that names no `kind: rust` command.
+    /// Every `kind: rust` command with no code registered.
     pub fn attach(&mut self, code: &RustCommands) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
-        let mut used = BTreeSet::new();
         for docs in self.apps.values_mut() {
             for schema in docs.values_mut() {
                 let collection = schema.collection();
@@ -104,14 +102,8 @@ impl Registry {
                             "`{name}` is declared with `kind: rust` but no code is registered for it"
                         ));
                     }
-                    used.insert(name);
                 }
             }
-        }
-        for name in code.names().filter(|name| !used.contains(*name)) {
-            problems.push(format!(
-                "code is registered for `{name}`, which no document declares as a `kind: rust` command"
-            ));
         }
         problems.sort();
         if problems.is_empty() {
@@ -119,6 +111,25 @@ impl Registry {
         } else {
             Err(problems)
         }
+    }
+
+    /// The registered code that no `kind: rust` command declares: harmless, since it never
+    /// runs, but worth a warning (a command renamed in the YAML and not in the code).
+    pub fn unused_code<'c>(&self, code: &'c RustCommands) -> Vec<&'c str> {
+        let declared: BTreeSet<String> = self
+            .documents()
+            .flat_map(|schema| {
+                let collection = schema.collection();
+                schema
+                    .commands
+                    .values()
+                    .filter(|c| c.rust)
+                    .map(move |c| format!("{collection}.{}", c.name))
+            })
+            .collect();
+        let mut unused: Vec<&str> = code.names().filter(|n| !declared.contains(*n)).collect();
+        unused.sort_unstable();
+        unused
     }
 
     /// The document of a collection name as stored and sent (`<app>.<doc>`).
@@ -648,7 +659,7 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn rust_commands_need_code_and_code_needs_a_rust_command() {
+    fn rust_commands_need_code_and_code_without_a_command_is_reported() {
         use crate::access::Principal;
         use crate::document::DocumentState;
         use crate::rust_command::{Emit, Refusal, RustCommand, RustCommands};
@@ -678,21 +689,12 @@ pub(super) mod tests {
         let mut code = RustCommands::default();
         code.register("s.d.ping", Noop).register("s.d.pong", Noop);
         let mut registry = load();
-        assert_eq!(
-            registry.attach(&code),
-            Err(vec![
-                "code is registered for `s.d.pong`, which no document declares as a `kind: rust` command"
-                    .to_owned()
-            ])
-        );
-        let mut exact = RustCommands::default();
-        exact.register("s.d.ping", Noop);
-        let mut registry = load();
-        assert_eq!(registry.attach(&exact), Ok(()));
+        assert_eq!(registry.attach(&code), Ok(()));
         assert!(
             registry.get("s", "d").unwrap().commands["ping"]
                 .code
                 .is_some()
         );
+        assert_eq!(registry.unused_code(&code), ["s.d.pong"]);
     }
 }

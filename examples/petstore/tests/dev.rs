@@ -57,17 +57,9 @@ fn dev_serves_the_petstore_with_its_printed_token_and_stops_on_sigterm() {
         .map_or(admin.as_str(), |(server, _)| server);
     let workdir = std::env::temp_dir().join(unique("herald-dev-"));
     std::fs::create_dir_all(&workdir).expect("workdir");
-    let apps: PathBuf = [
-        env!("CARGO_MANIFEST_DIR"),
-        "..",
-        "examples",
-        "petstore",
-        "apps",
-    ]
-    .iter()
-    .collect();
+    let apps: PathBuf = [env!("CARGO_MANIFEST_DIR"), "apps"].iter().collect();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald-petstore"))
         .args(["dev", "--addr", "127.0.0.1:0", "--apps"])
         .arg(&apps)
         .current_dir(&workdir)

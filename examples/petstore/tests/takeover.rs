@@ -19,7 +19,7 @@ use tokio::process::{Child, Command};
 
 /// A projector and relay process on the test's database and prefix.
 fn start_worker_process(app: &TestApp) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald-petstore"));
     command
         .args(["serve", "--role", "projector", "--role", "relay"])
         .env(
