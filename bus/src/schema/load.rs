@@ -475,8 +475,10 @@ pub(super) mod tests {
         );
         assert_eq!(
             product.acl.roles(&AclAction::Command("restock".into())),
-            None
+            Some(&RoleSet(vec![Role::Staff])),
+            "a command's own `acl`"
         );
+        assert!(product.commands["restock"].rust);
         assert!(!product.require_if_match);
 
         let supplier = registry.get("petstore", "supplier").unwrap();
