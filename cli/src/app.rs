@@ -1,5 +1,6 @@
 //! An app's Rust code, registered in one place: the commands declared `kind: rust` and the
-//! tasks declared `kind: rust`. An app's own binary is `App::new()…run()`, and then answers every
+//! tasks declared `kind: rust`. An app's own binary is `App::new()…run()` (`run` is in
+//! [`crate::cli`]), and then answers every
 //! `herald` subcommand (`dev`, `serve --role …`, `check`, `migrate`, `replay`, `token`, `tail`)
 //! with its code in place; the `herald` binary is the app without code.
 //!
@@ -23,14 +24,8 @@
 //! }
 //! ```
 
-use std::process::ExitCode;
-
-use clap::Parser;
 use herald_bus::rust_command::{RustCommand, RustCommands};
 use herald_workers::{Task, TaskRegistry};
-
-use crate::cli::Cli;
-use crate::failure::Failure;
 
 /// The Rust code of an app's commands and tasks.
 #[derive(Clone, Default)]
@@ -56,28 +51,5 @@ impl App {
     pub fn task(mut self, name: &str, task: impl Task) -> Self {
         self.tasks.register(name, task);
         self
-    }
-
-    /// Reads the command line and runs it, as the `herald` binary does; the exit code says how
-    /// it ended.
-    pub async fn run(self) -> ExitCode {
-        let cli = Cli::parse();
-        let result = match cli.settings() {
-            Ok(settings) => {
-                herald_bus::telemetry::init(&settings.log);
-                cli.run(settings, self).await
-            }
-            Err(error) => Err(error),
-        };
-        match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                // The chain of causes, one line: what failed and why, without a backtrace.
-                eprintln!("error: {error:#}");
-                error
-                    .downcast_ref::<Failure>()
-                    .map_or(ExitCode::FAILURE, |failure| ExitCode::from(failure.code))
-            }
-        }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -12,6 +13,7 @@ use herald_workers::declare::{self, TaskKind};
 use crate::app::App;
 use crate::database::{create_if_missing, run_migrations};
 use crate::dev::with_dev_secret;
+use crate::failure::Failure;
 use crate::server::{Herald, Role, attach_code, shutdown_signal};
 use crate::tail::TailArgs;
 
@@ -199,6 +201,31 @@ impl Cli {
             }
             Command::Replay { projection, .. } => crate::replay::run(&settings, &projection).await,
             Command::Tail(args) => crate::tail::run(args).await,
+        }
+    }
+}
+
+impl App {
+    /// Reads the command line and runs it, as the `herald` binary does; the exit code says how
+    /// it ended.
+    pub async fn run(self) -> ExitCode {
+        let cli = Cli::parse();
+        let result = match cli.settings() {
+            Ok(settings) => {
+                herald_bus::telemetry::init(&settings.log);
+                cli.run(settings, self).await
+            }
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                // The chain of causes, one line: what failed and why, without a backtrace.
+                eprintln!("error: {error:#}");
+                error
+                    .downcast_ref::<Failure>()
+                    .map_or(ExitCode::FAILURE, |failure| ExitCode::from(failure.code))
+            }
         }
     }
 }

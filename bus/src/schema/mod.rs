@@ -5,7 +5,9 @@
 //! - [`load`]: finds the files and builds the [`Registry`], reporting every mistake with its
 //!   file, line and column. Files named after a [`RESERVED_STEMS`] entry are not documents:
 //!   [`load::Documents`] hands them, with the documents, to the crate that declares with them.
-//! - `parse`: turns one YAML file into a [`DocumentSchema`] (used by [`load`]).
+//! - `parse`: turns one YAML file into a [`DocumentSchema`] (used by [`load`]), its `commands`
+//!   included.
+//! - [`condition`]: conditions on fields (command guards, task triggers); `when` reads them.
 //! - [`yaml`]: the marked-YAML readers every parser of the apps folder shares.
 //! - [`validate`]: checks a create body, a merge patch or a merged document, returning every
 //!   [`FieldError`] at once; [`format`](mod@format) says what JSON each field kind accepts.
@@ -21,6 +23,7 @@ mod parse;
 mod patch;
 pub mod query;
 pub mod validate;
+mod when;
 pub mod yaml;
 
 pub use error::{LoadError, LoadErrors};
