@@ -87,8 +87,12 @@ async fn publish_moves_a_draft_on_sale_once_and_only_staff_may_run_it() {
     .await;
     assert_eq!(stale.status(), 412);
 
-    // No body at all is `{}`: `publish` has no params.
-    let published = send(app.request(Method::POST, &format!("{path}/publish"), Some(&staff))).await;
+    // No body at all is `{}`: `publish` has no params. A retry with the same key may send `{}`.
+    let published = send(
+        app.request(Method::POST, &format!("{path}/publish"), Some(&staff))
+            .header("idempotency-key", "publish-kite"),
+    )
+    .await;
     assert_eq!(published.status(), 200);
     assert_eq!(header(&published, "etag"), "\"2\"");
     let position = header(&published, "herald-position");
