@@ -97,11 +97,13 @@ fn decide_change(
 ) -> Result<Decision, Rejection> {
     let caller = &command.principal;
     let owner = Ownership::CreatedBy(&current.created_by);
-    if let Action::Run { command: name, .. } = action
-        && !schema.commands.contains_key(name)
-    {
-        return Err(Rejection::new(RejectionCode::NotFound, "no such command"));
-    }
+    // A command the document does not declare is not there, whatever the caller's rights.
+    let declared = match action {
+        Action::Run { command: name, .. } => {
+            Some(schema.commands.get(name).ok_or_else(no_such_command)?)
+        }
+        _ => None,
+    };
     let restoring = matches!(action, Action::Restore);
     if !caller.may(schema.acl.roles(&AclAction::Read), owner) || (current.archived && !restoring) {
         return Err(Rejection::not_found());
@@ -118,13 +120,13 @@ fn decide_change(
             update_change(schema, current, command, patch)?,
             Effect::Changed,
         ),
-        Action::Run {
-            command: name,
-            params,
-        } => (
-            Some(run_change(schema, current, command, name, params)?),
-            Effect::Changed,
-        ),
+        Action::Run { params, .. } => {
+            let declared = declared.ok_or_else(no_such_command)?;
+            (
+                Some(run_change(schema, current, command, declared, params)?),
+                Effect::Changed,
+            )
+        }
         Action::Archive => (Some(Change::Archived), Effect::Archived),
         Action::Restore if current.archived => (Some(Change::Restored), Effect::Changed),
         Action::Restore => {
@@ -233,16 +235,18 @@ fn update_change(
 /// A declared command's event: its params valid, its guard passed, and the fields it sets
 /// valid on the document. The command's ACL is the right to set them, whatever the fields'
 /// own write rights.
+fn no_such_command() -> Rejection {
+    Rejection::new(RejectionCode::NotFound, "no such command")
+}
+
 fn run_change(
     schema: &DocumentSchema,
     current: &DocumentState,
     command: &CommandEnvelope,
-    name: &str,
+    declared: &CommandDecl,
     params: &Map<String, Value>,
 ) -> Result<Change, Rejection> {
-    let Some(declared) = schema.commands.get(name) else {
-        return Err(Rejection::new(RejectionCode::NotFound, "no such command"));
-    };
+    let name = &declared.name;
     let params = validate_fields(
         &declared.params,
         &Value::Object(params.clone()),

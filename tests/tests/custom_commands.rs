@@ -266,6 +266,17 @@ impl RustCommand for Explode {
     }
 }
 
+/// A Herald serving the desk app, with its Rust commands.
+async fn spawn_desk() -> TestApp {
+    let apps = write_apps(&[("desk", "ticket", TICKET)]).unwrap_or_else(|e| panic!("{e}"));
+    TestApp::spawn_with(Options {
+        apps,
+        app: desk(),
+        ..Options::default()
+    })
+    .await
+}
+
 fn desk() -> herald_cli::App {
     herald_cli::App::new()
         .command("desk.ticket.escalate", Escalate)
@@ -274,13 +285,7 @@ fn desk() -> herald_cli::App {
 
 #[tokio::test]
 async fn params_are_checked_against_their_declaration_and_the_document() {
-    let apps = write_apps(&[("desk", "ticket", TICKET)]).unwrap_or_else(|e| panic!("{e}"));
-    let app = TestApp::spawn_with(Options {
-        apps,
-        app: desk(),
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_desk().await;
     let user = app.token("uma", &["user"], "acme");
     let ticket = app
         .create("desk/ticket", &user, &json!({"title": "Printer"}))
@@ -360,13 +365,7 @@ async fn params_are_checked_against_their_declaration_and_the_document() {
 
 #[tokio::test]
 async fn a_rust_command_decides_in_code_and_its_event_folds_by_what_it_set() {
-    let apps = write_apps(&[("desk", "ticket", TICKET)]).unwrap_or_else(|e| panic!("{e}"));
-    let app = TestApp::spawn_with(Options {
-        apps,
-        app: desk(),
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_desk().await;
     let user = app.token("uma", &["user"], "acme");
     let ticket = app
         .create(

@@ -683,20 +683,18 @@ fn run_path(
         "Refused by the command's rule (problem `code`: {code}), a `unique` value taken, or an \
          Idempotency-Key in flight"
     );
-    let mut errors: Vec<(&str, &str)> = vec![
+    let errors = [
         ("403", "Forbidden"),
-        ("409", &refused),
+        ("409", refused.as_str()),
         ("422", "Invalid params"),
     ];
-    errors.extend(BODY_ERRORS);
-    errors.extend(CONDITIONAL_ERRORS);
     json!({
         "parameters": [id_parameter()],
         "post": {"summary": summary, "operationId": ops.run(&command.name), "tags": [tag],
             "description": format!("Appends `{}.{}`.", doc.collection(), command.emits),
             "parameters": conditional_write_headers(),
             "requestBody": {"required": false, "content": {"application/json": {"schema": params}}},
-            "responses": with_common(responses, &[errors.as_slice()])},
+            "responses": with_common(responses, &[&errors, &BODY_ERRORS, &CONDITIONAL_ERRORS])},
     })
 }
 
