@@ -10,7 +10,7 @@ use crate::command::{Action, CommandEnvelope, Effect, Rejection, RejectionCode};
 use crate::document::{Change, DocumentState, Stamp, apply};
 use crate::references::{RefCheck, references};
 use crate::rust_command::Code;
-use crate::schema::model::{CommandDecl, SetValue};
+use crate::schema::model::{CommandDecl, On, SetValue};
 use crate::schema::validate::validate_fields;
 use crate::schema::{
     AclAction, DocumentSchema, ErrorCode, FieldError, FieldKind, Fields, Mode, RoleSet, merge_patch,
@@ -34,14 +34,55 @@ pub fn decide(
     command: &CommandEnvelope,
     now: DateTime<Utc>,
 ) -> Result<Decision, Rejection> {
+    let on_collection = match &command.action {
+        Action::Run { command: name, .. } => schema
+            .commands
+            .get(name)
+            .is_some_and(|declared| declared.on == On::Collection),
+        _ => false,
+    };
     match (&command.action, state) {
         (Action::Create { fields }, None) => decide_create(schema, command, fields, now),
+        (
+            Action::Run {
+                command: name,
+                params,
+            },
+            None,
+        ) if on_collection => decide_collection_run(schema, command, name, params, now),
         (Action::Create { .. }, Some(_)) => Err(Rejection::new(
+            RejectionCode::Conflict,
+            "a document with this id already exists",
+        )),
+        (Action::Run { .. }, Some(_)) if on_collection => Err(Rejection::new(
             RejectionCode::Conflict,
             "a document with this id already exists",
         )),
         (_, None) => Err(Rejection::not_found()),
         (action, Some(current)) => decide_change(schema, current, command, action, now),
+    }
+}
+
+/// Who may create: `403` for a caller who may read the collection, `404` for one who may not
+/// even see it.
+fn may_create(
+    schema: &DocumentSchema,
+    command: &CommandEnvelope,
+    what: &str,
+) -> Result<(), Rejection> {
+    let caller = &command.principal;
+    if caller.may(
+        schema.acl.roles(&command.action.acl_action()),
+        Ownership::Creating,
+    ) {
+        Ok(())
+    } else if caller.may_some_document(schema.acl.roles(&AclAction::Read)) {
+        Err(Rejection::new(
+            RejectionCode::Forbidden,
+            format!("you may not {what}"),
+        ))
+    } else {
+        Err(Rejection::not_found())
     }
 }
 
@@ -52,16 +93,7 @@ fn decide_create(
     now: DateTime<Utc>,
 ) -> Result<Decision, Rejection> {
     let caller = &command.principal;
-    let create = schema.acl.roles(&AclAction::Create);
-    if !caller.may(create, Ownership::Creating) {
-        return Err(
-            if caller.may_some_document(schema.acl.roles(&AclAction::Read)) {
-                Rejection::new(RejectionCode::Forbidden, "you may not create this document")
-            } else {
-                Rejection::not_found()
-            },
-        );
-    }
+    may_create(schema, command, "create this document")?;
     let may_write = |roles: &_| caller.may(Some(roles), Ownership::Creating);
     let body = Value::Object(fields.clone());
     let normalized = schema
@@ -88,6 +120,37 @@ fn decide_create(
     })
 }
 
+/// A command `on: collection`: its params valid, then its events, the first of which creates
+/// the document with every field the document needs.
+fn decide_collection_run(
+    schema: &DocumentSchema,
+    command: &CommandEnvelope,
+    name: &str,
+    params: &Map<String, Value>,
+    now: DateTime<Utc>,
+) -> Result<Decision, Rejection> {
+    let declared = schema.commands.get(name).ok_or_else(no_such_command)?;
+    may_create(schema, command, &format!("run `{name}` on this collection"))?;
+    let params = checked_params(declared, params)?;
+    let emitted = match &declared.code {
+        Some(code) => run_code(command, declared, code, None, &params)?,
+        None if declared.rust => return Err(undecided()),
+        None => vec![declared_event(declared, &params)],
+    };
+    let (changes, state) = fold_emitted(schema, None, command, emitted, now)?;
+    let Some(state) = state else {
+        return Err(undecided());
+    };
+    Ok(Decision {
+        reserve: unique_values(&schema.fields, &state.fields),
+        release: Vec::new(),
+        refs: references(&schema.fields, &state.fields),
+        changes,
+        state,
+        effect: Effect::Created,
+    })
+}
+
 fn decide_change(
     schema: &DocumentSchema,
     current: &DocumentState,
@@ -99,9 +162,13 @@ fn decide_change(
     let owner = Ownership::CreatedBy(&current.created_by);
     // A command the document does not declare is not there, whatever the caller's rights.
     let declared = match action {
-        Action::Run { command: name, .. } => {
-            Some(schema.commands.get(name).ok_or_else(no_such_command)?)
-        }
+        Action::Run { command: name, .. } => Some(
+            schema
+                .commands
+                .get(name)
+                .filter(|declared| declared.on == On::Document)
+                .ok_or_else(no_such_command)?,
+        ),
         _ => None,
     };
     let restoring = matches!(action, Action::Restore);
@@ -122,10 +189,8 @@ fn decide_change(
         ),
         Action::Run { params, .. } => {
             let declared = declared.ok_or_else(no_such_command)?;
-            (
-                Some(run_change(schema, current, command, declared, params)?),
-                Effect::Changed,
-            )
+            let emitted = run_document_command(current, command, declared, params)?;
+            return changed_by(schema, current, command, emitted, now);
         }
         Action::Archive => (Some(Change::Archived), Effect::Archived),
         Action::Restore if current.archived => (Some(Change::Restored), Effect::Changed),
@@ -143,14 +208,7 @@ fn decide_change(
         }
     };
     let Some(change) = change else {
-        return Ok(Decision {
-            changes: Vec::new(),
-            state: current.clone(),
-            effect,
-            reserve: Vec::new(),
-            release: Vec::new(),
-            refs: Vec::new(),
-        });
+        return Ok(unchanged(current, effect));
     };
     let stamp = Stamp {
         version: current.version + 1,
@@ -160,27 +218,7 @@ fn decide_change(
     let state = apply(Some(current.clone()), current.id, &change, stamp)
         .map_err(|e| Rejection::new(RejectionCode::Conflict, e.to_string()))?;
     let (reserve, release, refs) = match &change {
-        Change::Updated(changed) | Change::Custom { set: changed, .. } => {
-            let changed: Map<String, Value> = changed
-                .iter()
-                .filter(|(name, value)| current.fields.get(*name) != Some(*value))
-                .map(|(name, value)| (name.clone(), value.clone()))
-                .collect();
-            let set: Map<String, Value> = changed
-                .iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let before: Map<String, Value> = changed
-                .keys()
-                .filter_map(|k| current.fields.get(k).map(|v| (k.clone(), v.clone())))
-                .collect();
-            (
-                unique_values(&schema.fields, &set),
-                unique_values(&schema.fields, &before),
-                references(&schema.fields, &set),
-            )
-        }
+        Change::Updated(changed) => value_changes(schema, current, changed),
         _ => (Vec::new(), Vec::new(), Vec::new()),
     };
     Ok(Decision {
@@ -191,6 +229,113 @@ fn decide_change(
         release,
         refs,
     })
+}
+
+/// A decision that appends nothing and leaves the document as it is.
+fn unchanged(current: &DocumentState, effect: Effect) -> Decision {
+    Decision {
+        changes: Vec::new(),
+        state: current.clone(),
+        effect,
+        reserve: Vec::new(),
+        release: Vec::new(),
+        refs: Vec::new(),
+    }
+}
+
+/// The unique values a change of top-level fields takes and frees, and the references it
+/// makes, for the handler to check.
+fn value_changes(
+    schema: &DocumentSchema,
+    current: &DocumentState,
+    changed: &Map<String, Value>,
+) -> (Vec<UniqueValue>, Vec<UniqueValue>, Vec<RefCheck>) {
+    let changed: Map<String, Value> = changed
+        .iter()
+        .filter(|(name, value)| current.fields.get(*name) != Some(*value))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let set: Map<String, Value> = changed
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let before: Map<String, Value> = changed
+        .keys()
+        .filter_map(|k| current.fields.get(k).map(|v| (k.clone(), v.clone())))
+        .collect();
+    (
+        unique_values(&schema.fields, &set),
+        unique_values(&schema.fields, &before),
+        references(&schema.fields, &set),
+    )
+}
+
+/// The decision of a command on a document from the events it emitted.
+fn changed_by(
+    schema: &DocumentSchema,
+    current: &DocumentState,
+    command: &CommandEnvelope,
+    emitted: Vec<Change>,
+    now: DateTime<Utc>,
+) -> Result<Decision, Rejection> {
+    let (changes, state) = fold_emitted(schema, Some(current), command, emitted, now)?;
+    let Some(state) = state.filter(|_| !changes.is_empty()) else {
+        return Ok(unchanged(current, Effect::Changed));
+    };
+    // What the events set together, for the unique values and references to check.
+    let mut set = Map::new();
+    for change in &changes {
+        if let Change::Custom { set: fields, .. } = change {
+            set.extend(fields.clone());
+        }
+    }
+    let (reserve, release, refs) = value_changes(schema, current, &set);
+    Ok(Decision {
+        changes,
+        state,
+        effect: Effect::Changed,
+        reserve,
+        release,
+        refs,
+    })
+}
+
+/// Checks each emitted event's fields against the document as the events before it left it
+/// (a whole new document for the first event of a command on the collection), and folds them.
+/// Returns the changes and the state after the last one (`None` when nothing was emitted on
+/// the collection).
+fn fold_emitted(
+    schema: &DocumentSchema,
+    current: Option<&DocumentState>,
+    command: &CommandEnvelope,
+    emitted: Vec<Change>,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Change>, Option<DocumentState>), Rejection> {
+    let mut state = current.cloned();
+    let mut changes = Vec::with_capacity(emitted.len());
+    for change in emitted {
+        let change = match change {
+            Change::Custom { verb, set, payload } => Change::Custom {
+                set: checked_set(schema, state.as_ref(), set)?,
+                verb,
+                payload,
+            },
+            other => other,
+        };
+        let stamp = Stamp {
+            version: state.as_ref().map_or(0, |s| s.version) + 1,
+            at: now,
+            by: command.principal.actor_sub(),
+        };
+        let id = state.as_ref().map_or(command.document_id, |s| s.id);
+        state = Some(
+            apply(state, id, &change, stamp)
+                .map_err(|e| Rejection::new(RejectionCode::Conflict, e.to_string()))?,
+        );
+        changes.push(change);
+    }
+    Ok((changes, state))
 }
 
 fn check_expected_version(
@@ -232,22 +377,35 @@ fn update_change(
     Ok((!changed.is_empty()).then_some(Change::Updated(changed)))
 }
 
-/// A declared command's event: its params valid, its guard passed, and the fields it sets
-/// valid on the document. The command's ACL is the right to set them, whatever the fields'
-/// own write rights.
 fn no_such_command() -> Rejection {
     Rejection::new(RejectionCode::NotFound, "no such command")
 }
 
-fn run_change(
+/// A `kind: rust` command whose code is not attached: a registry used without it cannot decide.
+fn undecided() -> Rejection {
+    Rejection::new(RejectionCode::Internal, "the command could not be decided")
+}
+
+/// The fields an event sets, checked against the document as it stands: a merge patch of it,
+/// or with no document yet, the whole new document (defaults filled in).
+fn checked_set(
     schema: &DocumentSchema,
-    current: &DocumentState,
-    command: &CommandEnvelope,
-    declared: &CommandDecl,
-    params: &Map<String, Value>,
-) -> Result<Change, Rejection> {
+    state: Option<&DocumentState>,
+    set: Map<String, Value>,
+) -> Result<Map<String, Value>, Rejection> {
+    match state {
+        Some(before) => Ok(checked_patch(schema, before, &set, Mode::Set, &|_| true)?.0),
+        None => match schema.validate(&Value::Object(set), Mode::SetNew, &|_| true) {
+            Ok(created) => Ok(created.as_object().cloned().unwrap_or_default()),
+            Err(errors) => Err(Rejection::validation(errors)),
+        },
+    }
+}
+
+/// The params against their declaration, normalized; `422` with every error.
+fn checked_params(declared: &CommandDecl, params: &Map<String, Value>) -> Result<Value, Rejection> {
     let name = &declared.name;
-    let params = validate_fields(
+    validate_fields(
         &declared.params,
         &Value::Object(params.clone()),
         Mode::Create,
@@ -257,16 +415,21 @@ fn run_change(
         code: RejectionCode::ValidationFailed,
         detail: format!("the params of `{name}` are not valid"),
         errors,
-    })?;
+    })
+}
+
+/// A command on a document: its params valid, then its guard and the event it declares, or
+/// the events its code emits.
+fn run_document_command(
+    current: &DocumentState,
+    command: &CommandEnvelope,
+    declared: &CommandDecl,
+    params: &Map<String, Value>,
+) -> Result<Vec<Change>, Rejection> {
+    let params = checked_params(declared, params)?;
     if declared.rust {
-        // Code is attached at start-up; a registry used without it cannot decide.
-        let Some(code) = &declared.code else {
-            return Err(Rejection::new(
-                RejectionCode::Internal,
-                "the command could not be decided",
-            ));
-        };
-        return run_code(schema, current, command, declared, code, &params);
+        let code = declared.code.as_ref().ok_or_else(undecided)?;
+        return run_code(command, declared, code, Some(current), &params);
     }
     let document = Value::Object(current.fields.clone());
     if !declared
@@ -279,6 +442,12 @@ fn run_change(
             declared.reject.detail.clone(),
         ));
     }
+    Ok(vec![declared_event(declared, &params)])
+}
+
+/// The event of a declared command: the fields its `set` takes from the params and literals
+/// (a param the request leaves out leaves its field as it is). Its data is what it sets.
+fn declared_event(declared: &CommandDecl, params: &Value) -> Change {
     let set: Map<String, Value> = declared
         .set
         .iter()
@@ -290,46 +459,42 @@ fn run_change(
             Some((field.clone(), value))
         })
         .collect();
-    let (set, _) = checked_patch(schema, current, &set, Mode::Set, &|_| true)?;
-    Ok(Change::Custom {
-        verb: declared.emits.clone(),
+    Change::Custom {
+        verb: declared.emits.first().cloned().unwrap_or_default(),
         set,
         payload: None,
-    })
+    }
 }
 
-/// A `kind: rust` command: its registered code decides from the document and the params.
+/// A `kind: rust` command: its registered code decides from the document (`None` on the
+/// collection) and the params. Each event's data is the code's own; what it sets is kept in its
+/// metadata.
 fn run_code(
-    schema: &DocumentSchema,
-    current: &DocumentState,
     command: &CommandEnvelope,
     declared: &CommandDecl,
     code: &Code,
+    document: Option<&DocumentState>,
     params: &Value,
-) -> Result<Change, Rejection> {
+) -> Result<Vec<Change>, Rejection> {
     let params = params.as_object().cloned().unwrap_or_default();
-    let emit = match code.decide(current, &params, &command.principal) {
-        Ok(Ok(emit)) => emit,
-        Ok(Err(refusal)) => {
-            return Err(Rejection::new(
-                RejectionCode::Refused(refusal.code),
-                refusal.detail,
-            ));
-        }
+    match code.decide(document, &params, &command.principal, &declared.emits) {
+        Ok(Ok(emitted)) => Ok(emitted
+            .into_iter()
+            .map(|emit| Change::Custom {
+                verb: emit.verb,
+                set: emit.set,
+                payload: emit.data.as_object().cloned(),
+            })
+            .collect()),
+        Ok(Err(refusal)) => Err(Rejection::new(
+            RejectionCode::Refused(refusal.code),
+            refusal.detail,
+        )),
         Err(failure) => {
             tracing::error!(command.id = %command.id, %failure, name = %declared.name, "a command's code failed");
-            return Err(Rejection::new(
-                RejectionCode::Internal,
-                "the command could not be decided",
-            ));
+            Err(undecided())
         }
-    };
-    let (set, _) = checked_patch(schema, current, &emit.set, Mode::Set, &|_| true)?;
-    Ok(Change::Custom {
-        verb: declared.emits.clone(),
-        set,
-        payload: emit.data.as_object().cloned(),
-    })
+    }
 }
 
 /// A merge patch checked against the current document: its own values (in `mode`, with the

@@ -20,7 +20,7 @@ pub enum Change {
     Archived,
     Restored,
     /// A declared command's event (`<app>.<doc>.published`): the fields it sets, applied as a
-    /// merge patch. The event records them, so folding it runs no command code and needs no
+    /// merge patch (or, as a stream's first event, the fields of the document it creates). The event records them, so folding it runs no command code and needs no
     /// declaration: a log folds the same after a command's code or YAML changes.
     Custom {
         verb: String,
@@ -127,7 +127,7 @@ pub struct DocumentState {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FoldError {
-    #[error("the first event of a stream must be `created`, got `{0}`")]
+    #[error("the first event of a stream must create it, got `{0}`")]
     NotCreatedFirst(String),
     #[error("a stream can be created only once")]
     CreatedTwice,
@@ -142,7 +142,8 @@ pub fn apply(
 ) -> Result<DocumentState, FoldError> {
     let Some(mut doc) = state else {
         return match change {
-            Change::Created(fields) => Ok(DocumentState {
+            // A command `on: collection` creates its document with its own event.
+            Change::Created(fields) | Change::Custom { set: fields, .. } => Ok(DocumentState {
                 id,
                 version: stamp.version,
                 archived: false,
@@ -193,6 +194,7 @@ pub fn rfc3339(at: DateTime<Utc>) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
     use serde_json::json;
@@ -233,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_starts_with_created() {
+    fn a_stream_starts_with_an_event_that_creates_it() {
         let stamp = Stamp {
             version: 1,
             at: Utc::now(),
@@ -242,6 +244,17 @@ mod tests {
         assert_eq!(
             apply(None, Uuid::now_v7(), &Change::Archived, stamp),
             Err(FoldError::NotCreatedFirst("archived".into()))
+        );
+        let imported = Change::Custom {
+            verb: "imported".into(),
+            set: obj(json!({"name": "Rex"})),
+            payload: Some(obj(json!({"source": "csv"}))),
+        };
+        let state = apply(None, Uuid::now_v7(), &imported, stamp).unwrap();
+        assert_eq!(
+            (state.version, state.fields),
+            (1, obj(json!({"name": "Rex"}))),
+            "a command on the collection creates its document with its own event"
         );
     }
 

@@ -1,7 +1,9 @@
 //! Commands decided by Rust code (`kind: rust` in a document's YAML). The YAML keeps what the
-//! api needs before any code runs — the params, who may run the command, the event it emits —
-//! and the app registers the decision: from the document and the typed params, the event to
-//! append (its data and the fields it sets) or a refusal with a code of its own.
+//! api needs before any code runs — the params, who may run the command, the events it may
+//! emit — and the app registers the decision: from the document and the typed params, the
+//! events to append (each with its data and the fields it sets) or a refusal with a code of its
+//! own. A command `on: collection` has no document yet: its code is a [`CollectionCommand`],
+//! and its first event creates the document.
 //!
 //! ```no_run
 //! use herald_bus::access::Principal;
@@ -25,13 +27,15 @@
 //!         product: &DocumentState,
 //!         params: Params,
 //!         _caller: &Principal,
-//!     ) -> Result<Emit, Refusal> {
+//!     ) -> Result<Vec<Emit>, Refusal> {
 //!         if product.fields["status"] == "retired" {
 //!             return Err(Refusal::new("product_retired", "A retired product is not restocked"));
 //!         }
 //!         let stock = product.fields["stock"].as_i64().unwrap_or(0);
-//!         Ok(Emit::new(json!({"quantity": params.quantity}))
-//!             .set("stock", stock + params.quantity))
+//!         Ok(vec![
+//!             Emit::new("restocked", json!({"quantity": params.quantity}))
+//!                 .set("stock", stock + params.quantity),
+//!         ])
 //!     }
 //! }
 //!
@@ -51,13 +55,13 @@ use crate::access::Principal;
 use crate::document::DocumentState;
 use crate::ids::is_name;
 
-/// A command whose decision is code; `Params` is its body, already checked against the YAML's
-/// `params` and then read with serde.
+/// A command on one document whose decision is code; `Params` is its body, already checked
+/// against the YAML's `params` and then read with serde.
 pub trait RustCommand: Send + Sync + 'static {
     type Params: DeserializeOwned;
 
     /// Decides from the document as it stands. Deciding only decides: it must not do I/O, so
-    /// a redelivered command decides the same.
+    /// a redelivered command decides the same. No events leave the document as it is.
     ///
     /// # Errors
     /// A [`Refusal`] answers `409` with its code, and nothing is appended.
@@ -66,21 +70,36 @@ pub trait RustCommand: Send + Sync + 'static {
         document: &DocumentState,
         params: Self::Params,
         caller: &Principal,
-    ) -> Result<Emit, Refusal>;
+    ) -> Result<Vec<Emit>, Refusal>;
 }
 
-/// The event a command appends: its data (what happened, e.g. `{"quantity": 5}`) and the
-/// top-level fields it sets on the document (e.g. the stock that results).
+/// A command `on: collection` whose decision is code: there is no document yet, and the first
+/// event it emits creates one (its `set` is the new document's fields, defaults filled in).
+pub trait CollectionCommand: Send + Sync + 'static {
+    type Params: DeserializeOwned;
+
+    /// Decides from the params and the caller alone, without I/O.
+    ///
+    /// # Errors
+    /// A [`Refusal`] answers `409` with its code, and nothing is created.
+    fn decide(&self, params: Self::Params, caller: &Principal) -> Result<Vec<Emit>, Refusal>;
+}
+
+/// An event a command appends: its verb (one the YAML's `emits` lists), its data (what
+/// happened, e.g. `{"quantity": 5}`) and the top-level fields it sets on the document (e.g.
+/// the stock that results).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Emit {
+    pub verb: String,
     pub data: Value,
     pub set: Map<String, Value>,
 }
 
 impl Emit {
-    /// An event with `data`, which must be a JSON object.
-    pub fn new(data: Value) -> Self {
+    /// The event `<app>.<doc>.<verb>` with `data`, which must be a JSON object.
+    pub fn new(verb: &str, data: Value) -> Self {
         Self {
+            verb: verb.to_owned(),
             data,
             set: Map::new(),
         }
@@ -116,64 +135,125 @@ impl Refusal {
 pub enum CodeFailure {
     #[error("the params do not read as the command's Params type: {0}")]
     Params(String),
-    #[error("the event's data is not a JSON object")]
-    DataNotObject,
+    #[error("the data of `{0}` is not a JSON object")]
+    DataNotObject(String),
+    #[error("the code emitted `{0}`, which the command's `emits` does not list")]
+    UndeclaredEvent(String),
+    #[error("a command on the collection emitted no event, so no document was created")]
+    NothingCreated,
+    #[error(
+        "the code is registered for a command on {registered}, but the command acts on {declared}"
+    )]
+    WrongTarget {
+        registered: &'static str,
+        declared: &'static str,
+    },
     #[error("the command's code panicked")]
     Panicked,
     #[error("the refusal's code `{0}` does not match ^[a-z][a-z0-9_]*$")]
     RefusalCode(String),
 }
 
-/// What the registry keeps of a command: its decision over JSON params.
+/// What the registry keeps of a command: its decision over JSON params, on a document or (as
+/// `None`) on the collection.
 trait Decide: Send + Sync {
     fn decide_json(
         &self,
-        document: &DocumentState,
-        params: &Map<String, Value>,
+        document: Option<&DocumentState>,
+        params: Value,
         caller: &Principal,
-    ) -> Result<Result<Emit, Refusal>, CodeFailure>;
+    ) -> Result<Result<Vec<Emit>, Refusal>, CodeFailure>;
 }
 
-impl<C: RustCommand> Decide for C {
+fn read_params<P: DeserializeOwned>(params: Value) -> Result<P, CodeFailure> {
+    serde_json::from_value(params).map_err(|e| CodeFailure::Params(e.to_string()))
+}
+
+/// A [`RustCommand`], kept apart from a [`CollectionCommand`] with the same `Params`.
+struct OnDocument<C>(C);
+
+impl<C: RustCommand> Decide for OnDocument<C> {
     fn decide_json(
         &self,
-        document: &DocumentState,
-        params: &Map<String, Value>,
+        document: Option<&DocumentState>,
+        params: Value,
         caller: &Principal,
-    ) -> Result<Result<Emit, Refusal>, CodeFailure> {
-        let params = serde_json::from_value(Value::Object(params.clone()))
-            .map_err(|e| CodeFailure::Params(e.to_string()))?;
-        Ok(self.decide(document, params, caller))
+    ) -> Result<Result<Vec<Emit>, Refusal>, CodeFailure> {
+        let document = document.ok_or(CodeFailure::WrongTarget {
+            registered: "a document",
+            declared: "the collection",
+        })?;
+        Ok(self.0.decide(document, read_params(params)?, caller))
+    }
+}
+
+struct OnCollection<C>(C);
+
+impl<C: CollectionCommand> Decide for OnCollection<C> {
+    fn decide_json(
+        &self,
+        document: Option<&DocumentState>,
+        params: Value,
+        caller: &Principal,
+    ) -> Result<Result<Vec<Emit>, Refusal>, CodeFailure> {
+        if document.is_some() {
+            return Err(CodeFailure::WrongTarget {
+                registered: "the collection",
+                declared: "a document",
+            });
+        }
+        let emitted = self.0.decide(read_params(params)?, caller);
+        if matches!(&emitted, Ok(events) if events.is_empty()) {
+            return Err(CodeFailure::NothingCreated);
+        }
+        Ok(emitted)
     }
 }
 
 /// A registered command's code, as attached to its declaration.
 #[derive(Clone)]
-pub struct Code(Arc<dyn Decide>);
+pub struct Code {
+    decide: Arc<dyn Decide>,
+    /// Whether it is a [`CollectionCommand`].
+    pub on_collection: bool,
+}
 
 impl Code {
-    /// Runs the decision; a panic in the app's code is caught and becomes a failure.
+    /// Runs the decision (on `document`, or on the collection when `None`) and checks what it
+    /// emits against `emits`; a panic in the app's code is caught and becomes a failure.
     ///
     /// # Errors
     /// [`CodeFailure`] when the code gave no usable decision.
     pub fn decide(
         &self,
-        document: &DocumentState,
+        document: Option<&DocumentState>,
         params: &Map<String, Value>,
         caller: &Principal,
-    ) -> Result<Result<Emit, Refusal>, CodeFailure> {
+        emits: &[String],
+    ) -> Result<Result<Vec<Emit>, Refusal>, CodeFailure> {
+        let params = Value::Object(params.clone());
         let decided = catch_unwind(AssertUnwindSafe(|| {
-            self.0.decide_json(document, params, caller)
+            self.decide.decide_json(document, params, caller)
         }))
         .map_err(|_| CodeFailure::Panicked)??;
-        // Refusal codes are named like a YAML `reject.code`, so clients can match on them.
         match &decided {
-            Ok(emit) if !emit.data.is_object() => Err(CodeFailure::DataNotObject),
-            Err(refusal) if !is_name(&refusal.code) => {
-                Err(CodeFailure::RefusalCode(refusal.code.clone()))
+            Ok(events) => {
+                for event in events {
+                    if !emits.contains(&event.verb) {
+                        return Err(CodeFailure::UndeclaredEvent(event.verb.clone()));
+                    }
+                    if !event.data.is_object() {
+                        return Err(CodeFailure::DataNotObject(event.verb.clone()));
+                    }
+                }
             }
-            _ => Ok(decided),
+            // Refusal codes are named like a YAML `reject.code`, so clients can match on them.
+            Err(refusal) if !is_name(&refusal.code) => {
+                return Err(CodeFailure::RefusalCode(refusal.code.clone()));
+            }
+            Err(_) => {}
         }
+        Ok(decided)
     }
 }
 
@@ -193,8 +273,26 @@ impl RustCommands {
     /// Registers `command` as the code of `<app>.<doc>.<command>` (`petstore.product.restock`);
     /// a later registration of the same name replaces it.
     pub fn register(&mut self, name: &str, command: impl RustCommand) -> &mut Self {
-        self.commands
-            .insert(name.to_owned(), Code(Arc::new(command)));
+        self.insert(name, Arc::new(OnDocument(command)), false)
+    }
+
+    /// Registers the code of a command declared `on: collection`.
+    pub fn register_collection(
+        &mut self,
+        name: &str,
+        command: impl CollectionCommand,
+    ) -> &mut Self {
+        self.insert(name, Arc::new(OnCollection(command)), true)
+    }
+
+    fn insert(&mut self, name: &str, decide: Arc<dyn Decide>, on_collection: bool) -> &mut Self {
+        self.commands.insert(
+            name.to_owned(),
+            Code {
+                decide,
+                on_collection,
+            },
+        );
         self
     }
 

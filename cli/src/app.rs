@@ -11,8 +11,8 @@
 //! # struct Restock;
 //! # impl RustCommand for Restock {
 //! #     type Params = serde_json::Value;
-//! #     fn decide(&self, _: &DocumentState, _: Self::Params, _: &Principal) -> Result<Emit, Refusal> {
-//! #         Ok(Emit::new(serde_json::json!({})))
+//! #     fn decide(&self, _: &DocumentState, _: Self::Params, _: &Principal) -> Result<Vec<Emit>, Refusal> {
+//! #         Ok(vec![])
 //! #     }
 //! # }
 //! #[tokio::main]
@@ -24,7 +24,7 @@
 //! }
 //! ```
 
-use herald_bus::rust_command::{RustCommand, RustCommands};
+use herald_bus::rust_command::{CollectionCommand, RustCommand, RustCommands};
 use herald_workers::{Task, TaskRegistry};
 
 /// The Rust code of an app's commands and tasks.
@@ -43,6 +43,14 @@ impl App {
     #[must_use]
     pub fn command(mut self, name: &str, command: impl RustCommand) -> Self {
         self.commands.register(name, command);
+        self
+    }
+
+    /// The code of the command declared `kind: rust` and `on: collection` as
+    /// `<app>.<doc>.<command>`.
+    #[must_use]
+    pub fn collection_command(mut self, name: &str, command: impl CollectionCommand) -> Self {
+        self.commands.register_collection(name, command);
         self
     }
 

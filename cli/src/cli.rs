@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use herald_bus::schema::model::On;
 use herald_bus::settings::{LogSettings, Settings};
 use herald_bus::store::PgStore;
 use herald_workers::declare::{self, TaskKind};
@@ -152,13 +153,21 @@ impl Cli {
                             doc.fields.len()
                         );
                         for command in doc.commands.values() {
+                            let target = match command.on {
+                                On::Document => "{id}/",
+                                On::Collection => "",
+                            };
+                            let events: Vec<String> = command
+                                .emits
+                                .iter()
+                                .map(|verb| doc.collection().event_type(verb).to_string())
+                                .collect();
                             println!(
-                                "ok  /v1/{}/{}/{{id}}/{}  (emits {}.{})",
+                                "ok  /v1/{}/{}/{target}{}  (emits {})",
                                 doc.app,
                                 doc.name,
                                 command.name,
-                                doc.collection(),
-                                command.emits
+                                events.join(", ")
                             );
                         }
                     }

@@ -14,7 +14,7 @@ use herald_bus::command::{
 };
 use herald_bus::document::DocumentState;
 use herald_bus::ids::{CommandId, TenantId};
-use herald_bus::rust_command::{Emit, Refusal, RustCommand, RustCommands};
+use herald_bus::rust_command::{CollectionCommand, Emit, Refusal, RustCommand, RustCommands};
 use herald_bus::schema::{ErrorCode, Registry};
 use herald_bus::store::MemoryStore;
 use herald_handler::Handler;
@@ -1332,7 +1332,21 @@ commands:
     kind: rust
     params:
       by: {type: integer, required: true, min: 1}
-    emits: bumped
+    emits: [bumped, full]
+  open:
+    on: collection
+    acl: user
+    kind: rust
+    params:
+      limit: {type: integer, required: true, min: 1}
+    emits: [opened, bumped]
+  start:
+    on: collection
+    acl: user
+    params:
+      at: {type: integer, required: true}
+    emits: started
+    set: {count: {param: at}}
 ";
 
 #[derive(serde::Deserialize)]
@@ -1345,13 +1359,48 @@ struct Bump;
 impl RustCommand for Bump {
     type Params = By;
 
-    fn decide(&self, counter: &DocumentState, params: By, _: &Principal) -> Result<Emit, Refusal> {
+    fn decide(
+        &self,
+        counter: &DocumentState,
+        params: By,
+        _: &Principal,
+    ) -> Result<Vec<Emit>, Refusal> {
         let count = counter.fields["count"].as_i64().unwrap_or(0);
         let limit = counter.fields["limit"].as_i64().unwrap_or(0);
         if count + params.by > limit {
             return Err(Refusal::new("over_limit", "that would pass the limit"));
         }
-        Ok(Emit::new(json!({"by": params.by})).set("count", count + params.by))
+        let bumped = Emit::new("bumped", json!({"by": params.by})).set("count", count + params.by);
+        if count + params.by == limit {
+            return Ok(vec![bumped, Emit::new("full", json!({}))]);
+        }
+        Ok(vec![bumped])
+    }
+}
+
+/// Opens a counter with its limit; a limit over 100 starts it at 1, as the house rule says.
+struct Open;
+
+#[derive(serde::Deserialize)]
+struct Limit {
+    limit: i64,
+}
+
+impl CollectionCommand for Open {
+    type Params = Limit;
+
+    fn decide(&self, params: Limit, _: &Principal) -> Result<Vec<Emit>, Refusal> {
+        if params.limit == 13 {
+            return Err(Refusal::new("unlucky", "no counter goes to 13"));
+        }
+        let opened = Emit::new("opened", json!({"limit": params.limit})).set("limit", params.limit);
+        if params.limit > 100 {
+            return Ok(vec![
+                opened,
+                Emit::new("bumped", json!({"by": 1})).set("count", 1),
+            ]);
+        }
+        Ok(vec![opened])
     }
 }
 
@@ -1360,6 +1409,7 @@ fn counters() -> Registry {
         .unwrap_or_else(|e| panic!("the counter must load:\n{e}"));
     let mut code = RustCommands::default();
     code.register("tally.counter.bump", Bump);
+    code.register_collection("tally.counter.open", Open);
     registry
         .attach(&code)
         .unwrap_or_else(|problems| panic!("{problems:?}"));
@@ -1386,6 +1436,188 @@ async fn a_rust_command_appends_its_own_data_and_folds_by_what_it_set() {
         .await;
     rejected(over, RejectionCode::Refused("over_limit".into()));
     assert_eq!(scenario.event_log().len(), 2, "a refusal appends nothing");
+}
+
+#[tokio::test]
+async fn a_rust_command_may_append_several_events_in_one_commit() {
+    let scenario = given(counters());
+    let counter = new_doc("tally.counter");
+    scenario.given(&create(&alice(), counter, json!({}))).await;
+
+    let outcome = scenario
+        .when(&run(&alice(), counter, "bump", json!({"by": 3})))
+        .await;
+
+    let done = succeeded(outcome);
+    assert_eq!(
+        (done.document.version, done.document.fields["count"].clone()),
+        (3, json!(3))
+    );
+    assert_eq!(
+        scenario.event_log(),
+        vec![
+            created("tally.counter"),
+            ("tally.counter.bumped".into(), 2),
+            ("tally.counter.full".into(), 3),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_declared_command_on_the_collection_creates_its_document_with_its_own_event() {
+    let scenario = given(counters());
+    let counter = new_doc("tally.counter");
+
+    let outcome = scenario
+        .when(&run(&alice(), counter, "start", json!({"at": 2})))
+        .await;
+
+    let done = succeeded(outcome);
+    assert_eq!(done.effect, Effect::Created);
+    assert_eq!(
+        done.document.fields,
+        object(json!({"count": 2, "limit": 3})),
+        "defaults filled in"
+    );
+    assert_eq!(
+        scenario.event_log(),
+        vec![("tally.counter.started".into(), 1)]
+    );
+    let again = scenario
+        .when(&run(&alice(), counter, "start", json!({"at": 2})))
+        .await;
+    rejected(again, RejectionCode::Conflict);
+    let as_document_command = scenario
+        .when(&run(
+            &alice(),
+            new_doc("tally.counter"),
+            "bump",
+            json!({"by": 1}),
+        ))
+        .await;
+    rejected(as_document_command, RejectionCode::NotFound);
+}
+
+#[tokio::test]
+async fn a_rust_command_on_the_collection_creates_from_its_first_event() {
+    let scenario = given(counters());
+
+    let plain = succeeded(
+        scenario
+            .when(&run(
+                &alice(),
+                new_doc("tally.counter"),
+                "open",
+                json!({"limit": 5}),
+            ))
+            .await,
+    );
+    let big = succeeded(
+        scenario
+            .when(&run(
+                &alice(),
+                new_doc("tally.counter"),
+                "open",
+                json!({"limit": 500}),
+            ))
+            .await,
+    );
+    let unlucky = scenario
+        .when(&run(
+            &alice(),
+            new_doc("tally.counter"),
+            "open",
+            json!({"limit": 13}),
+        ))
+        .await;
+    let invalid = scenario
+        .when(&run(
+            &alice(),
+            new_doc("tally.counter"),
+            "open",
+            json!({"limit": 0}),
+        ))
+        .await;
+
+    assert_eq!(
+        (plain.effect, plain.document.fields),
+        (Effect::Created, object(json!({"count": 0, "limit": 5})))
+    );
+    assert_eq!(
+        (big.document.version, big.document.fields),
+        (2, object(json!({"count": 1, "limit": 500})))
+    );
+    rejected(unlucky, RejectionCode::Refused("unlucky".into()));
+    rejected(invalid, RejectionCode::ValidationFailed);
+    let events = scenario.store.events();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "tally.counter.opened",
+            "tally.counter.opened",
+            "tally.counter.bumped"
+        ]
+    );
+    assert_eq!(
+        events[0].data,
+        json!({"limit": 5}),
+        "the event's data is the code's own"
+    );
+}
+
+/// Code that emits an event its declaration does not list, or data that is not an object.
+struct Sloppy;
+
+impl RustCommand for Sloppy {
+    type Params = By;
+
+    fn decide(&self, _: &DocumentState, params: By, _: &Principal) -> Result<Vec<Emit>, Refusal> {
+        match params.by {
+            1 => Ok(vec![Emit::new("zeroed", json!({})).set("count", 0)]),
+            _ => Ok(vec![Emit::new("bumped", json!([params.by]))]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn code_that_emits_what_its_command_does_not_declare_appends_nothing() {
+    let mut registry = Registry::from_sources(&[("tally", "counter", COUNTER)])
+        .unwrap_or_else(|e| panic!("the counter must load:\n{e}"));
+    let mut code = RustCommands::default();
+    code.register("tally.counter.bump", Sloppy);
+    code.register_collection("tally.counter.open", Open);
+    registry
+        .attach(&code)
+        .unwrap_or_else(|problems| panic!("{problems:?}"));
+    let scenario = given(registry);
+    let counter = new_doc("tally.counter");
+    scenario.given(&create(&alice(), counter, json!({}))).await;
+
+    for by in [1, 2] {
+        let outcome = scenario
+            .when(&run(&alice(), counter, "bump", json!({"by": by})))
+            .await;
+        rejected(outcome, RejectionCode::Internal);
+    }
+    assert_eq!(scenario.event_log(), vec![created("tally.counter")]);
+}
+
+#[test]
+fn code_registered_for_the_wrong_target_is_refused_at_start() {
+    let mut registry = Registry::from_sources(&[("tally", "counter", COUNTER)])
+        .unwrap_or_else(|e| panic!("the counter must load:\n{e}"));
+    let mut code = RustCommands::default();
+    code.register("tally.counter.open", Bump);
+    code.register_collection("tally.counter.bump", Open);
+    let problems = registry.attach(&code).err().unwrap_or_default();
+    assert_eq!(
+        problems,
+        vec![
+            "`tally.counter.bump` is declared on one document, so its code must be a RustCommand",
+            "`tally.counter.open` is declared `on: collection`, so its code must be a CollectionCommand",
+        ]
+    );
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 
 use herald_bus::access::Principal;
 use herald_bus::document::DocumentState;
-use herald_bus::rust_command::{Emit, Refusal, RustCommand};
+use herald_bus::rust_command::{CollectionCommand, Emit, Refusal, RustCommand};
 use herald_tests::{
     Options, TestApp, eventually, header, json, petstore_with, relayed, send, view_matches_the_log,
     write_apps,
@@ -218,6 +218,15 @@ commands:
     acl: user
     kind: rust
     emits: exploded
+  file:
+    description: File a ticket from a form; urgent words raise its priority
+    on: collection
+    acl: user
+    kind: rust
+    params:
+      title: {type: string, required: true}
+      body: {type: string, max: 200}
+    emits: [filed, escalated]
 ";
 
 /// Raises a ticket's priority by one, up to 5, recording why and from where.
@@ -236,7 +245,7 @@ impl RustCommand for Escalate {
         ticket: &DocumentState,
         params: Reason,
         _caller: &Principal,
-    ) -> Result<Emit, Refusal> {
+    ) -> Result<Vec<Emit>, Refusal> {
         let priority = ticket
             .fields
             .get("priority")
@@ -248,10 +257,13 @@ impl RustCommand for Escalate {
                 "The ticket is as urgent as it gets",
             ));
         }
-        Ok(
-            Emit::new(json!({"reason": params.reason, "from": priority}))
-                .set("priority", priority + 1),
-        )
+        Ok(vec![
+            Emit::new(
+                "escalated",
+                json!({"reason": params.reason, "from": priority}),
+            )
+            .set("priority", priority + 1),
+        ])
     }
 }
 
@@ -261,7 +273,7 @@ struct Explode;
 impl RustCommand for Explode {
     type Params = Value;
 
-    fn decide(&self, _: &DocumentState, _: Value, _: &Principal) -> Result<Emit, Refusal> {
+    fn decide(&self, _: &DocumentState, _: Value, _: &Principal) -> Result<Vec<Emit>, Refusal> {
         panic!("explode has a bug")
     }
 }
@@ -281,6 +293,36 @@ fn desk() -> herald_cli::App {
     herald_cli::App::new()
         .command("desk.ticket.escalate", Escalate)
         .command("desk.ticket.explode", Explode)
+        .collection_command("desk.ticket.file", File)
+}
+
+/// Files a ticket from a form: it is filed, and escalated at once when the body says "urgent".
+struct File;
+
+#[derive(Deserialize)]
+struct Form {
+    title: String,
+    body: Option<String>,
+}
+
+impl CollectionCommand for File {
+    type Params = Form;
+
+    fn decide(&self, form: Form, caller: &Principal) -> Result<Vec<Emit>, Refusal> {
+        if form.title.trim().is_empty() {
+            return Err(Refusal::new("blank_title", "A ticket needs a title"));
+        }
+        let filed = Emit::new("filed", json!({"by": caller.actor_sub()}))
+            .set("title", form.title.trim())
+            .set("priority", 1);
+        let urgent = form.body.as_deref().is_some_and(|b| b.contains("urgent"));
+        if urgent {
+            let escalated =
+                Emit::new("escalated", json!({"reason": "urgent", "from": 1})).set("priority", 2);
+            return Ok(vec![filed, escalated]);
+        }
+        Ok(vec![filed])
+    }
 }
 
 #[tokio::test]
@@ -522,5 +564,130 @@ async fn the_example_restocks_in_rust_and_refuses_a_retired_product() {
     let problem = json(refused).await;
     assert_eq!(problem["code"], "product_retired");
     assert!(view_matches_the_log(&app, "petstore.product").await);
+    app.stop_and_clean().await;
+}
+
+#[tokio::test]
+async fn a_command_on_the_collection_creates_a_document_like_a_create() {
+    let app = spawn_desk().await;
+    let user = app.token("uma", &["user"], "acme");
+
+    let filed = app
+        .post(
+            "/v1/desk/ticket/file",
+            &user,
+            &json!({"title": " Printer ", "body": "urgent: on fire"}),
+        )
+        .await;
+    assert_eq!(filed.status(), 201);
+    let location = header(&filed, "location");
+    assert_eq!(
+        header(&filed, "etag"),
+        "\"2\"",
+        "filed and escalated: version 2"
+    );
+    let ticket = json(filed).await;
+    assert_eq!(
+        (
+            ticket["title"].clone(),
+            ticket["priority"].clone(),
+            ticket["state"].clone()
+        ),
+        (json!("Printer"), json!(2), json!("open")),
+        "the first event creates the document, defaults filled in: {ticket}"
+    );
+    assert_eq!(
+        location,
+        format!(
+            "/v1/desk/ticket/{}",
+            ticket["id"].as_str().unwrap_or_default()
+        )
+    );
+    let history = json(app.get(&format!("{location}/history"), &user).await).await;
+    let types: Vec<Value> = history["data"]
+        .as_array()
+        .map(|events| events.iter().map(|e| e["type"].clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        types,
+        [json!("desk.ticket.filed"), json!("desk.ticket.escalated")]
+    );
+
+    let blank = app
+        .post("/v1/desk/ticket/file", &user, &json!({"title": " "}))
+        .await;
+    assert_eq!(blank.status(), 409);
+    assert_eq!(json(blank).await["code"], "blank_title");
+    let invalid = app
+        .post("/v1/desk/ticket/file", &user, &json!({"body": 3}))
+        .await;
+    assert_eq!(invalid.status(), 422);
+    assert_eq!(
+        json(invalid).await["errors"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let anonymous = send(app.request(Method::POST, "/v1/desk/ticket/file", None)).await;
+    assert_eq!(anonymous.status(), 401);
+    let on_a_document = app
+        .post(&format!("{location}/file"), &user, &json!({"title": "x"}))
+        .await;
+    assert_eq!(
+        on_a_document.status(),
+        404,
+        "a command on the collection has no id"
+    );
+    let by_id_route = app
+        .post("/v1/desk/ticket/escalate", &user, &json!({}))
+        .await;
+    assert_eq!(
+        by_id_route.status(),
+        404,
+        "a command on a document needs its id"
+    );
+    let unknown = app.post("/v1/desk/ticket/launch", &user, &json!({})).await;
+    assert_eq!(unknown.status(), 404);
+    let page = json(app.get("/v1/desk/ticket?limit=10", &user).await).await;
+    assert_eq!(
+        page["data"].as_array().map(Vec::len),
+        Some(1),
+        "the refusals created nothing"
+    );
+    assert!(view_matches_the_log(&app, "desk.ticket").await);
+    app.stop_and_clean().await;
+}
+
+#[tokio::test]
+async fn the_example_onboards_a_supplier_pending_review() {
+    let app = TestApp::spawn().await;
+    let staff = app.token("sam", &["staff"], "acme");
+    let user = app.token("uma", &["user"], "acme");
+    let form = json!({"name": "Acme Kites", "email": "sales@acme.test", "country": "NL"});
+
+    let by_user = app
+        .post("/v1/petstore/supplier/onboard", &user, &form)
+        .await;
+    assert_eq!(by_user.status(), 403);
+    let onboarded = app
+        .post("/v1/petstore/supplier/onboard", &staff, &form)
+        .await;
+    assert_eq!(onboarded.status(), 201);
+    let supplier = json(onboarded).await;
+    assert_eq!(
+        (supplier["name"].clone(), supplier["review"].clone()),
+        (json!("Acme Kites"), json!("pending"))
+    );
+    let twice = app
+        .post("/v1/petstore/supplier/onboard", &staff, &form)
+        .await;
+    assert_eq!(twice.status(), 409, "`name` is unique");
+    let page = json(
+        app.get(
+            "/v1/petstore/supplier/events?types=petstore.supplier.onboarded",
+            &staff,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(1));
     app.stop_and_clean().await;
 }

@@ -8,7 +8,7 @@
 mod operations;
 mod syntax;
 
-use herald_bus::schema::model::CommandDecl;
+use herald_bus::schema::model::{CommandDecl, On};
 use herald_bus::schema::query::field_path;
 use herald_bus::schema::{DocumentSchema, Field, FieldKind, Fields, Registry};
 
@@ -56,10 +56,11 @@ pub fn describe(registry: &Registry) -> Value {
         );
         paths.insert(format!("{base}/{{id}}/history"), history_path(doc, &ops));
         for command in doc.commands.values() {
-            paths.insert(
-                format!("{base}/{{id}}/{}", command.name),
-                run_path(doc, &name, command, &ops),
-            );
+            let path = match command.on {
+                On::Document => format!("{base}/{{id}}/{}", command.name),
+                On::Collection => format!("{base}/{}", command.name),
+            };
+            paths.insert(path, run_path(doc, &name, command, &ops));
         }
         let types: Vec<String> = doc.event_types().iter().map(ToString::to_string).collect();
         paths.insert(
@@ -655,7 +656,8 @@ fn restore_path(doc: &DocumentSchema, name: &str, ops: &DocumentOperations) -> V
     })
 }
 
-/// A command the document declares: its params as the body (none at all is `{}`).
+/// A command the document declares: its params as the body (none at all is `{}`). On one
+/// document it answers like `PATCH`; on the collection, like a create.
 fn run_path(
     doc: &DocumentSchema,
     name: &str,
@@ -664,10 +666,17 @@ fn run_path(
 ) -> Value {
     let tag = doc.collection();
     let mut responses = Map::new();
-    responses.insert(
-        "200".into(),
-        document_response(name, "Done", ops.links_from_document()),
-    );
+    let on_collection = command.on == On::Collection;
+    if on_collection {
+        let mut created = document_response(name, "Created", ops.links_from_document());
+        created["headers"]["Location"] = json!({"required": true, "schema": {"type": "string"}});
+        responses.insert("201".into(), created);
+    } else {
+        responses.insert(
+            "200".into(),
+            document_response(name, "Done", ops.links_from_document()),
+        );
+    }
     responses.insert("202".into(), accepted());
     let params = body_schema(&command.params, Body::Create);
     let summary = command
@@ -688,14 +697,32 @@ fn run_path(
         ("409", refused.as_str()),
         ("422", "Invalid params"),
     ];
-    json!({
-        "parameters": [id_parameter()],
-        "post": {"summary": summary, "operationId": ops.run(&command.name), "tags": [tag],
-            "description": format!("Appends `{}.{}`.", doc.collection(), command.emits),
-            "parameters": conditional_write_headers(),
-            "requestBody": {"required": false, "content": {"application/json": {"schema": params}}},
-            "responses": with_common(responses, &[&errors, &BODY_ERRORS, &CONDITIONAL_ERRORS])},
-    })
+    let events: Vec<String> = command
+        .emits
+        .iter()
+        .map(|verb| format!("`{}`", tag.event_type(verb)))
+        .collect();
+    let events = match events.as_slice() {
+        [one] => one.clone(),
+        several => format!("events among {}", several.join(", ")),
+    };
+    let description = if on_collection {
+        format!("Creates a {tag}: appends {events}, the first of which creates it.")
+    } else {
+        format!("Appends {events}.")
+    };
+    let mut post = json!({"summary": summary, "operationId": ops.run(&command.name), "tags": [tag],
+        "description": description,
+        "requestBody": {"required": false, "content": {"application/json": {"schema": params}}}});
+    if on_collection {
+        post["parameters"] = json!(write_headers());
+        post["responses"] = with_common(responses, &[&errors, &BODY_ERRORS]);
+        json!({"post": post})
+    } else {
+        post["parameters"] = json!(conditional_write_headers());
+        post["responses"] = with_common(responses, &[&errors, &BODY_ERRORS, &CONDITIONAL_ERRORS]);
+        json!({"parameters": [id_parameter()], "post": post})
+    }
 }
 
 fn command_path() -> Value {

@@ -18,6 +18,7 @@ use herald_bus::document::DocumentState;
 use herald_bus::ids::CommandId;
 use herald_bus::position::LogPosition;
 use herald_bus::references::with_unresolved;
+use herald_bus::schema::model::On;
 use herald_bus::schema::validate::validate_fields;
 use herald_bus::schema::{AclAction, DocumentSchema, Mode};
 use herald_bus::store::EventStore;
@@ -45,7 +46,9 @@ pub fn router() -> Router<AppState> {
             "/v1/{app}/{doc}/{id}",
             get(read)
                 .patch(update)
-                .delete(|request, path| bodiless(Action::Archive, request, path)),
+                .delete(|request, path| bodiless(Action::Archive, request, path))
+                // The segment after the collection names a command on the collection here.
+                .post(run_on_collection),
         )
         .route(
             "/v1/{app}/{doc}/{id}/restore",
@@ -232,10 +235,7 @@ impl Request {
                 CommandId::from_idempotency_key(&principal.tenant, principal.actor_sub(), key)
             });
         let expected_version = if_match(&self.headers)?;
-        if schema.require_if_match
-            && expected_version.is_none()
-            && !matches!(action, Action::Create { .. })
-        {
+        if schema.require_if_match && expected_version.is_none() && !creates(schema, &action) {
             return Err(ApiError::PreconditionRequired(
                 "this collection requires If-Match with the document's version".into(),
             ));
@@ -303,6 +303,19 @@ async fn bodiless(
     request.send(&schema, id, action, &[]).await
 }
 
+/// Whether `action` creates its document (a create, or a command on the collection), so that
+/// there is no version for `If-Match` to name.
+fn creates(schema: &DocumentSchema, action: &Action) -> bool {
+    match action {
+        Action::Create { .. } => true,
+        Action::Run { command, .. } => schema
+            .commands
+            .get(command)
+            .is_some_and(|declared| declared.on == On::Collection),
+        _ => false,
+    }
+}
+
 /// A command the collection declares, on one document; the body holds its params.
 async fn run(
     request: Request,
@@ -311,14 +324,38 @@ async fn run(
 ) -> Result<Response, ApiError> {
     let schema = request.schema(&app, &doc)?;
     let id = request.caller.document_id(&id)?;
-    if !schema.commands.contains_key(&command) {
-        return Err(ApiError::NotFound);
-    }
+    declared(&schema, &command, On::Document)?;
     let action = Action::Run {
         command,
         params: body.object,
     };
     request.send(&schema, id, action, &body.raw).await
+}
+
+/// A command the collection declares `on: collection`: it creates a document, under a new id.
+async fn run_on_collection(
+    request: Request,
+    Path((app, doc, command)): Path<(String, String, String)>,
+    ParamsBody(body): ParamsBody,
+) -> Result<Response, ApiError> {
+    let schema = request.schema(&app, &doc)?;
+    declared(&schema, &command, On::Collection)?;
+    let action = Action::Run {
+        command,
+        params: body.object,
+    };
+    authorize(&request.caller, &schema, &action.acl_action())?;
+    request
+        .send(&schema, Uuid::now_v7(), action, &body.raw)
+        .await
+}
+
+/// A command is found only on the route of what it acts on.
+fn declared(schema: &DocumentSchema, command: &str, on: On) -> Result<(), ApiError> {
+    match schema.commands.get(command) {
+        Some(declared) if declared.on == on => Ok(()),
+        _ => Err(ApiError::NotFound),
+    }
 }
 
 /// `min_position` from the query, waiting for the view to reach it when given.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::error::{LoadError, LoadErrors};
-use super::model::DocumentSchema;
+use super::model::{DocumentSchema, On};
 use super::parse::{RefSite, parse_document};
 use crate::ids::is_name;
 use crate::rust_command::RustCommands;
@@ -96,11 +96,24 @@ impl Registry {
                 let schema = Arc::make_mut(schema);
                 for command in schema.commands.values_mut().filter(|c| c.rust) {
                     let name = format!("{collection}.{}", command.name);
+                    let on_collection = command.on == On::Collection;
                     command.code = code.get(&name).cloned();
-                    if command.code.is_none() {
-                        problems.push(format!(
+                    match &command.code {
+                        None => problems.push(format!(
                             "`{name}` is declared with `kind: rust` but no code is registered for it"
-                        ));
+                        )),
+                        Some(code) if code.on_collection != on_collection => {
+                            let (declared, trait_name) = if on_collection {
+                                ("`on: collection`", "CollectionCommand")
+                            } else {
+                                ("on one document", "RustCommand")
+                            };
+                            problems.push(format!(
+                                "`{name}` is declared {declared}, so its code must be a {trait_name}"
+                            ));
+                            command.code = None;
+                        }
+                        Some(_) => {}
                     }
                 }
             }
@@ -674,8 +687,8 @@ pub(super) mod tests {
                 _: &DocumentState,
                 _: serde_json::Value,
                 _: &Principal,
-            ) -> Result<Emit, Refusal> {
-                Ok(Emit::new(serde_json::json!({})))
+            ) -> Result<Vec<Emit>, Refusal> {
+                Ok(vec![Emit::new("pinged", serde_json::json!({}))])
             }
         }
         let yaml = "fields: {a: {type: string}}\ncommands:\n  ping: {kind: rust, emits: pinged}\n";

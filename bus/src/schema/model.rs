@@ -72,17 +72,21 @@ pub struct DocumentSchema {
     pub commands: IndexMap<String, CommandDecl>,
 }
 
-/// A business action on one document (YAML `commands.<name>`): its params, the guard the
-/// document must pass, and the event it appends with the fields that event sets. Who may run
-/// it is the document's ACL action of the same name.
+/// A business action (YAML `commands.<name>`): its params, the guard the document must pass,
+/// and the event it appends with the fields that event sets. Who may run it is the document's
+/// ACL action of the same name.
 #[derive(Debug, Clone)]
 pub struct CommandDecl {
     pub name: String,
     pub description: Option<String>,
     /// The request body's fields, in the language of document fields.
     pub params: Fields,
-    /// The verb of the event it appends (`published` gives `<app>.<doc>.published`).
-    pub emits: String,
+    /// What it acts on: one document (`/v1/{app}/{doc}/{id}/{command}`), or the collection
+    /// (`/v1/{app}/{doc}/{command}`), where it creates a document.
+    pub on: On,
+    /// The verbs of the events it may append (`published` gives `<app>.<doc>.published`): one
+    /// for a declared command, one or more for a `kind: rust` command, whose code names each.
+    pub emits: Vec<String>,
     /// Conditions on the document's fields that must all hold, or the command is refused.
     pub when: Vec<Condition>,
     /// The refusal when a condition of `when` does not hold.
@@ -94,6 +98,16 @@ pub struct CommandDecl {
     /// The registered code of a `kind: rust` command, attached at start-up
     /// ([`crate::schema::Registry::attach`]).
     pub code: Option<Code>,
+}
+
+/// What a command acts on (YAML `on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum On {
+    /// An existing document, named by the path's id.
+    #[default]
+    Document,
+    /// The collection: the command has no id and its first event creates a document.
+    Collection,
 }
 
 /// A refusal with a code of the app's own (`not_draft`), answered as `409`.
@@ -123,9 +137,9 @@ impl DocumentSchema {
     pub fn event_types(&self) -> Vec<EventType> {
         let collection = self.collection();
         let mut verbs: Vec<&str> = VERBS.to_vec();
-        for command in self.commands.values() {
-            if !verbs.contains(&command.emits.as_str()) {
-                verbs.push(&command.emits);
+        for verb in self.commands.values().flat_map(|c| &c.emits) {
+            if !verbs.contains(&verb.as_str()) {
+                verbs.push(verb);
             }
         }
         verbs

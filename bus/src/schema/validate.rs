@@ -53,6 +53,9 @@ pub enum Mode {
     /// The fields a declared command sets, as a merge patch: the command's right is the right
     /// to set them, so their `read_only` and `acl.write` do not apply.
     Set,
+    /// The fields the first event of a command `on: collection` sets: a whole new document,
+    /// defaults filled in, with the command's right to set them as in [`Mode::Set`].
+    SetNew,
 }
 
 impl DocumentSchema {
@@ -193,6 +196,12 @@ impl Rules {
             Mode::Set => Rules {
                 partial: true,
                 apply_defaults: false,
+                refuse_managed: true,
+                check_access: false,
+            },
+            Mode::SetNew => Rules {
+                partial: false,
+                apply_defaults: true,
                 refuse_managed: true,
                 check_access: false,
             },

@@ -31,7 +31,7 @@ impl RustCommand for Restock {
         product: &DocumentState,
         params: Quantity,
         _caller: &Principal,
-    ) -> Result<Emit, Refusal> {
+    ) -> Result<Vec<Emit>, Refusal> {
         if product.fields.get("status").and_then(Value::as_str) == Some("retired") {
             return Err(Refusal::new(
                 "product_retired",
@@ -43,6 +43,9 @@ impl RustCommand for Restock {
             .get("stock")
             .and_then(Value::as_i64)
             .unwrap_or(0);
-        Ok(Emit::new(json!({"quantity": params.quantity})).set("stock", stock + params.quantity))
+        Ok(vec![
+            Emit::new("restocked", json!({"quantity": params.quantity}))
+                .set("stock", stock + params.quantity),
+        ])
     }
 }

@@ -28,7 +28,8 @@ fn check_lists_the_example_with_its_declared_and_rust_commands() {
             "/v1/petstore/product",
             "/v1/petstore/product/{id}/publish",
             "/v1/petstore/product/{id}/restock",
-            "/v1/petstore/supplier"
+            "/v1/petstore/supplier",
+            "/v1/petstore/supplier/onboard"
         ]
     );
 }

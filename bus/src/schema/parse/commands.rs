@@ -1,5 +1,6 @@
-//! A document's `commands`: business actions with their params, who may run them, the guard
-//! the document must pass, and the event they append with the fields it sets.
+//! A document's `commands`: business actions with their params, who may run them, what they act
+//! on (a document, or the collection), the guard the document must pass, and the event they
+//! append with the fields it sets.
 
 use indexmap::IndexMap;
 use saphyr::{MarkedYaml, YamlData};
@@ -9,7 +10,8 @@ use super::Parser;
 use super::keys::Place;
 use crate::document::VERBS;
 use crate::ids::is_name;
-use crate::schema::model::{AclAction, CommandDecl, DocumentSchema, Reject, SetValue};
+use crate::schema::model::{AclAction, CommandDecl, DocumentSchema, On, Reject, SetValue};
+use crate::schema::yaml::scalar_str;
 
 /// Words a command cannot be named: the built-in actions, the routes beside a document's
 /// (`/v1/{app}/{doc}/{id}/restore`, `/history`, `/events`) and the verbs of the operations'
@@ -18,7 +20,7 @@ const RESERVED: [&str; 10] = [
     "create", "read", "get", "list", "update", "delete", "restore", "archive", "history", "events",
 ];
 
-const COMMAND_KEYS: &str = "description, acl, kind, params, emits, when, reject, set";
+const COMMAND_KEYS: &str = "description, on, acl, kind, params, emits, when, reject, set";
 
 impl Parser<'_> {
     /// `commands:`, read once the fields are known, since guards and `set` name them.
@@ -54,8 +56,9 @@ impl Parser<'_> {
         let mut command = CommandDecl {
             name: name.to_owned(),
             description: None,
+            on: On::Document,
             params: IndexMap::new(),
-            emits: String::new(),
+            emits: Vec::new(),
             when: Vec::new(),
             reject: Reject {
                 code: String::new(),
@@ -65,13 +68,30 @@ impl Parser<'_> {
             rust: false,
             code: None,
         };
-        let (mut when, mut reject, mut set) = (None, None, None);
+        let (mut when, mut reject, mut set, mut emits) = (None, None, None, None);
         let mut valid = true;
+        // `on` first: whether `owner` means anything in the `acl` depends on it.
+        if let Some(on) = entries.iter().find(|e| e.name == "on") {
+            match self.string(on.value, &format!("{key}: `on`")).as_deref() {
+                Some("document") => {}
+                Some("collection") => command.on = On::Collection,
+                _ => {
+                    let message =
+                        format!("{key}: `on`: expected `document` (the default) or `collection`");
+                    self.error(on.value, message);
+                    valid = false;
+                }
+            }
+        }
         for entry in &entries {
             let key = format!("{key}: `{}`", entry.name);
             match entry.name {
                 "description" => command.description = self.string(entry.value, &key),
-                "acl" => valid &= self.command_acl(entry.value, name, &key, schema),
+                "on" => {}
+                "acl" => {
+                    let owner = command.on == On::Document;
+                    valid &= self.command_acl(entry.value, name, &key, owner, schema);
+                }
                 "params" => {
                     let params = self.fields(
                         entry.value,
@@ -81,20 +101,7 @@ impl Parser<'_> {
                     valid &= params.is_some();
                     command.params = params.unwrap_or_default();
                 }
-                "emits" => match self.string(entry.value, &key) {
-                    Some(verb) if is_name(&verb) && !VERBS.contains(&verb.as_str()) => {
-                        command.emits = verb;
-                    }
-                    _ => {
-                        let message = format!(
-                            "{key}: expected the verb of the event, in the past tense, matching \
-                             ^[a-z][a-z0-9_]*$ and other than {}",
-                            VERBS.join(", ")
-                        );
-                        self.error(entry.value, message);
-                        valid = false;
-                    }
-                },
+                "emits" => emits = Some(entry.value),
                 "kind" => match self.string(entry.value, &key).as_deref() {
                     Some("rust") => command.rust = true,
                     Some("declared") => {}
@@ -114,9 +121,16 @@ impl Parser<'_> {
                 }
             }
         }
-        if command.emits.is_empty() && valid {
-            self.error(node, format!("{key}: missing `emits`"));
-            valid = false;
+        match emits {
+            Some(emits) => match self.emits(emits, &key, command.rust) {
+                Some(verbs) => command.emits = verbs,
+                None => valid = false,
+            },
+            None if valid => {
+                self.error(node, format!("{key}: missing `emits`"));
+                valid = false;
+            }
+            None => {}
         }
         if command.rust {
             // The code decides: rules in the YAML as well would be a second, silent truth.
@@ -129,6 +143,16 @@ impl Parser<'_> {
                 valid = false;
             }
             return valid.then_some(command);
+        }
+        if command.on == On::Collection
+            && let Some(node) = when.or(reject)
+        {
+            let message = format!(
+                "{key}: a command `on: collection` creates its document, so there is no \
+                 document for `when` to guard; remove `when` and `reject`"
+            );
+            self.error(node, message);
+            return None;
         }
         match (when, reject) {
             (Some(when), Some(reject)) => {
@@ -157,12 +181,53 @@ impl Parser<'_> {
         valid.then_some(command)
     }
 
+    /// `emits`: the verb of the event, or for a `kind: rust` command a list of the verbs its
+    /// code may choose from.
+    fn emits(&mut self, node: &MarkedYaml<'_>, key: &str, rust: bool) -> Option<Vec<String>> {
+        let key = format!("{key}: `emits`");
+        let nodes: Vec<&MarkedYaml<'_>> = match &node.data {
+            YamlData::Sequence(items) if rust && !items.is_empty() => items.iter().collect(),
+            YamlData::Sequence(_) if !rust => {
+                let message = format!(
+                    "{key}: a declared command appends one event; name one verb (a `kind: \
+                     rust` command may list several)"
+                );
+                self.error(node, message);
+                return None;
+            }
+            _ => vec![node],
+        };
+        let mut verbs: Vec<String> = Vec::new();
+        for node in nodes {
+            match scalar_str(node) {
+                Some(verb)
+                    if is_name(verb)
+                        && !VERBS.contains(&verb)
+                        && !verbs.iter().any(|v| v == verb) =>
+                {
+                    verbs.push(verb.to_owned());
+                }
+                _ => {
+                    let message = format!(
+                        "{key}: expected the verb of the event, in the past tense, matching \
+                         ^[a-z][a-z0-9_]*$, other than {} and named once",
+                        VERBS.join(", ")
+                    );
+                    self.error(node, message);
+                    return None;
+                }
+            }
+        }
+        Some(verbs)
+    }
+
     /// A command's own `acl`: the roles that may run it, kept with the document's rights.
     fn command_acl(
         &mut self,
         node: &MarkedYaml<'_>,
         name: &str,
         key: &str,
+        owner: bool,
         schema: &mut DocumentSchema,
     ) -> bool {
         let action = AclAction::Command(name.to_owned());
@@ -171,7 +236,7 @@ impl Parser<'_> {
             self.error(node, message);
             return false;
         }
-        match self.roles(node, key, true) {
+        match self.roles(node, key, owner) {
             Some(roles) => {
                 schema.acl.actions.insert(action, roles);
                 true
@@ -311,7 +376,7 @@ mod tests {
         let registry = Registry::from_sources(&[("shop", "item", &yaml)]).unwrap();
         let item = registry.get("shop", "item").unwrap();
         let launch = &item.commands["launch"];
-        assert_eq!(launch.emits, "launched");
+        assert_eq!(launch.emits, ["launched"]);
         assert!(launch.params["note"].required);
         assert_eq!(launch.reject.code, "not_draft");
         assert_eq!(launch.when.len(), 1);
@@ -370,6 +435,31 @@ mod tests {
                 "commands:\n  launch: {emits: launched, params: {why: {type: string, unique: true}}}\n",
                 (5, 58),
                 "field `commands.launch.params.why`: `unique` does not apply to command params",
+            ),
+            (
+                "commands:\n  launch: {emits: [launched, lifted]}\n",
+                (5, 19),
+                "`commands.launch`: `emits`: a declared command appends one event",
+            ),
+            (
+                "commands:\n  launch: {kind: rust, emits: [launched, launched]}\n",
+                (5, 42),
+                "`commands.launch`: `emits`: expected the verb of the event",
+            ),
+            (
+                "commands:\n  launch: {on: table, emits: launched}\n",
+                (5, 16),
+                "`commands.launch`: `on`: expected `document` (the default) or `collection`",
+            ),
+            (
+                "commands:\n  launch: {on: collection, acl: owner, emits: launched}\n",
+                (5, 33),
+                "`commands.launch`: `acl`: `owner` is meaningless here",
+            ),
+            (
+                "commands:\n  launch: {on: collection, emits: launched, when: {status: draft}, reject: {code: a, detail: b}}\n",
+                (5, 51),
+                "`commands.launch`: a command `on: collection` creates its document",
             ),
         ];
         for (commands, at, start) in cases {

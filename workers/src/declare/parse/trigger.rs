@@ -51,7 +51,10 @@ impl<'a> Parser<'a> {
             }
             // `when` tests the event's data as the document's fields; a Rust command's data is
             // its code's own, so a condition on it could never be checked here.
-            let coded = schema.commands.values().any(|c| c.rust && c.emits == verb);
+            let coded = schema
+                .commands
+                .values()
+                .any(|c| c.rust && c.emits.iter().any(|v| v == verb));
             if let (true, Some(when)) = (coded, &spec.when) {
                 let message = format!(
                     "{what}: `when` cannot test `{verb}`: a `kind: rust` command's event carries \
