@@ -82,6 +82,18 @@ pub enum Command {
     },
     /// Print the live events of a running Herald, resuming after a position.
     Tail(TailArgs),
+    /// Write a new app crate: a document with a declared and a Rust command, its tests, a README.
+    New {
+        /// The app's name, also its crate's and binary's: lowercase letters, digits and _.
+        name: String,
+        /// Where to write it; `./<name>` by default. It must not exist, or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Herald's source folder, which the crate depends on by path; by default the one this
+        /// binary was built from.
+        #[arg(long)]
+        herald: Option<PathBuf>,
+    },
 }
 
 impl Cli {
@@ -210,6 +222,15 @@ impl Cli {
             }
             Command::Replay { projection, .. } => crate::replay::run(&settings, &projection).await,
             Command::Tail(args) => crate::tail::run(args).await,
+            Command::New { name, dir, herald } => {
+                let dir = crate::new::scaffold(&name, dir, herald)?;
+                println!("wrote the app `{name}` in {}", dir.display());
+                println!(
+                    "next: cd {} && cargo run -- check && cargo test",
+                    dir.display()
+                );
+                Ok(())
+            }
         }
     }
 }

@@ -17,7 +17,7 @@ async fn post_raw(app: &TestApp, token: &str, body: Vec<u8>) -> (u16, serde_json
 
 #[tokio::test]
 async fn hostile_bodies_get_precise_errors_and_change_nothing() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let deep_object = format!(

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 #[tokio::test]
 async fn a_document_lives_through_create_read_update_archive_and_restore() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let admin = app.token("ada", &["admin"], "acme");
 
@@ -157,7 +157,7 @@ async fn conditional_writes_check_the_version() {
     .unwrap_or_else(|e| panic!("{e}"));
     let app = TestApp::spawn_with(Options {
         apps,
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let user = app.token("u1", &[], "acme");
@@ -209,7 +209,7 @@ async fn conditional_writes_check_the_version() {
 
 #[tokio::test]
 async fn a_malformed_precondition_is_refused_and_changes_nothing() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let admin = app.token("ada", &["admin"], "acme");
     let product = app
         .create(
@@ -281,7 +281,7 @@ async fn a_malformed_precondition_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn an_idempotency_key_replays_the_first_outcome() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let body = json!({"name": "Bowl", "price": 3});
     let first = send(
@@ -365,7 +365,7 @@ async fn a_retry_while_the_command_is_pending_is_in_flight_until_a_handler_runs_
     // No handler role: commands are accepted and wait in JetStream.
     let api_only = TestApp::spawn_with(Options {
         roles: vec![Role::Api, Role::Projector],
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let staff = api_only.token("sam", &["staff"], "acme");
@@ -415,7 +415,7 @@ async fn a_retry_while_the_command_is_pending_is_in_flight_until_a_handler_runs_
 
 #[tokio::test]
 async fn a_rejected_async_command_reports_its_problem() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let missing = "01a200ac-0000-7000-8000-000000000000";
     let accepted = send(
@@ -447,7 +447,7 @@ async fn a_rejected_async_command_reports_its_problem() {
 async fn a_read_waits_for_its_min_position_or_reports_lag() {
     let app = TestApp::spawn_with(Options {
         roles: vec![Role::Api, Role::Handler],
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let staff = app.token("sam", &["staff"], "acme");
@@ -481,7 +481,7 @@ async fn a_read_waits_for_its_min_position_or_reports_lag() {
 
 #[tokio::test]
 async fn lists_page_with_an_opaque_cursor() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let mut ids = Vec::new();
     let mut position = String::new();
@@ -534,7 +534,7 @@ async fn a_caller_over_its_rate_limit_is_told_when_to_retry() {
             settings.http.rate_limit_per_second = 1;
             settings.http.rate_limit_burst = 3;
         },
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let greedy = app.token("greedy", &[], "acme");
@@ -575,7 +575,7 @@ async fn statuses_of_gets(app: &TestApp, token: &str, n: usize) -> Vec<u16> {
 
 #[tokio::test]
 async fn the_openapi_description_is_public_and_follows_the_documents() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let response = send(app.request(Method::GET, "/v1/openapi.json", None)).await;
     assert_eq!(response.status(), 200, "public: no token needed");
     let spec = json(response).await;
@@ -631,7 +631,7 @@ async fn the_openapi_description_is_public_and_follows_the_documents() {
 
 #[tokio::test]
 async fn every_problem_of_a_bad_request_is_reported_at_once() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let missing = "01a200ac-0000-7000-8000-000000000000";
     let problems = |body: Value| async move {

@@ -42,7 +42,7 @@ async fn stream_versions(app: &TestApp, id: &str) -> Vec<i64> {
 
 #[tokio::test]
 async fn concurrent_writers_on_one_stream_lose_no_update() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let product = app
         .create(
@@ -81,7 +81,7 @@ async fn concurrent_writers_on_one_stream_lose_no_update() {
 async fn the_ordered_reader_sees_every_event_once_in_order_under_concurrent_writers() {
     let app = TestApp::spawn_with(Options {
         roles: vec![Role::Api, Role::Handler],
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let staff = app.token("sam", &["staff"], "acme");
@@ -205,7 +205,7 @@ fn envelope(action: Action, document_id: Uuid) -> CommandEnvelope {
 
 #[tokio::test]
 async fn a_redelivered_command_appends_nothing_and_answers_the_same() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let registry =
         Arc::new(Registry::load(&app.settings.apps.dir).unwrap_or_else(|e| panic!("{e}")));
     let handler = Handler::new(app.store(), registry, 5);
@@ -257,7 +257,7 @@ async fn a_command_committed_by_a_handler_that_died_before_its_ack_is_not_applie
     // Commands are accepted but no handler runs: they wait in JetStream.
     let api_only = TestApp::spawn_with(Options {
         roles: vec![Role::Api],
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let staff = api_only.token("sam", &["staff"], "acme");
@@ -316,7 +316,7 @@ async fn a_command_committed_by_a_handler_that_died_before_its_ack_is_not_applie
 
 #[tokio::test]
 async fn a_graceful_shutdown_loses_no_accepted_command() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let accepted = join_all((0..40).map(|i| {
         let (app, staff) = (&app, &staff);
@@ -417,7 +417,7 @@ async fn rebuild_products(app: &TestApp, runners: usize) -> Vec<Stop> {
 
 #[tokio::test]
 async fn a_view_equals_the_fold_of_its_events_and_a_rebuild_reproduces_it() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let admin = app.token("ada", &["admin"], "acme");
     let mut last = String::new();
@@ -495,7 +495,7 @@ async fn a_view_equals_the_fold_of_its_events_and_a_rebuild_reproduces_it() {
 
 #[tokio::test]
 async fn store_outcomes_are_stored_once_per_command() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let store = app.store();
     let fields = json!({"name": "Stored", "price": 1})
         .as_object()
@@ -530,7 +530,7 @@ async fn store_outcomes_are_stored_once_per_command() {
 async fn two_runners_of_one_version_share_its_lease_and_apply_each_event_once() {
     let app = TestApp::spawn_with(Options {
         roles: vec![Role::Api, Role::Handler],
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let staff = app.token("sam", &["staff"], "acme");
@@ -581,7 +581,7 @@ async fn two_runners_of_one_version_share_its_lease_and_apply_each_event_once() 
 /// alone. Whatever the grouping, every outcome is the one a lone commit gives.
 #[tokio::test]
 async fn commands_committed_together_get_the_outcomes_they_would_get_alone() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let taken = app
         .create(

@@ -35,7 +35,7 @@ async fn draft(app: &TestApp, token: &str) -> String {
 
 #[tokio::test]
 async fn publish_moves_a_draft_on_sale_once_and_only_staff_may_run_it() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let user = app.token("uma", &["user"], "acme");
     let stranger = app.token("sam", &["staff"], "other");
@@ -170,7 +170,7 @@ describe_published:
 ";
     let app = TestApp::spawn_with(Options {
         apps: petstore_with(&[("petstore", "tasks", TASKS)]),
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let staff = app.token("sam", &["staff"], "acme");
@@ -284,7 +284,7 @@ async fn spawn_desk() -> TestApp {
     TestApp::spawn_with(Options {
         apps,
         app: desk(),
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await
 }
@@ -503,7 +503,7 @@ async fn a_rust_command_decides_in_code_and_its_event_folds_by_what_it_set() {
 
 #[tokio::test]
 async fn the_example_restocks_in_rust_and_refuses_a_retired_product() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let user = app.token("uma", &["user"], "acme");
     let id = draft(&app, &staff).await;
@@ -658,7 +658,7 @@ async fn a_command_on_the_collection_creates_a_document_like_a_create() {
 
 #[tokio::test]
 async fn the_example_onboards_a_supplier_pending_review() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let user = app.token("uma", &["user"], "acme");
     let form = json!({"name": "Acme Kites", "email": "sales@acme.test", "country": "NL"});

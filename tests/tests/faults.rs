@@ -12,7 +12,7 @@ use serde_json::json;
 async fn requests_fail_fast_while_the_database_is_unreachable_and_recover_after() {
     let app = TestApp::spawn_with(Options {
         configure: |settings| settings.database.connect_timeout_ms = 1_000,
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let staff = app.token("sam", &["staff"], "acme");
@@ -114,7 +114,7 @@ async fn requests_fail_fast_while_the_database_is_unreachable_and_recover_after(
 
 #[tokio::test]
 async fn handlers_in_separate_processes_lose_no_update_on_one_stream() {
-    let first = TestApp::spawn().await;
+    let first = herald_tests::spawn_petstore().await;
     let second = TestApp::spawn_with(first.restart_options()).await;
     let staff = first.token("sam", &["staff"], "acme");
     let product = first

@@ -35,7 +35,7 @@ async fn spawn(sources: &[(&str, &str, &str)]) -> TestApp {
     let apps = write_apps(&borrowed).expect("write the apps folder");
     TestApp::spawn_with(Options {
         apps,
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await
 }

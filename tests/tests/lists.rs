@@ -52,7 +52,7 @@ async fn spawn() -> TestApp {
     .unwrap_or_else(|e| panic!("{e}"));
     TestApp::spawn_with(Options {
         apps,
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await
 }

@@ -66,7 +66,7 @@ const TASKS: &str = "retire_low:
 async fn spawn() -> TestApp {
     TestApp::spawn_with(Options {
         apps: petstore_with(&[("petstore", "tasks", TASKS)]),
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await
 }

@@ -28,7 +28,7 @@ async fn active_version(app: &TestApp, admin: &str) -> Option<i64> {
 async fn a_rebuild_under_concurrent_writes_serves_reads_throughout_and_ends_equal_to_the_log() {
     let app = TestApp::spawn_with(Options {
         configure: |settings| settings.projector.rebuild_batch_size = 50,
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let staff = app.token("sam", &["staff"], "acme");
@@ -177,7 +177,7 @@ async fn projection_status_metrics_and_readiness_report_lag() {
     let app = TestApp::spawn_with(Options {
         roles: vec![Role::Api, Role::Handler],
         configure: |settings| settings.projector.max_lag_secs = 1,
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let staff = app.token("sam", &["staff"], "acme");

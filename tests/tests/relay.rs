@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 async fn relays_killed_at_random_moments_publish_every_event_once_in_order() {
     let app = TestApp::spawn_with(Options {
         roles: vec![Role::Api, Role::Handler],
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let bus = Bus::connect(&app.settings.nats)

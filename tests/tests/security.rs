@@ -186,7 +186,7 @@ fn security_apps() -> PathBuf {
 async fn spawn_security_app() -> TestApp {
     TestApp::spawn_with(Options {
         apps: security_apps(),
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await
 }
@@ -578,7 +578,7 @@ async fn every_v1_route_refuses_missing_and_invalid_credentials_and_changes_noth
 
 #[tokio::test]
 async fn well_formed_tokens_are_accepted_within_the_leeway_and_with_any_scheme_case() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     check_local_signer(&app);
     let key = secret(&app);
     let now = now();
@@ -673,7 +673,7 @@ async fn well_formed_tokens_are_accepted_within_the_leeway_and_with_any_scheme_c
 
 #[tokio::test]
 async fn roles_decide_who_may_create_update_archive_and_restore_products() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let user = app.token("uma", &[], "acme");
     let staff = app.token("sam", &["staff"], "acme");
     let other_staff = app.token("sid", &["staff"], "acme");
@@ -949,7 +949,7 @@ async fn what_a_caller_may_not_read_is_404_never_403() {
 
 #[tokio::test]
 async fn tenants_cannot_see_or_touch_each_others_documents_or_commands() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff_a = app.token("sam", &["staff"], "acme");
     let user_a = app.token("uma", &[], "acme");
     let admin_b = app.token("ada", &["admin"], "globex");
@@ -1245,7 +1245,7 @@ async fn fields_a_caller_may_not_read_are_absent_and_may_not_be_written() {
 
 #[tokio::test]
 async fn every_refusal_is_a_problem_from_the_error_table() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let product = app
         .create(
@@ -1484,7 +1484,7 @@ async fn every_refusal_is_a_problem_from_the_error_table() {
 
 #[tokio::test]
 async fn invalid_query_parameters_are_400_naming_the_parameter() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let mut position = String::new();
     let mut item = String::new();
@@ -1807,7 +1807,7 @@ async fn anonymous_callers_reach_only_public_actions_in_the_named_tenant() {
 
 #[tokio::test]
 async fn health_routes_are_public() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     for path in ["/healthz", "/readyz"] {
         for authorization in [None, Some("Bearer garbage"), Some("Basic YWRtaW46YWRtaW4=")] {
             let mut request = app.http.get(format!("{}{path}", app.base));

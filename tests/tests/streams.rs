@@ -61,7 +61,7 @@ fn event_id(event: &SseEvent) -> String {
 
 #[tokio::test]
 async fn resuming_at_random_points_receives_the_whole_log_once_and_in_order() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let start = herald_bus::position::LogPosition::START.token();
     // Writers keep appending while the subscriber disconnects and resumes.
@@ -129,7 +129,7 @@ async fn resuming_at_random_points_receives_the_whole_log_once_and_in_order() {
 
 #[tokio::test]
 async fn a_live_subscription_starts_at_the_end_and_a_document_stream_has_only_its_events() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let before = app
         .create(
@@ -201,7 +201,7 @@ async fn each_event_is_checked_with_the_subscribers_tenant_document_and_field_ri
     .unwrap_or_else(|e| panic!("{e}"));
     let app = TestApp::spawn_with(Options {
         apps,
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let uma = app.token("uma", &[], "acme");
@@ -299,7 +299,7 @@ async fn each_event_is_checked_with_the_subscribers_tenant_document_and_field_ri
 async fn an_expired_token_gets_reauth_and_a_fresh_token_resumes_without_loss() {
     let app = TestApp::spawn_with(Options {
         configure: |settings| settings.auth.leeway_secs = 0,
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let staff = app.token("sam", &["staff"], "acme");
@@ -356,7 +356,7 @@ async fn an_expired_token_gets_reauth_and_a_fresh_token_resumes_without_loss() {
 
 #[tokio::test]
 async fn event_pages_walk_the_log_and_bad_parameters_are_named() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     for i in 0..5 {
         app.create(
@@ -417,7 +417,7 @@ async fn event_pages_walk_the_log_and_bad_parameters_are_named() {
 
 #[tokio::test]
 async fn shutdown_ends_open_streams_so_the_api_drains() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let mut stream = subscribe(&app, "/v1/events", &staff, None).await;
     let stopping = tokio::spawn(async move { app.stop_and_clean().await });
@@ -441,7 +441,7 @@ async fn open_streams(app: &TestApp, admin: &str) -> Option<i64> {
 
 #[tokio::test]
 async fn a_subscriber_that_leaves_frees_its_place_without_waiting_for_an_event() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let admin = app.token("ada", &["admin"], "acme");
     let stream = subscribe(&app, "/v1/events", &admin, None).await;
     assert_eq!(open_streams(&app, &admin).await, Some(1));
@@ -463,7 +463,7 @@ async fn a_subscriber_slower_than_the_live_tail_is_dropped_with_lagged_and_other
     use tokio_util::sync::CancellationToken;
     use tokio_util::task::TaskTracker;
 
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let staff = app.token("sam", &["staff"], "acme");
     let store = app.store();
     let shutdown = CancellationToken::new();

@@ -260,7 +260,7 @@ async fn spawn_shop(tasks_yaml: &str, rust: TaskRegistry) -> TestApp {
             tasks: rust,
             ..herald_cli::App::default()
         },
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     await_triggers(&app).await;
@@ -434,7 +434,7 @@ async fn each_item_gets_one_run_and_one_delivery_across_worker_restarts_and_kill
         apps: apps.clone(),
         roles: vec![Role::Api, Role::Handler, Role::Projector],
         configure: with_hook_secret,
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let worker_options = || Options {
@@ -1168,7 +1168,7 @@ async fn events_written_before_any_worker_ran_are_run_when_one_starts() {
         apps,
         roles: vec![Role::Api, Role::Handler, Role::Projector],
         configure: with_hook_secret,
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let staff = app.token("sam", &["staff"], "acme");
@@ -1302,7 +1302,7 @@ async fn a_worker_with_an_older_declaration_leaves_a_new_trigger_to_one_that_kno
         apps: old_apps,
         roles: vec![Role::Worker],
         configure: with_hook_secret,
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     // A rolling deploy: the new api serves while the old worker still runs.

@@ -7,14 +7,14 @@
 use std::sync::Arc;
 
 use herald_bus::position::LogPosition;
-use herald_bus::schema::{DocumentSchema, Field, FieldKind, Fields, Registry};
+use herald_bus::schema::{DocumentSchema, Registry};
 use herald_tests::sse::SseStream;
 use herald_tests::{DEADLINE, TestApp, eventually, header, json, petstore_apps, relayed, send};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRng, TestRunner};
 use reqwest::Method;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// The fields a client sends and reads back (the server adds `id`, `version` and stamps).
 fn client_fields(document: &Value) -> Value {
@@ -176,7 +176,7 @@ async fn survives_rebuild_and_relay(app: &TestApp, token: &str, created: &[Value
 
 #[tokio::test]
 async fn edge_values_are_kept_exactly_by_every_reader() {
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let token = tokens(&app);
     let planes: String = [
         '\u{1}',
@@ -282,105 +282,18 @@ async fn edge_values_are_kept_exactly_by_every_reader() {
     app.stop_and_clean().await;
 }
 
-/// A value for `field` as a client may write it: within its constraints, of every shape its
-/// kind allows.
-fn value_of(field: &Field) -> BoxedStrategy<Value> {
-    if let Some(allowed) = &field.enum_values {
-        return proptest::sample::select(allowed.clone()).boxed();
-    }
-    let low = field.min.unwrap_or(f64::MIN);
-    let high = field.max.unwrap_or(f64::MAX);
-    match &field.kind {
-        FieldKind::String => {
-            if let Some(pattern) = &field.pattern {
-                let anchored = pattern
-                    .as_str()
-                    .trim_start_matches('^')
-                    .trim_end_matches('$');
-                return proptest::string::string_regex(anchored)
-                    .unwrap_or_else(|e| panic!("{e}"))
-                    .prop_map(Value::from)
-                    .boxed();
-            }
-            let most = field.max.map_or(64, |m| m as usize).min(300);
-            let least = field.min.map_or(0, |m| m as usize);
-            proptest::collection::vec(
-                any::<char>().prop_filter("no NUL", |c| *c != '\0'),
-                least..=most,
-            )
-            .prop_map(|chars| Value::from(chars.into_iter().collect::<String>()))
-            .boxed()
-        }
-        FieldKind::Integer => {
-            let (low, high) = (
-                low.max(i64::MIN as f64) as i64,
-                high.min(i64::MAX as f64) as i64,
-            );
-            prop_oneof![
-                (low..=high).prop_map(Value::from),
-                proptest::sample::select(vec![low, high]).prop_map(Value::from),
-            ]
-            .boxed()
-        }
-        FieldKind::Number => {
-            let doubles = prop_oneof![
-                any::<f64>(),
-                proptest::num::f64::SUBNORMAL | proptest::num::f64::POSITIVE,
-                proptest::sample::select(vec![f64::MAX, f64::MIN_POSITIVE, 5e-324, 1e21, 1e22]),
-            ];
-            doubles
-                .prop_filter("within bounds", move |f| {
-                    f.is_finite() && *f >= low && *f <= high
-                })
-                .prop_map(Value::from)
-                .boxed()
-        }
-        FieldKind::Boolean => any::<bool>().prop_map(Value::from).boxed(),
-        FieldKind::Object(fields) => object_of(fields),
-        FieldKind::Array(item) => {
-            let most = field.max_items.unwrap_or(5).min(10);
-            let least = field.min_items.unwrap_or(0);
-            proptest::collection::vec(value_of(item), least..=most)
-                .prop_map(Value::from)
-                .boxed()
-        }
-        kind => panic!("no generator for {} fields", kind.name()),
-    }
-}
-
-/// An object of `fields`: every required field, and each optional one present or not
-/// (references, which need a document to point at, are left out).
-fn object_of(fields: &Fields) -> BoxedStrategy<Value> {
-    let mut entries: Vec<BoxedStrategy<Option<(String, Value)>>> = Vec::new();
-    for (name, field) in fields {
-        if field.read_only || matches!(field.kind, FieldKind::Ref { .. }) {
-            continue;
-        }
-        let name = name.clone();
-        let value = value_of(field).prop_map(move |v| Some((name.clone(), v)));
-        entries.push(if field.required {
-            value.boxed()
-        } else {
-            prop_oneof![Just(None), value].boxed()
-        });
-    }
-    entries
-        .prop_map(|entries| Value::Object(entries.into_iter().flatten().collect::<Map<_, _>>()))
-        .boxed()
-}
-
 #[tokio::test]
 async fn random_documents_from_the_yaml_survive_every_reader_and_a_rebuild() {
     let registry = Registry::load(&petstore_apps()).unwrap_or_else(|e| panic!("{e}"));
     let schema: &Arc<DocumentSchema> = registry
         .get("petstore", "product")
         .unwrap_or_else(|| panic!("the example declares petstore.product"));
-    let documents = object_of(&schema.fields);
+    let documents = herald_tests::generate::document(schema).unwrap_or_else(|e| panic!("{e}"));
     let mut runner = TestRunner::new_with_rng(
         Config::default(),
         TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
     );
-    let app = TestApp::spawn().await;
+    let app = herald_tests::spawn_petstore().await;
     let token = tokens(&app);
     let mut created = Vec::new();
     for case in 0..40 {

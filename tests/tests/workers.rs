@@ -50,7 +50,7 @@ async fn tasks_run_once_retry_after_a_back_off_and_stop_when_permanent() {
     let recorder = Recorder::default();
     let app = TestApp::spawn_with(Options {
         app: herald_petstore::app().task("record", recorder.clone()),
-        ..Options::default()
+        ..herald_tests::petstore()
     })
     .await;
     let bus = Bus::connect(&app.settings.nats)

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use herald_cli::server::Role;
-use herald_tests::{
-    Options, TestApp, eventually, header, log_ids, petstore_apps, relayed, view_matches_the_log,
+use herald_testkit::{
+    Options, TestApp, eventually, header, log_ids, relayed, view_matches_the_log,
 };
 use rand::Rng;
 use secrecy::ExposeSecret;
@@ -28,7 +28,10 @@ fn start_worker_process(app: &TestApp) -> Child {
         )
         .env("HERALD_NATS__URL", &app.settings.nats.url)
         .env("HERALD_NATS__PREFIX", &app.prefix)
-        .env("HERALD_APPS__DIR", petstore_apps())
+        .env(
+            "HERALD_APPS__DIR",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("apps"),
+        )
         .env("HERALD_PROJECTOR__LEASE_RETRY_MS", "100")
         .env("HERALD_LOG__LEVEL", "error")
         .stdout(std::process::Stdio::null())
@@ -43,7 +46,7 @@ fn start_worker_process(app: &TestApp) -> Child {
 async fn killed_projector_and_relay_processes_are_replaced_by_standbys_without_loss() {
     let app = TestApp::spawn_with(Options {
         roles: vec![Role::Api, Role::Handler],
-        ..Options::default()
+        ..Options::for_app(herald_petstore::app())
     })
     .await;
     let staff = app.token("sam", &["staff"], "acme");

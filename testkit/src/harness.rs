@@ -1,0 +1,556 @@
+//! An isolated Herald for one test: [`TestApp`] runs every role in the test's process against
+//! real PostgreSQL and NATS JetStream, with its own database cloned from a migrated template,
+//! its own stream/subject prefix, and a port picked by the OS.
+//!
+//! Services are found through `HERALD_TEST_DATABASE_URL` (an admin URL, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and `HERALD_TEST_NATS_URL` (default
+//! `nats://127.0.0.1:4222`).
+
+// A test harness: a row it cannot decode fails the test, as an assertion would.
+#![allow(clippy::disallowed_methods)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use herald_bus::schema::Registry;
+use herald_bus::settings::Settings;
+use herald_bus::store::migrate;
+use herald_cli::App;
+use herald_cli::server::{Herald, Role};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use reqwest::{Method, RequestBuilder};
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio::sync::{Mutex, OnceCell};
+use tokio::task::JoinHandle;
+use tokio_postgres::NoTls;
+use tokio_util::sync::CancellationToken;
+
+/// How long a test waits for something asynchronous before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+const TEMPLATE_LOCK: i64 = 0x7465_6d70_6c74;
+
+fn admin_url() -> String {
+    std::env::var("HERALD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn nats_url() -> String {
+    std::env::var("HERALD_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+fn random_lower(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(|c| char::from(c).to_ascii_lowercase())
+        .collect()
+}
+
+/// Writes `(app, doc, yaml)` sources into a fresh apps folder.
+pub fn write_apps(sources: &[(&str, &str, &str)]) -> anyhow::Result<PathBuf> {
+    let root = std::env::temp_dir().join(format!("herald-apps-{}", random_lower(12)));
+    for (app, doc, yaml) in sources {
+        let dir = root.join(app);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(format!("{doc}.yaml")), yaml)?;
+    }
+    Ok(root)
+}
+
+async fn admin_client(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.with_context(
+        || "cannot reach the test Postgres (set HERALD_TEST_DATABASE_URL or run scripts/test)",
+    )?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// The URL of database `name` on the test server.
+pub fn database_url(name: &str) -> String {
+    let admin = admin_url();
+    match admin.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => admin,
+    }
+}
+
+/// The migrated template every test database is cloned from; made once per migration set.
+async fn template() -> anyhow::Result<&'static str> {
+    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+    let name = TEMPLATE
+        .get_or_try_init(|| async {
+            let admin = admin_client(&admin_url()).await?;
+            admin
+                .execute("SELECT pg_advisory_lock($1)", &[&TEMPLATE_LOCK])
+                .await?;
+            let result = async {
+                let name = format!(
+                    "herald_template_{}",
+                    env!("CARGO_PKG_VERSION").replace('.', "_")
+                );
+                let migrated = admin
+                    .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+                    .await?
+                    .is_some();
+                let (mut client, connection) = if migrated {
+                    tokio_postgres::connect(&database_url(&name), NoTls).await?
+                } else {
+                    admin
+                        .batch_execute(&format!("CREATE DATABASE {name}"))
+                        .await?;
+                    tokio_postgres::connect(&database_url(&name), NoTls).await?
+                };
+                let driver = tokio::spawn(connection);
+                // Applies only what the template lacks, so a new migration updates it.
+                migrate(&mut client, &herald_cli::database::MIGRATIONS).await?;
+                drop(client);
+                drop(driver.await);
+                drop_stale_databases(&admin).await?;
+                drop_stale_streams().await;
+                anyhow::Ok(name)
+            }
+            .await;
+            admin
+                .execute("SELECT pg_advisory_unlock($1)", &[&TEMPLATE_LOCK])
+                .await?;
+            result
+        })
+        .await?;
+    Ok(name.as_str())
+}
+
+/// Test databases are named with their creation time; ones older than an hour are leftovers.
+async fn drop_stale_databases(admin: &tokio_postgres::Client) -> anyhow::Result<()> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let rows = admin
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'herald_test_%'",
+            &[],
+        )
+        .await?;
+    for row in rows {
+        let name: String = row.get(0);
+        let created = name
+            .split('_')
+            .nth(2)
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(now);
+        if now.saturating_sub(created) > 3600 {
+            drop(
+                admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Test streams (prefix `t…`, so `T…_COMMANDS`) older than an hour are leftovers of tests
+/// that failed before cleaning up.
+async fn drop_stale_streams() {
+    use futures::TryStreamExt;
+    let Ok(client) = async_nats::connect(nats_url()).await else {
+        return;
+    };
+    let jetstream = async_nats::jetstream::new(client);
+    let names: Vec<String> = jetstream
+        .stream_names()
+        .try_collect()
+        .await
+        .unwrap_or_default();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for name in names.iter().filter(|n| {
+        n.starts_with('T')
+            && (n.ends_with("_COMMANDS") || n.ends_with("_TASKS") || n.ends_with("_EVENTS"))
+    }) {
+        let Ok(mut stream) = jetstream.get_stream(name).await else {
+            continue;
+        };
+        let old = stream
+            .info()
+            .await
+            .is_ok_and(|info| SystemTime::from(info.created) < hour_ago);
+        if old {
+            drop(jetstream.delete_stream(name).await);
+        }
+    }
+}
+
+/// A fresh, migrated database for one test.
+pub async fn create_test_database() -> anyhow::Result<String> {
+    static CLONING: Mutex<()> = Mutex::const_new(());
+    let template = template().await?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let name = format!("herald_test_{now}_{}", random_lower(10));
+    let _one_at_a_time = CLONING.lock().await;
+    let admin = admin_client(&admin_url()).await?;
+    admin
+        .execute("SELECT pg_advisory_lock($1)", &[&TEMPLATE_LOCK])
+        .await?;
+    let created = admin
+        .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+        .await;
+    admin
+        .execute("SELECT pg_advisory_unlock($1)", &[&TEMPLATE_LOCK])
+        .await?;
+    created?;
+    Ok(name)
+}
+
+/// The tenant of the identities [`TestApp::as_user`] and the like call as; its administrators
+/// operate the installation too.
+pub const TENANT: &str = "acme";
+
+/// How to start a [`TestApp`].
+#[derive(Clone)]
+pub struct Options {
+    /// The folder of the app's YAML (`apps/`, relative to the crate under test, by default).
+    pub apps: PathBuf,
+    pub roles: Vec<Role>,
+    /// Reuse a database (to restart an app); a new one when `None`.
+    pub database: Option<String>,
+    /// Reuse a NATS prefix (to restart an app); a new one when `None`.
+    pub prefix: Option<String>,
+    pub secret: Option<String>,
+    /// The Rust code of the app's commands and tasks.
+    pub app: App,
+    /// Adjusts the settings the app is built with.
+    pub configure: fn(&mut Settings),
+}
+
+impl Options {
+    /// The app whose YAML is in `apps/` (cargo runs tests in the crate's folder) and whose Rust
+    /// code is `app`, with every role.
+    pub fn for_app(app: App) -> Self {
+        Self {
+            apps: PathBuf::from("apps"),
+            roles: Role::ALL.to_vec(),
+            database: None,
+            prefix: None,
+            secret: None,
+            app,
+            configure: |_| {},
+        }
+    }
+}
+
+impl Default for Options {
+    /// The YAML in `apps/`, with no Rust code.
+    fn default() -> Self {
+        Self::for_app(App::new())
+    }
+}
+
+/// A running Herald for one test.
+pub struct TestApp {
+    pub addr: Option<SocketAddr>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub settings: Settings,
+    pub database: String,
+    pub prefix: String,
+    /// The app's documents, as the running Herald loaded them.
+    pub registry: Registry,
+    options: Options,
+    shutdown: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    /// The YAML in `apps/` with no Rust code; see [`Options::for_app`] for an app with code.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> Self {
+        match Self::try_spawn(options).await {
+            Ok(app) => app,
+            Err(error) => panic!("test app failed to start: {error:#}"),
+        }
+    }
+
+    async fn try_spawn(options: Options) -> anyhow::Result<Self> {
+        herald_bus::telemetry::init(&herald_bus::settings::LogSettings {
+            format: herald_bus::settings::LogFormat::Human,
+            level: std::env::var("HERALD_TEST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        });
+        let database = match options.database {
+            Some(name) => name,
+            None => create_test_database().await?,
+        };
+        let prefix = options
+            .prefix
+            .unwrap_or_else(|| format!("t{}", random_lower(10)));
+        let (registry, _) = herald_workers::declare::load(&options.apps)
+            .map_err(|errors| anyhow::anyhow!("the app's YAML does not load:\n{errors}"))?;
+        let mut settings = Settings::default();
+        settings.http.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        settings.database.url = SecretString::from(database_url(&database));
+        settings.database.pool_size = 8;
+        settings.nats.url = nats_url();
+        settings.nats.prefix.clone_from(&prefix);
+        settings.apps.dir.clone_from(&options.apps);
+        settings.handler.concurrency = 16;
+        let secret = options.secret.clone().unwrap_or_else(|| random_lower(32));
+        settings.auth.hs256_secret = Some(SecretString::from(secret.clone()));
+        settings.auth.operator_tenant = Some(TENANT.to_owned());
+        (options.configure)(&mut settings);
+        let herald = Herald::build(settings.clone(), &options.roles, options.app.clone()).await?;
+        let addr = herald.api_addr();
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let handle =
+            tokio::spawn(async move { herald.run_until_stopped(stop.cancelled_owned()).await });
+        Ok(Self {
+            base: addr.map(|a| format!("http://{a}")).unwrap_or_default(),
+            addr,
+            http: reqwest::Client::new(),
+            settings,
+            options: Options {
+                database: Some(database.clone()),
+                prefix: Some(prefix.clone()),
+                secret: Some(secret),
+                ..options
+            },
+            database,
+            prefix,
+            registry,
+            shutdown,
+            handle,
+        })
+    }
+
+    /// Options that restart this app's state (same database, prefix, secret, YAML and code) in a
+    /// new process, with every role.
+    pub fn restart_options(&self) -> Options {
+        Options {
+            roles: Role::ALL.to_vec(),
+            ..self.options.clone()
+        }
+    }
+
+    /// Stops gracefully and waits for every role to finish.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.handle.await?
+    }
+
+    /// Stops and removes this test's NATS streams.
+    pub async fn stop_and_clean(self) {
+        let settings = self.settings.clone();
+        let stopped = self.stop().await;
+        if let Ok(bus) = herald_bus::nats::Bus::connect(&settings.nats).await {
+            for stream in [
+                bus.commands_stream(),
+                bus.events_stream(),
+                herald_workers::queue::stream_name(&bus),
+            ] {
+                drop(bus.jetstream.delete_stream(&stream).await);
+            }
+        }
+        if let Err(error) = stopped {
+            panic!("the app did not stop cleanly: {error:#}");
+        }
+    }
+
+    /// A token for `sub` in `tenant` with `roles`, valid for an hour.
+    pub fn token(&self, sub: &str, roles: &[&str], tenant: &str) -> String {
+        self.token_ttl(sub, roles, tenant, 3600)
+    }
+
+    pub fn token_ttl(&self, sub: &str, roles: &[&str], tenant: &str, ttl: u64) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        match herald_api::auth::issue_token(&self.settings.auth, sub, tenant, &roles, ttl) {
+            Ok(token) => token,
+            Err(error) => panic!("cannot sign a test token: {error}"),
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.http.request(method, format!("{}{path}", self.base));
+        match token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        send(self.request(Method::GET, path, Some(token))).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        send(self.request(Method::POST, path, Some(token)).json(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        send(self.request(Method::PATCH, path, Some(token)).json(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        send(self.request(Method::DELETE, path, Some(token))).await
+    }
+
+    /// Creates a document and returns its JSON (panics unless `201`).
+    pub async fn create(&self, collection: &str, token: &str, body: &Value) -> Value {
+        let response = self.post(&format!("/v1/{collection}"), token, body).await;
+        let status = response.status();
+        let json: Value = response.json().await.unwrap_or_default();
+        assert_eq!(status, 201, "create {collection} failed: {json}");
+        json
+    }
+
+    /// How many rows `table` (e.g. `herald.events`) holds in this test's database.
+    pub async fn count(&self, table: &str) -> i64 {
+        match self
+            .db()
+            .await
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+        {
+            Ok(row) => row.get(0),
+            Err(error) => panic!("count {table}: {error}"),
+        }
+    }
+
+    /// A pool on this test's event store, for driving the store, handler or projector directly.
+    pub fn store(&self) -> herald_bus::store::PgStore {
+        match herald_bus::store::PgStore::connect(&self.settings.database) {
+            Ok(store) => store,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// A direct connection to this test's database.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        match admin_client(&database_url(&self.database)).await {
+            Ok(client) => client,
+            Err(error) => panic!("{error:#}"),
+        }
+    }
+}
+
+/// Sends a request; a transport failure fails the test.
+pub async fn send(builder: RequestBuilder) -> reqwest::Response {
+    match builder.send().await {
+        Ok(response) => response,
+        Err(error) => panic!("request failed: {error}"),
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing the test after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut poll = tokio::time::interval(Duration::from_millis(10));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        poll.tick().await;
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+    }
+}
+
+/// A response header as text (empty when absent).
+pub fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Runs `sql` on the test server's maintenance database (for faults such as refusing
+/// connections to a test database).
+pub async fn admin_execute(sql: &str) {
+    let client = match admin_client(&admin_url()).await {
+        Ok(client) => client,
+        Err(error) => panic!("{error:#}"),
+    };
+    if let Err(error) = client.batch_execute(sql).await {
+        panic!("{sql}: {error}");
+    }
+}
+
+/// The response body as JSON (`Null` when there is none).
+pub async fn json(response: reqwest::Response) -> Value {
+    response.json().await.unwrap_or(Value::Null)
+}
+
+/// Whether the rows reads see for `collection` equal the folded state each stream keeps (every
+/// stream has its row, with the same version and fields).
+pub async fn view_matches_the_log(app: &TestApp, collection: &str) -> bool {
+    let sql = format!(
+        "SELECT count(*) FILTER (WHERE v.id IS NULL OR v.version <> s.version
+                                    OR v.doc <> s.snapshot->'fields'),
+                count(*)
+         FROM herald.streams s
+         LEFT JOIN {} v ON v.tenant = s.tenant AND s.stream_id = $1 || '.' || v.id
+         WHERE s.collection = $1",
+        herald_projector::read_relation(collection)
+    );
+    let rows = app
+        .db()
+        .await
+        .query(&sql, &[&collection])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (different, all): (i64, i64) = (rows[0].get(0), rows[0].get(1));
+    different == 0 && all > 0
+}
+
+/// The event ids of the whole log, in log order.
+pub async fn log_ids(app: &TestApp) -> Vec<String> {
+    app.db()
+        .await
+        .query(
+            "SELECT event_id::text FROM herald.events ORDER BY tx_id, position",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Every message of the test's events stream, in stream order: (subject, payload).
+pub async fn relayed(app: &TestApp) -> Vec<(String, Value)> {
+    let bus = herald_bus::nats::Bus::connect(&app.settings.nats)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Ok(mut stream) = bus.jetstream.get_stream(bus.events_stream()).await else {
+        return Vec::new();
+    };
+    let last = stream
+        .info()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .state
+        .last_sequence;
+    let mut messages = Vec::new();
+    for sequence in 1..=last {
+        let message = stream
+            .get_raw_message(sequence)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let payload: Value = serde_json::from_slice(&message.payload).unwrap_or_default();
+        messages.push((message.subject.to_string(), payload));
+    }
+    messages
+}
