@@ -618,6 +618,25 @@ async fn the_openapi_description_is_public_and_follows_the_documents() {
             ["schema"]["$ref"],
         "#/components/schemas/Problem"
     );
+    let restock = &spec["paths"]["/v1/petstore/product/{id}/restock"]["post"];
+    assert_eq!(restock["operationId"], "restock_product");
+    assert_eq!(
+        restock["requestBody"]["content"]["application/json"]["schema"]["properties"]["quantity"]
+            ["maximum"],
+        10000.0
+    );
+    assert!(restock["responses"]["200"].is_object());
+    let onboard = &spec["paths"]["/v1/petstore/supplier/onboard"];
+    assert!(
+        onboard.get("parameters").is_none(),
+        "a command on the collection has no id: {onboard}"
+    );
+    assert_eq!(onboard["post"]["operationId"], "onboard_supplier");
+    assert!(onboard["post"]["responses"]["201"]["headers"]["Location"].is_object());
+    assert_eq!(
+        onboard["post"]["requestBody"]["content"]["application/json"]["schema"]["required"],
+        json!(["name", "email", "country"])
+    );
     let docs = send(app.request(Method::GET, "/docs", None)).await;
     assert_eq!(docs.status(), 200);
     assert!(
