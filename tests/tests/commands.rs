@@ -621,8 +621,7 @@ async fn the_openapi_description_is_public_and_follows_the_documents() {
     let restock = &spec["paths"]["/v1/petstore/product/{id}/restock"]["post"];
     assert_eq!(restock["operationId"], "restock_product");
     assert_eq!(
-        restock["requestBody"]["content"]["application/json"]["schema"]["properties"]["quantity"]
-            ["maximum"],
+        restock["requestBody"]["content"]["application/json"]["schema"]["properties"]["quantity"]["maximum"],
         10000.0
     );
     assert!(restock["responses"]["200"].is_object());

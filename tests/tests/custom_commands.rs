@@ -644,6 +644,10 @@ async fn a_command_on_the_collection_creates_a_document_like_a_create() {
         404,
         "a command on a document needs its id"
     );
+    let read = app.get("/v1/desk/ticket/file", &user).await;
+    assert_eq!(read.status(), 405, "the command's path only takes POST");
+    let patched = app.patch("/v1/desk/ticket/file", &user, &json!({})).await;
+    assert_eq!(patched.status(), 405);
     let unknown = app.post("/v1/desk/ticket/launch", &user, &json!({})).await;
     assert_eq!(unknown.status(), 404);
     let page = json(app.get("/v1/desk/ticket?limit=10", &user).await).await;

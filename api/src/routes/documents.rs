@@ -287,7 +287,7 @@ async fn update(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let schema = request.schema(&app, &doc)?;
-    let id = request.caller.document_id(&id)?;
+    let id = document_id(&request.caller, &schema, &id)?;
     let action = Action::Update { patch: body.object };
     request.send(&schema, id, action, &body.raw).await
 }
@@ -299,8 +299,21 @@ async fn bodiless(
     Path((app, doc, id)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let schema = request.schema(&app, &doc)?;
-    let id = request.caller.document_id(&id)?;
+    let id = document_id(&request.caller, &schema, &id)?;
     request.send(&schema, id, action, &[]).await
+}
+
+/// The id of one document in the path. Where the name of a command on the collection stands in
+/// its place, the path is that command's, which only takes `POST`.
+fn document_id(caller: &Caller, schema: &DocumentSchema, id: &str) -> Result<Uuid, ApiError> {
+    if schema
+        .commands
+        .get(id)
+        .is_some_and(|declared| declared.on == On::Collection)
+    {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    caller.document_id(id)
 }
 
 /// Whether `action` creates its document (a create, or a command on the collection), so that
@@ -397,7 +410,7 @@ async fn read(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (schema, view) = state.readable_collection(&caller, &app, &doc)?;
-    let id = caller.document_id(&id)?;
+    let id = document_id(&caller, schema, &id)?;
     reject_unknown_parameters(&query, &["min_position", "as_of"])?;
     let if_none_match = if_none_match(&headers)?;
     if let Some(raw) = query.get("as_of") {
