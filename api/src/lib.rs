@@ -4,6 +4,8 @@
 //! # Layout
 //!
 //! - [`startup`]: builds the router, binds the listener, serves until shutdown.
+//! - [`connections`]: the listener: connection caps with eviction, head/body/idle/write
+//!   timeouts, the listen backlog.
 //! - [`state`]: the cheap-to-clone [`state::AppState`] every handler gets.
 //! - [`error`]: [`error::ApiError`], the one error type, rendered as RFC 9457 problem+json.
 //! - [`request_id`]: `X-Request-Id` on every response and in every problem.
@@ -25,6 +27,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod headers;

@@ -16,7 +16,6 @@ use herald_bus::schema::Registry;
 use herald_bus::settings::Settings;
 use herald_bus::store::PgStore;
 use herald_bus::supervise::RoleHealth;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,6 +25,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{TokenVerifier, authenticate};
+use crate::connections::{self, Limits, Listener};
 use crate::error::{ApiError, log_causes};
 use crate::rate_limit::{Limiter, limit};
 use crate::replies::ReplyRouter;
@@ -38,7 +38,7 @@ use herald_projector::query::DocumentView;
 use crate::views::CursorKey;
 
 pub struct ApiServer {
-    listener: TcpListener,
+    listener: Listener,
     router: Router,
     /// Work beside the requests (reply routing, limiter upkeep, the event tail); it ends with
     /// `shutdown`.
@@ -92,7 +92,13 @@ impl ApiServer {
             .map(|schema| (schema.collection(), DocumentView::new(schema)))
             .collect();
         let openapi = serde_json::to_vec(&crate::openapi::describe(&registry))?.into();
-        let listener = TcpListener::bind(settings.http.addr).await?;
+        let open_files = raise_open_files_limit();
+        let listener = Listener {
+            listener: connections::bind(settings.http.addr, settings.http.backlog)?,
+            limits: Limits::from_settings(&settings.http, open_files),
+            stats: Arc::default(),
+        };
+        tracing::debug!(limits = ?listener.limits, "connection limits");
         let state = AppState::new(Inner {
             settings,
             registry,
@@ -106,6 +112,7 @@ impl ApiServer {
             openapi,
             streams,
             roles,
+            connections: Arc::clone(&listener.stats),
         });
         background.close();
         Ok(Self {
@@ -122,21 +129,40 @@ impl ApiServer {
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listener.listener.local_addr()
     }
 
+    /// Serves until `shutdown`, then lets the requests in flight finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
         let streams_stop = self.streams_stop;
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(async move {
-                shutdown.cancelled().await;
-                // Open event streams would hold the drain forever; clients resume elsewhere.
-                streams_stop.cancel();
-            })
-            .await
+        let stopping = shutdown.clone();
+        tokio::join!(self.listener.serve(self.router, shutdown), async move {
+            stopping.cancelled().await;
+            // Open event streams would hold the drain forever; clients resume elsewhere.
+            streams_stop.cancel();
+        });
+        Ok(())
+    }
+}
+
+/// Raises this process's soft open-files limit to its hard limit, so the connection cap
+/// derived from it is as high as the system allows; returns the limit in force.
+fn raise_open_files_limit() -> u64 {
+    let before = connections::open_files_limit();
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(after) if after > before => {
+            tracing::info!(
+                before,
+                after,
+                "raised the open-files limit to the hard limit"
+            );
+            after
+        }
+        Ok(after) => after,
+        Err(error) => {
+            tracing::warn!(%error, limit = before, "cannot raise the open-files limit");
+            before
+        }
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Inner {
     pub streams: Streams,
     /// How each supervised role of this process is doing.
     pub roles: RoleHealth,
+    /// What the listener's caps and timeouts did.
+    pub connections: Arc<crate::connections::ConnectionStats>,
 }
 
 /// What event streams share in one api process.

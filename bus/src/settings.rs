@@ -46,6 +46,26 @@ pub struct HttpSettings {
     pub rate_limit_per_second: u32,
     /// Requests a caller may make at once above the average.
     pub rate_limit_burst: u32,
+    /// How long a client may take to send a request head, from its connecting (or from the
+    /// first byte after an idle spell), in milliseconds.
+    pub head_timeout_ms: u64,
+    /// How long a client may take to send a request's whole body, from its head, in
+    /// milliseconds.
+    pub body_timeout_ms: u64,
+    /// How long a connection may stay idle between requests, in milliseconds.
+    pub idle_timeout_ms: u64,
+    /// How long an answer may wait on a client that does not read it, in milliseconds.
+    pub write_timeout_ms: u64,
+    /// Open connections in all; 0 derives the cap from the open-files limit, keeping headroom
+    /// for Postgres, NATS and files.
+    pub max_connections: usize,
+    /// Open connections from one client address (0: no cap).
+    pub max_connections_per_address: usize,
+    /// Addresses of proxies in front of Herald: each carries many clients, so the per-address
+    /// cap does not apply to it.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The listen backlog; 0 takes the system's maximum (`net.core.somaxconn`).
+    pub backlog: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -212,6 +232,14 @@ impl Default for HttpSettings {
             query_timeout_ms: 5_000,
             rate_limit_per_second: 100,
             rate_limit_burst: 200,
+            head_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            write_timeout_ms: 30_000,
+            max_connections: 0,
+            max_connections_per_address: 4_096,
+            trusted_proxies: Vec::new(),
+            backlog: 0,
         }
     }
 }

@@ -23,6 +23,7 @@ use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use crate::auth::bearer_token;
+use crate::connections::{Cap, Closed, ConnectionStats};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -209,6 +210,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     register_projections(&mut registry, &stored.versions);
     register_log(&mut registry, &stored.relay, stored.frontier);
     register_streams(&mut registry, &state);
+    register_connections(&mut registry, &state.connections);
     register_group_commits(&mut registry, &state);
     register_tasks(&mut registry, &stored.task_states, &stored.task_durations);
     register_faults(&mut registry, &stored.parked, &state.roles.snapshot());
@@ -317,6 +319,58 @@ fn register_streams(registry: &mut Registry, state: &AppState) {
         "event_streams_lagged",
         "Event streams this api process ended because the subscriber fell behind",
         lagged,
+    );
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CapLabels {
+    cap: String,
+}
+
+/// This api process's connections, and what its timeouts and caps did to them.
+fn register_connections(registry: &mut Registry, stats: &ConnectionStats) {
+    registry.register(
+        "http_connections_open",
+        "HTTP connections open on this api process",
+        gauge(i64::try_from(stats.open()).unwrap_or(i64::MAX)),
+    );
+    let closed = Family::<ReasonLabels, Counter>::default();
+    for reason in Closed::ALL {
+        let labels = ReasonLabels {
+            reason: reason.label().to_owned(),
+        };
+        closed.get_or_create(&labels).inc_by(stats.closed(reason));
+    }
+    registry.register(
+        "http_connections_closed",
+        "HTTP connections closed by a timeout: head, body, idle or write",
+        closed,
+    );
+    let (evicted, refused) = (
+        Family::<CapLabels, Counter>::default(),
+        Family::<CapLabels, Counter>::default(),
+    );
+    for cap in Cap::ALL {
+        let labels = CapLabels {
+            cap: cap.label().to_owned(),
+        };
+        evicted.get_or_create(&labels).inc_by(stats.evicted(cap));
+        refused.get_or_create(&labels).inc_by(stats.refused(cap));
+    }
+    registry.register(
+        "http_connections_evicted",
+        "Idle HTTP connections closed to make room for a new one at a cap",
+        evicted,
+    );
+    registry.register(
+        "http_connections_refused",
+        "HTTP connections turned away at a cap, when no idle one could make room",
+        refused,
     );
 }
 

@@ -23,6 +23,9 @@ pub enum Command {
     Run(RunArgs),
     /// Serve the direct baseline only (the harness starts it itself).
     Baseline(BaselineArgs),
+    /// Attack a running Herald with stalled connections from one address and measure a normal
+    /// client on another.
+    Hostile(crate::hostile::HostileArgs),
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,8 @@
 //! - [`rss`]: a process's memory, sampled while a workload runs.
 //! - [`run`]: one run start to end: setup, then the workloads in the table's order.
 //! - [`table`]: the rows as Markdown and JSON.
+//! - [`hostile`]: `herald-bench hostile`, stalled connections from one address against a running
+//!   Herald, and a normal client's latency on another.
 //!
 //! A run flows as: create a database and migrate it with `herald migrate`, seed the listing
 //! documents straight into the event log, start the baseline and `herald serve` as separate
@@ -33,6 +35,7 @@ pub mod context;
 pub mod cpu;
 pub mod database;
 pub mod fanout;
+pub mod hostile;
 pub mod lag;
 pub mod measured;
 pub mod memory;

@@ -12,6 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => herald_bench::run::run(args).await,
+        Command::Hostile(args) => herald_bench::hostile::run(args).await,
         Command::Baseline(args) => {
             let baseline = Baseline::build(&args.database_url, args.pool_size, args.addr).await?;
             println!("baseline listening on {}", baseline.local_addr()?);
