@@ -27,7 +27,7 @@ pub enum Stall {
     Idle,
     /// Half a request head.
     Head,
-    /// A whole head announcing 100 000 bytes of body, then a few of them.
+    /// A whole head (with the token) announcing 100 000 bytes of body, then a few of them.
     Body,
 }
 
@@ -39,6 +39,10 @@ pub struct HostileArgs {
     /// A bearer token for the normal client's list requests.
     #[arg(long, env = "TOKEN", hide_env_values = true)]
     pub token: String,
+    /// The token the `body` stall authenticates with: another caller's, so the normal
+    /// client's rate limit is its own (the normal client's token when not given).
+    #[arg(long, env = "HOSTILE_TOKEN", hide_env_values = true)]
+    pub hostile_token: Option<String>,
     /// The list the normal client requests.
     #[arg(long, default_value = "/v1/petstore/product?limit=10")]
     pub path: String,
@@ -95,8 +99,11 @@ pub async fn run(args: HostileArgs) -> anyhow::Result<()> {
     let mut hostile = tokio::task::JoinSet::new();
     for _ in 0..connections {
         let (opening, connected) = (Arc::clone(&opening), Arc::clone(&connected));
+        let token = args.hostile_token.clone().unwrap_or_else(|| args.token.clone());
         let (source, stall) = (args.source, args.stall);
-        hostile.spawn(async move { hold(target, source, stall, &opening, &connected).await });
+        hostile.spawn(async move {
+            hold(target, source, stall, &token, &opening, &connected).await
+        });
     }
     // Measure once every hostile connection has been opened (or tried for 30 s).
     let all_opened = Instant::now() + Duration::from_secs(30);
@@ -164,6 +171,7 @@ async fn hold(
     target: SocketAddr,
     source: IpAddr,
     stall: Stall,
+    token: &str,
     opening: &Semaphore,
     connected: &AtomicUsize,
 ) -> Option<Duration> {
@@ -177,12 +185,16 @@ async fn hold(
         socket.connect(target).await.ok()?
     };
     let opened = Instant::now();
-    let sent: &[u8] = match stall {
-        Stall::Idle => b"",
-        Stall::Head => b"GET /v1/petstore/product HTTP/1.1\r\nhost: herald\r\n",
-        Stall::Body => b"POST /v1/petstore/product HTTP/1.1\r\nhost: herald\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{\"na",
+    let sent = match stall {
+        Stall::Idle => String::new(),
+        Stall::Head => "GET /v1/petstore/product HTTP/1.1\r\nhost: herald\r\n".to_owned(),
+        // Authenticated, so the server reads the body rather than refusing the request first.
+        Stall::Body => format!(
+            "POST /v1/petstore/product HTTP/1.1\r\nhost: herald\r\nauthorization: Bearer {token}\r\n\
+             content-type: application/json\r\ncontent-length: 100000\r\n\r\n{{\"na"
+        ),
     };
-    let written = stream.write_all(sent).await;
+    let written = stream.write_all(sent.as_bytes()).await;
     connected.fetch_add(1, Ordering::Relaxed);
     if written.is_err() {
         return Some(opened.elapsed());
