@@ -150,6 +150,39 @@ async fn clients_that_stall_are_closed_by_the_matching_timeout() {
     app.stop_and_clean().await;
 }
 
+fn short_writes(settings: &mut Settings) {
+    settings.http.write_timeout_ms = 500;
+}
+
+#[tokio::test]
+async fn an_answer_the_client_does_not_read_is_closed_after_the_write_timeout() {
+    let app = TestApp::spawn_with(Options {
+        configure: short_writes,
+        ..herald_tests::petstore()
+    })
+    .await;
+    // Requests sent back to back whose answers are never read: once the socket buffers on both
+    // sides are full (a few MB on loopback), the server's writes wait on the client.
+    let mut stream = connect(&app).await;
+    let requests = "GET /v1/openapi.json HTTP/1.1\r\nhost: herald\r\n\r\n".repeat(300);
+    stream
+        .write_all(requests.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    metric_reaches(
+        &app,
+        r#"http_connections_closed_total{reason="write_timeout"}"#,
+        1.0,
+    )
+    .await;
+    let received = closed_by_server(&mut stream).await;
+    let start: String = received.chars().take(200).collect();
+    assert!(received.starts_with("HTTP/1.1 200"), "{start}");
+    served(&app).await;
+    app.stop_and_clean().await;
+}
+
 fn small_caps(settings: &mut Settings) {
     settings.http.max_connections = 6;
     settings.http.max_connections_per_address = 3;

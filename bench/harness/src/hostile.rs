@@ -99,11 +99,13 @@ pub async fn run(args: HostileArgs) -> anyhow::Result<()> {
     let mut hostile = tokio::task::JoinSet::new();
     for _ in 0..connections {
         let (opening, connected) = (Arc::clone(&opening), Arc::clone(&connected));
-        let token = args.hostile_token.clone().unwrap_or_else(|| args.token.clone());
+        let token = args
+            .hostile_token
+            .clone()
+            .unwrap_or_else(|| args.token.clone());
         let (source, stall) = (args.source, args.stall);
-        hostile.spawn(async move {
-            hold(target, source, stall, &token, &opening, &connected).await
-        });
+        hostile
+            .spawn(async move { hold(target, source, stall, &token, &opening, &connected).await });
     }
     // Measure once every hostile connection has been opened (or tried for 30 s).
     let all_opened = Instant::now() + Duration::from_secs(30);
