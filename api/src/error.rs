@@ -30,8 +30,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("no such resource")]
     NotFound,
+    /// With the methods the path takes, for the `Allow` header (routing adds it itself).
     #[error("this method is not allowed here")]
-    MethodNotAllowed,
+    MethodNotAllowed(Option<&'static str>),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("the request body must be JSON (application/json)")]
@@ -94,7 +95,7 @@ impl ApiError {
             ),
             E::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             E::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
-            E::MethodNotAllowed => (
+            E::MethodNotAllowed(_) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "Method not allowed",
@@ -268,6 +269,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable(_) | ApiError::ViewLagging => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::MethodNotAllowed(Some(allow)) => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
             _ => {}
         }

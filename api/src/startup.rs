@@ -184,7 +184,7 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(request_id::HEADER);
     routes::router()
         .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed(None) })
         // Layers run bottom-up: authenticate, then count the request against its caller.
         .layer(from_fn_with_state(state.limiter.clone(), limit))
         .layer(from_fn_with_state(state.verifier.clone(), authenticate))

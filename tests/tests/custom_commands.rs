@@ -646,6 +646,7 @@ async fn a_command_on_the_collection_creates_a_document_like_a_create() {
     );
     let read = app.get("/v1/desk/ticket/file", &user).await;
     assert_eq!(read.status(), 405, "the command's path only takes POST");
+    assert_eq!(header(&read, "allow"), "POST");
     let patched = app.patch("/v1/desk/ticket/file", &user, &json!({})).await;
     assert_eq!(patched.status(), 405);
     let unknown = app.post("/v1/desk/ticket/launch", &user, &json!({})).await;

@@ -311,7 +311,7 @@ fn document_id(caller: &Caller, schema: &DocumentSchema, id: &str) -> Result<Uui
         .get(id)
         .is_some_and(|declared| declared.on == On::Collection)
     {
-        return Err(ApiError::MethodNotAllowed);
+        return Err(ApiError::MethodNotAllowed(Some("POST")));
     }
     caller.document_id(id)
 }
