@@ -190,6 +190,7 @@ const WAITING: u8 = 0; // for a request head: nothing read yet, or part of one
 const IDLE: u8 = 1; // between requests
 const RECEIVING: u8 = 2; // a request whose body has not all arrived
 const ANSWERING: u8 = 3; // the request is read; its answer is being made or sent
+const EVICTED: u8 = 4; // closed to make room: it takes no further request
 
 /// One open connection, as its task and the listener see it.
 struct Connection {
@@ -211,20 +212,43 @@ impl Connection {
         u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Moves from `from` (any phase but evicted when `None`) to `to`, and starts its deadline;
+    /// false when it was not in `from`.
+    fn advance(&self, from: Option<u8>, to: u8) -> bool {
+        let moved = self
+            .phase
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |phase| {
+                let left = from.map_or(phase != EVICTED, |from| phase == from);
+                left.then_some(to)
+            })
+            .is_ok();
+        if moved {
+            self.since.store(self.now(), Ordering::Relaxed);
+        }
+        moved
+    }
+
     fn enter(&self, phase: u8) {
-        self.since.store(self.now(), Ordering::Relaxed);
-        self.phase.store(phase, Ordering::Relaxed);
+        self.advance(None, phase);
+    }
+
+    /// A request starts, unless the connection was evicted meanwhile.
+    fn enter_request(&self, phase: u8) -> bool {
+        self.advance(Some(WAITING), phase) || self.advance(Some(IDLE), phase)
     }
 
     /// Bytes arrived: between requests, they start the next head and its deadline.
     fn read_some(&self) {
-        if self.phase.load(Ordering::Relaxed) == IDLE {
-            self.enter(WAITING);
-        }
+        self.advance(Some(IDLE), WAITING);
     }
 
-    fn evictable(&self) -> bool {
-        matches!(self.phase.load(Ordering::Relaxed), WAITING | IDLE)
+    /// Takes it out of service if it serves no request and owes its client no bytes: a request
+    /// that starts later finds it evicted and is refused before anything runs.
+    fn evict(&self) -> bool {
+        if self.write_blocked.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        self.advance(Some(WAITING), EVICTED) || self.advance(Some(IDLE), EVICTED)
     }
 
     /// The earliest moment it may be closed, and why (in listener milliseconds).
@@ -343,7 +367,7 @@ fn admit(
         let oldest_idle = table
             .all
             .values()
-            .find(|c| c.evictable() && (cap == Cap::Total || c.address == address))
+            .find(|c| (cap == Cap::Total || c.address == address) && c.evict())
             .cloned();
         let Some(oldest) = oldest_idle else {
             stats.refused[cap as usize].fetch_add(1, Ordering::Relaxed);
@@ -399,6 +423,24 @@ fn refuse(stream: &TcpStream) {
     drop(stream.try_write(answer.as_bytes()));
 }
 
+/// The answer to a request that arrives on a connection evicted a moment before: nothing of
+/// it ran, so the client may send it again.
+fn evicted() -> hyper::Response<ResponseBody> {
+    let mut response =
+        axum::response::IntoResponse::into_response(crate::error::ApiError::Unavailable(
+            "the connection was closed to make room; retry on a new one".into(),
+        ));
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response.map(|body| ResponseBody {
+        inner: body,
+        connection: None,
+        done: true,
+    })
+}
+
 /// Serves one connection until it ends, is evicted, or a deadline passes (then the reason).
 async fn serve_one<S>(
     stream: S,
@@ -422,7 +464,9 @@ where
         async move {
             let (parts, incoming) = request.into_parts();
             let receiving = !incoming.is_end_stream();
-            connection.enter(if receiving { RECEIVING } else { ANSWERING });
+            if !connection.enter_request(if receiving { RECEIVING } else { ANSWERING }) {
+                return Ok(evicted());
+            }
             let mut request = hyper::Request::from_parts(
                 parts,
                 Body::new(RequestBody {
@@ -434,7 +478,7 @@ where
             let response = router.oneshot(request).await?;
             Ok::<_, std::convert::Infallible>(response.map(|body| ResponseBody {
                 inner: body,
-                connection,
+                connection: Some(connection),
                 done: false,
             }))
         }
@@ -598,10 +642,8 @@ struct RequestBody {
 
 impl RequestBody {
     fn received(&mut self) {
-        if self.incoming.take().is_some()
-            && self.connection.phase.load(Ordering::Relaxed) == RECEIVING
-        {
-            self.connection.enter(ANSWERING);
+        if self.incoming.take().is_some() {
+            self.connection.advance(Some(RECEIVING), ANSWERING);
         }
     }
 }
@@ -649,7 +691,7 @@ impl Drop for RequestBody {
 /// A response body that makes its connection idle once it has been sent (or dropped).
 struct ResponseBody {
     inner: Body,
-    connection: Arc<Connection>,
+    connection: Option<Arc<Connection>>,
     done: bool,
 }
 
@@ -657,7 +699,9 @@ impl ResponseBody {
     fn finished(&mut self) {
         if !self.done {
             self.done = true;
-            self.connection.enter(IDLE);
+            if let Some(connection) = &self.connection {
+                connection.enter(IDLE);
+            }
         }
     }
 }
@@ -834,6 +878,43 @@ mod tests {
         )
         .await;
         assert_eq!(closed, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_arriving_on_an_evicted_connection_is_refused_before_it_runs() {
+        let (mut client, server) = tokio::io::duplex(4096);
+        client
+            .write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nhi")
+            .await
+            .unwrap();
+        let connection = connection(Instant::now());
+        assert!(
+            connection.evict(),
+            "a connection waiting for its head may be evicted"
+        );
+        let remote = SocketAddr::from(([10, 0, 0, 1], 4000));
+        let limits = limits();
+        let served = serve_one(
+            server,
+            remote,
+            router(),
+            &connection,
+            &limits,
+            CancellationToken::new(),
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), served).await;
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(
+            !answer.contains("\r\n\r\nhi"),
+            "the request did not run: {answer}"
+        );
+        connection.enter(super::ANSWERING);
+        assert!(
+            !connection.evict(),
+            "a connection serving a request is never evicted"
+        );
     }
 
     #[test]

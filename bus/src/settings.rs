@@ -367,6 +367,22 @@ impl Settings {
                 "http.query_timeout_ms",
                 i64::try_from(self.http.query_timeout_ms).unwrap_or(i64::MAX),
             ),
+            (
+                "http.head_timeout_ms",
+                i64::try_from(self.http.head_timeout_ms).unwrap_or(i64::MAX),
+            ),
+            (
+                "http.body_timeout_ms",
+                i64::try_from(self.http.body_timeout_ms).unwrap_or(i64::MAX),
+            ),
+            (
+                "http.idle_timeout_ms",
+                i64::try_from(self.http.idle_timeout_ms).unwrap_or(i64::MAX),
+            ),
+            (
+                "http.write_timeout_ms",
+                i64::try_from(self.http.write_timeout_ms).unwrap_or(i64::MAX),
+            ),
         ];
         if let Some((name, _)) = counts.iter().find(|(_, n)| *n < 1) {
             return Err(SettingsError::Zero(name));
@@ -566,6 +582,18 @@ mod tests {
                 Settings::load(None),
                 Err(SettingsError::WeakSecret)
             ));
+            jail.set_env(
+                "HERALD_AUTH__HS256_SECRET",
+                "a-secret-of-thirty-two-bytes-or-more",
+            );
+            jail.set_env("HERALD_HTTP__HEAD_TIMEOUT_MS", "0");
+            assert!(
+                matches!(
+                    Settings::load(None),
+                    Err(SettingsError::Zero("http.head_timeout_ms"))
+                ),
+                "a timeout of 0 would close every connection at once"
+            );
             Ok(())
         });
     }
