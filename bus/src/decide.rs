@@ -34,14 +34,17 @@ pub fn decide(
     command: &CommandEnvelope,
     now: DateTime<Utc>,
 ) -> Result<Decision, Rejection> {
-    let on_collection = match &command.action {
-        Action::Run { command: name, .. } => schema
-            .commands
-            .get(name)
-            .is_some_and(|declared| declared.on == On::Collection),
+    // A create, or a command on the collection: the command makes the document.
+    let creating = match &command.action {
+        Action::Create { .. } => true,
+        Action::Run { command: name, .. } => schema.command(name, On::Collection).is_some(),
         _ => false,
     };
     match (&command.action, state) {
+        (_, Some(_)) if creating => Err(Rejection::new(
+            RejectionCode::Conflict,
+            "a document with this id already exists",
+        )),
         (Action::Create { fields }, None) => decide_create(schema, command, fields, now),
         (
             Action::Run {
@@ -49,15 +52,7 @@ pub fn decide(
                 params,
             },
             None,
-        ) if on_collection => decide_collection_run(schema, command, name, params, now),
-        (Action::Create { .. }, Some(_)) => Err(Rejection::new(
-            RejectionCode::Conflict,
-            "a document with this id already exists",
-        )),
-        (Action::Run { .. }, Some(_)) if on_collection => Err(Rejection::new(
-            RejectionCode::Conflict,
-            "a document with this id already exists",
-        )),
+        ) if creating => decide_collection_run(schema, command, name, params, now),
         (_, None) => Err(Rejection::not_found()),
         (action, Some(current)) => decide_change(schema, current, command, action, now),
     }
@@ -129,14 +124,11 @@ fn decide_collection_run(
     params: &Map<String, Value>,
     now: DateTime<Utc>,
 ) -> Result<Decision, Rejection> {
-    let declared = schema.commands.get(name).ok_or_else(no_such_command)?;
+    let declared = schema
+        .command(name, On::Collection)
+        .ok_or_else(no_such_command)?;
     may_create(schema, command, &format!("run `{name}` on this collection"))?;
-    let params = checked_params(declared, params)?;
-    let emitted = match &declared.code {
-        Some(code) => run_code(command, declared, code, None, &params)?,
-        None if declared.rust => return Err(undecided()),
-        None => vec![declared_event(declared, &params)],
-    };
+    let emitted = run_command(None, command, declared, params)?;
     let (changes, state) = fold_emitted(schema, None, command, emitted, now)?;
     let Some(state) = state else {
         return Err(undecided());
@@ -164,9 +156,7 @@ fn decide_change(
     let declared = match action {
         Action::Run { command: name, .. } => Some(
             schema
-                .commands
-                .get(name)
-                .filter(|declared| declared.on == On::Document)
+                .command(name, On::Document)
                 .ok_or_else(no_such_command)?,
         ),
         _ => None,
@@ -189,7 +179,7 @@ fn decide_change(
         ),
         Action::Run { params, .. } => {
             let declared = declared.ok_or_else(no_such_command)?;
-            let emitted = run_document_command(current, command, declared, params)?;
+            let emitted = run_command(Some(current), command, declared, params)?;
             return changed_by(schema, current, command, emitted, now);
         }
         Action::Archive => (Some(Change::Archived), Effect::Archived),
@@ -418,31 +408,34 @@ fn checked_params(declared: &CommandDecl, params: &Map<String, Value>) -> Result
     })
 }
 
-/// A command on a document: its params valid, then its guard and the event it declares, or
-/// the events its code emits.
-fn run_document_command(
-    current: &DocumentState,
+/// A command on a document (`current`) or on the collection (`None`): its params valid, then
+/// its guard and the event it declares, or the events its code emits.
+fn run_command(
+    current: Option<&DocumentState>,
     command: &CommandEnvelope,
     declared: &CommandDecl,
     params: &Map<String, Value>,
 ) -> Result<Vec<Change>, Rejection> {
     let params = checked_params(declared, params)?;
-    if declared.rust {
-        let code = declared.code.as_ref().ok_or_else(undecided)?;
-        return run_code(command, declared, code, Some(current), &params);
+    match (&declared.code, declared.rust) {
+        (Some(code), _) => run_code(command, declared, code, current, &params),
+        (None, true) => Err(undecided()),
+        (None, false) => {
+            let document = Value::Object(current.map(|c| c.fields.clone()).unwrap_or_default());
+            if declared
+                .when
+                .iter()
+                .all(|condition| condition.holds(&document))
+            {
+                Ok(vec![declared_event(declared, &params)])
+            } else {
+                Err(Rejection::new(
+                    RejectionCode::Refused(declared.reject.code.clone()),
+                    declared.reject.detail.clone(),
+                ))
+            }
+        }
     }
-    let document = Value::Object(current.fields.clone());
-    if !declared
-        .when
-        .iter()
-        .all(|condition| condition.holds(&document))
-    {
-        return Err(Rejection::new(
-            RejectionCode::Refused(declared.reject.code.clone()),
-            declared.reject.detail.clone(),
-        ));
-    }
-    Ok(vec![declared_event(declared, &params)])
 }
 
 /// The event of a declared command: the fields its `set` takes from the params and literals

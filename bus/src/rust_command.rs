@@ -75,6 +75,37 @@ pub trait RustCommand: Send + Sync + 'static {
 
 /// A command `on: collection` whose decision is code: there is no document yet, and the first
 /// event it emits creates one (its `set` is the new document's fields, defaults filled in).
+///
+/// ```no_run
+/// use herald_bus::access::Principal;
+/// use herald_bus::rust_command::{CollectionCommand, Emit, Refusal, RustCommands};
+/// use serde::Deserialize;
+/// use serde_json::json;
+///
+/// #[derive(Deserialize)]
+/// struct Form {
+///     title: String,
+/// }
+///
+/// /// `POST /v1/desk/ticket/file {"title": "…"}` files a ticket.
+/// struct File;
+///
+/// impl CollectionCommand for File {
+///     type Params = Form;
+///
+///     fn decide(&self, form: Form, caller: &Principal) -> Result<Vec<Emit>, Refusal> {
+///         if form.title.trim().is_empty() {
+///             return Err(Refusal::new("blank_title", "A ticket needs a title"));
+///         }
+///         Ok(vec![
+///             Emit::new("filed", json!({"by": caller.actor_sub()})).set("title", form.title.trim()),
+///         ])
+///     }
+/// }
+///
+/// let mut commands = RustCommands::default();
+/// commands.register_collection("desk.ticket.file", File);
+/// ```
 pub trait CollectionCommand: Send + Sync + 'static {
     type Params: DeserializeOwned;
 

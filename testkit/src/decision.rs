@@ -18,8 +18,9 @@
 use std::path::Path;
 
 use chrono::Utc;
+use herald_api::error::ApiError;
 use herald_bus::access::Principal;
-use herald_bus::command::{Action, CommandEnvelope, Rejection, RejectionCode};
+use herald_bus::command::{Action, CommandEnvelope, Rejection};
 use herald_bus::decide::{Decision, decide};
 use herald_bus::document::{Change, DocumentState, Stamp, apply};
 use herald_bus::ids::{CommandId, TenantId};
@@ -224,7 +225,9 @@ impl Then {
     pub fn then_refused(&self, code: &str) -> Rejection {
         match &self.decided {
             Err(rejection) => {
-                assert_eq!(problem_code(&rejection.code), code, "{rejection:?}");
+                // The problem a client gets: the api renders refusals in one place.
+                let problem = ApiError::from(rejection.clone()).problem();
+                assert_eq!(problem["code"], code, "{rejection:?}");
                 rejection.clone()
             }
             Ok(decision) => panic!(
@@ -232,21 +235,6 @@ impl Then {
                 decision.changes
             ),
         }
-    }
-}
-
-/// The `code` of the problem a client gets for a refusal.
-pub fn problem_code(code: &RejectionCode) -> &str {
-    match code {
-        RejectionCode::NotFound => "not_found",
-        RejectionCode::Forbidden => "forbidden",
-        RejectionCode::Conflict => "conflict",
-        RejectionCode::UniqueViolation => "unique_violation",
-        RejectionCode::VersionMismatch => "version_mismatch",
-        RejectionCode::PreconditionRequired => "precondition_required",
-        RejectionCode::ValidationFailed => "validation_failed",
-        RejectionCode::Refused(own) => own,
-        RejectionCode::Internal => "internal",
     }
 }
 

@@ -649,6 +649,13 @@ async fn a_command_on_the_collection_creates_a_document_like_a_create() {
     assert_eq!(header(&read, "allow"), "POST");
     let patched = app.patch("/v1/desk/ticket/file", &user, &json!({})).await;
     assert_eq!(patched.status(), 405);
+    let on_a_document_path = app.post(&location, &user, &json!({})).await;
+    assert_eq!(
+        on_a_document_path.status(),
+        405,
+        "a document's path takes no POST"
+    );
+    assert_eq!(header(&on_a_document_path, "allow"), "GET, PATCH, DELETE");
     let unknown = app.post("/v1/desk/ticket/launch", &user, &json!({})).await;
     assert_eq!(unknown.status(), 404);
     let page = json(app.get("/v1/desk/ticket?limit=10", &user).await).await;

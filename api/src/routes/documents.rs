@@ -110,8 +110,13 @@ async fn precheck(
                 return Ok(());
             };
             // Existence, rights and If-Match come before the params, as in the handler; the
-            // decision stops at the params, so no command code runs here.
-            let current = stored_document(state, schema, command).await?;
+            // decision stops at the params, so no command code runs here. A command on the
+            // collection has a new id, which no stored document has.
+            let current = if creates(schema, &command.action) {
+                None
+            } else {
+                stored_document(state, schema, command).await?
+            };
             return match decide(schema, current.as_ref(), command, Utc::now()) {
                 Err(rejection) if rejection.code != RejectionCode::ValidationFailed => {
                     Err(rejection.into())
@@ -306,11 +311,7 @@ async fn bodiless(
 /// The id of one document in the path. Where the name of a command on the collection stands in
 /// its place, the path is that command's, which only takes `POST`.
 fn document_id(caller: &Caller, schema: &DocumentSchema, id: &str) -> Result<Uuid, ApiError> {
-    if schema
-        .commands
-        .get(id)
-        .is_some_and(|declared| declared.on == On::Collection)
-    {
+    if schema.command(id, On::Collection).is_some() {
         return Err(ApiError::MethodNotAllowed(Some("POST")));
     }
     caller.document_id(id)
@@ -321,10 +322,7 @@ fn document_id(caller: &Caller, schema: &DocumentSchema, id: &str) -> Result<Uui
 fn creates(schema: &DocumentSchema, action: &Action) -> bool {
     match action {
         Action::Create { .. } => true,
-        Action::Run { command, .. } => schema
-            .commands
-            .get(command)
-            .is_some_and(|declared| declared.on == On::Collection),
+        Action::Run { command, .. } => schema.command(command, On::Collection).is_some(),
         _ => false,
     }
 }
@@ -352,6 +350,10 @@ async fn run_on_collection(
     ParamsBody(body): ParamsBody,
 ) -> Result<Response, ApiError> {
     let schema = request.schema(&app, &doc)?;
+    if Uuid::parse_str(&command).is_ok() {
+        // A document's path, which takes no POST.
+        return Err(ApiError::MethodNotAllowed(Some("GET, PATCH, DELETE")));
+    }
     declared(&schema, &command, On::Collection)?;
     let action = Action::Run {
         command,
@@ -365,10 +367,10 @@ async fn run_on_collection(
 
 /// A command is found only on the route of what it acts on.
 fn declared(schema: &DocumentSchema, command: &str, on: On) -> Result<(), ApiError> {
-    match schema.commands.get(command) {
-        Some(declared) if declared.on == on => Ok(()),
-        _ => Err(ApiError::NotFound),
-    }
+    schema
+        .command(command, on)
+        .map(|_| ())
+        .ok_or(ApiError::NotFound)
 }
 
 /// `min_position` from the query, waiting for the view to reach it when given.

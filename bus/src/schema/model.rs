@@ -132,6 +132,12 @@ impl DocumentSchema {
         Collection::new(&self.app, &self.name)
     }
 
+    /// The command `name` that acts `on` a document or the collection.
+    #[must_use]
+    pub fn command(&self, name: &str, on: On) -> Option<&CommandDecl> {
+        self.commands.get(name).filter(|declared| declared.on == on)
+    }
+
     /// The types of the events this document's streams hold.
     #[must_use]
     pub fn event_types(&self) -> Vec<EventType> {

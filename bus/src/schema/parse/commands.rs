@@ -178,7 +178,44 @@ impl Parser<'_> {
         if let Some(set) = set {
             command.set = self.set(set, &key, &command, schema)?;
         }
+        if valid && command.on == On::Collection {
+            valid = self.creates_whole(node, &key, &command, schema);
+        }
         valid.then_some(command)
+    }
+
+    /// A declared command on the collection creates its document from its `set`: every required
+    /// field without a default must come from a literal or a required param.
+    fn creates_whole(
+        &mut self,
+        node: &MarkedYaml<'_>,
+        key: &str,
+        command: &CommandDecl,
+        schema: &DocumentSchema,
+    ) -> bool {
+        let missing: Vec<&str> = schema
+            .fields
+            .iter()
+            .filter(|(_, field)| field.required && field.default.is_none())
+            .filter(|(name, _)| match command.set.get(*name) {
+                Some(SetValue::Literal(_)) => false,
+                Some(SetValue::Param(param)) => {
+                    !command.params.get(param).is_some_and(|p| p.required)
+                }
+                None => true,
+            })
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if missing.is_empty() {
+            return true;
+        }
+        let message = format!(
+            "{key}: a command `on: collection` creates its document, so `set` must give every \
+             required field from a literal or a required param; it does not give {}",
+            missing.join(", ")
+        );
+        self.error(node, message);
+        false
     }
 
     /// `emits`: the verb of the event, or for a `kind: rust` command a list of the verbs its
@@ -467,6 +504,14 @@ mod tests {
             assert!(message.starts_with(start), "{message}");
             assert_eq!((line, column), at, "{message}");
         }
+        let partial = "fields:\n  title: {type: string, required: true}\ncommands:\n  \
+                       open: {on: collection, emits: opened, params: {t: {type: string}}, set: {title: {param: t}}}\n";
+        let (line, column, message) = only(partial);
+        assert!(
+            message.ends_with("from a literal or a required param; it does not give title"),
+            "{message}"
+        );
+        assert_eq!((line, column), (4, 9));
         let both = format!(
             "{FIELDS}acl: {{launch: staff}}\ncommands:\n  launch: {{emits: launched, acl: user}}\n"
         );
