@@ -14,7 +14,7 @@ pub fn app() -> herald_cli::App {
 }
 
 /// `POST /v1/petstore/product/{id}/restock {"quantity": q}`: the stock grows by `q`, unless the
-/// product is retired.
+/// product is retired (or the stock would overflow).
 pub struct Restock;
 
 /// The body, already checked against the YAML's `params` (an integer from 1 to 10,000).
@@ -43,9 +43,14 @@ impl RustCommand for Restock {
             .get("stock")
             .and_then(Value::as_i64)
             .unwrap_or(0);
+        let Some(restocked) = stock.checked_add(params.quantity) else {
+            return Err(Refusal::new(
+                "stock_overflow",
+                "The stock would pass the largest integer a field keeps",
+            ));
+        };
         Ok(vec![
-            Emit::new("restocked", json!({"quantity": params.quantity}))
-                .set("stock", stock + params.quantity),
+            Emit::new("restocked", json!({"quantity": params.quantity})).set("stock", restocked),
         ])
     }
 }
