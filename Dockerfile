@@ -16,6 +16,7 @@ COPY handler ./handler
 COPY projector ./projector
 COPY workers ./workers
 COPY cli ./cli
+COPY testkit ./testkit
 COPY tests ./tests
 COPY bench ./bench
 COPY examples ./examples

@@ -4,6 +4,7 @@
 //! # Layout
 //!
 //! - [`startup`]: builds the router, binds the listener, serves until shutdown.
+//! - [`browser`]: CORS (deny by default) and the security headers of every answer.
 //! - [`connections`]: the listener: connection caps with eviction, head/body/idle/write
 //!   timeouts, the listen backlog.
 //! - [`state`]: the cheap-to-clone [`state::AppState`] every handler gets.
@@ -27,6 +28,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod browser;
 pub mod connections;
 pub mod error;
 pub mod extract;

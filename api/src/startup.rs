@@ -25,6 +25,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{TokenVerifier, authenticate};
+use crate::browser::{SecurityHeaders, cors, preflight_no_content, security_headers};
 use crate::connections::{self, Limits, Listener};
 use crate::error::{ApiError, log_causes};
 use crate::rate_limit::{Limiter, limit};
@@ -205,6 +206,13 @@ pub fn router(state: AppState) -> Router {
                 .unwrap_or_default();
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request.id = %id)
         }))
+        .layer(from_fn_with_state(
+            SecurityHeaders::from_settings(&state.settings.http),
+            security_headers,
+        ))
+        // Outside authentication and rate limiting: a preflight carries no token.
+        .layer(cors(&state.settings.http.cors))
+        .layer(from_fn(preflight_no_content))
         .layer(SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION]))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

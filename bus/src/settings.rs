@@ -66,6 +66,46 @@ pub struct HttpSettings {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The listen backlog; 0 takes the system's maximum (`net.core.somaxconn`).
     pub backlog: u32,
+    /// Which pages on other origins may call the api from a browser (none by default).
+    pub cors: CorsSettings,
+    /// `Strict-Transport-Security: max-age=…` on every answer, for a Herald served over HTTPS
+    /// (0 sends none).
+    pub hsts_max_age_secs: u64,
+}
+
+/// Cross-origin requests from browsers: denied unless the origin is listed exactly.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Origins allowed, each exactly `scheme://host[:port]`, e.g. `https://app.example.com`.
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    /// Request headers a page may send besides the ones browsers always allow.
+    pub allowed_headers: Vec<String>,
+    /// How long a browser may keep a preflight's answer, in seconds.
+    pub max_age_secs: u64,
+}
+
+impl Default for CorsSettings {
+    fn default() -> Self {
+        let owned = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
+        Self {
+            allowed_origins: Vec::new(),
+            allowed_methods: owned(&["GET", "POST", "PATCH", "DELETE"]),
+            allowed_headers: owned(&[
+                "authorization",
+                "content-type",
+                "idempotency-key",
+                "if-match",
+                "if-none-match",
+                "prefer",
+                "last-event-id",
+                "traceparent",
+                "herald-tenant",
+            ]),
+            max_age_secs: 600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -240,6 +280,8 @@ impl Default for HttpSettings {
             max_connections_per_address: 4_096,
             trusted_proxies: Vec::new(),
             backlog: 0,
+            cors: CorsSettings::default(),
+            hsts_max_age_secs: 0,
         }
     }
 }
@@ -317,6 +359,34 @@ pub enum SettingsError {
     WeakSecret,
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error(
+        "http.cors.allowed_origins: `{0}` is not an origin: expected exactly scheme://host[:port], \
+         such as https://app.example.com (no path, no wildcard)"
+    )]
+    Origin(String),
+    #[error("http.cors: `{0}` is not a method or header name")]
+    CorsName(String),
+}
+
+/// An HTTP token: a method or a header name.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// `scheme://host[:port]` as a browser sends it in `Origin`: no path, query, user or wildcard.
+fn is_origin(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|url| {
+        matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some_and(|host| !host.contains('*'))
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.origin().ascii_serialization() == text
+    })
 }
 
 /// The shortest HS256 key accepted: as long as the hash output.
@@ -386,6 +456,20 @@ impl Settings {
         ];
         if let Some((name, _)) = counts.iter().find(|(_, n)| *n < 1) {
             return Err(SettingsError::Zero(name));
+        }
+        if let Some(origin) = self
+            .http
+            .cors
+            .allowed_origins
+            .iter()
+            .find(|origin| !is_origin(origin))
+        {
+            return Err(SettingsError::Origin(origin.clone()));
+        }
+        let cors = &self.http.cors;
+        let names = cors.allowed_methods.iter().chain(&cors.allowed_headers);
+        if let Some(name) = names.into_iter().find(|name| !is_token(name)) {
+            return Err(SettingsError::CorsName(name.clone()));
         }
         let prefix = &self.nats.prefix;
         let valid = prefix.starts_with(|c: char| c.is_ascii_lowercase())
@@ -586,6 +670,19 @@ mod tests {
                 "HERALD_AUTH__HS256_SECRET",
                 "a-secret-of-thirty-two-bytes-or-more",
             );
+            jail.set_env(
+                "HERALD_HTTP__CORS__ALLOWED_ORIGINS",
+                "[\"https://app.example.com/\"]",
+            );
+            assert!(
+                matches!(Settings::load(None), Err(SettingsError::Origin(_))),
+                "an origin has no path"
+            );
+            jail.set_env(
+                "HERALD_HTTP__CORS__ALLOWED_ORIGINS",
+                "[\"https://app.example.com\"]",
+            );
+            assert!(Settings::load(None).is_ok());
             jail.set_env("HERALD_HTTP__HEAD_TIMEOUT_MS", "0");
             assert!(
                 matches!(

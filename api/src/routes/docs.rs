@@ -1,5 +1,6 @@
 //! `GET /v1/openapi.json` (the generated OpenAPI 3.1 description) and `GET /docs` (an
-//! interactive page that renders it). Both are public: they describe, they hold no data.
+//! interactive page that renders it, with the renderer served from the binary). All are
+//! public: they describe, they hold no data.
 
 use axum::Router;
 use axum::extract::State;
@@ -13,7 +14,21 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/openapi.json", get(openapi))
         .route("/docs", get(docs))
+        .route(SCALAR_PATH, get(scalar))
 }
+
+/// The renderer's version is in its path, so a browser may keep it for good.
+const SCALAR_PATH: &str = "/docs/assets/scalar-1.72.1.js";
+
+/// `@scalar/api-reference`'s browser bundle, from its pinned npm release (`scripts/assets`
+/// rebuilds it; its licence is beside it).
+const SCALAR: &[u8] = include_bytes!("../../assets/scalar/standalone.js");
+
+/// What `/docs` may load: its own renderer and the description, nothing from elsewhere. The
+/// renderer sets styles inline.
+const DOCS_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
 
 async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
     (
@@ -22,26 +37,36 @@ async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// The page loads the renderer in the reader's browser; the server ships no third-party code.
-/// The renderer is pinned to one version and checked by its hash (subresource integrity), so
-/// a change on the CDN cannot run on this origin.
-async fn docs() -> Html<&'static str> {
-    Html(
-        r#"<!doctype html>
+/// The page renders the description with the renderer Herald serves itself: it works offline
+/// and behind networks that block public CDNs, and its policy lets nothing else run.
+async fn docs() -> impl IntoResponse {
+    (
+        [(header::CONTENT_SECURITY_POLICY, DOCS_POLICY)],
+        Html(
+            r#"<!doctype html>
 <html lang="en">
   <head>
     <meta charset="utf-8">
     <meta name="viewport" content="width=device-width, initial-scale=1">
     <title>Herald API</title>
+    <link rel="icon" href="data:,">
   </head>
   <body>
-    <script id="api-reference" data-url="/v1/openapi.json"></script>
-    <script
-      src="https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.72.1/dist/browser/standalone.js"
-      integrity="sha384-U11tb2XnKvmwt8RlTvnwUnYgrN+ur4Xyh9htLhjajWNR/Oyl5AX5DEz00qRmlrmK"
-      crossorigin="anonymous"></script>
+    <script id="api-reference" data-url="/v1/openapi.json" data-configuration='{"withDefaultFonts": false}'></script>
+    <script src="/docs/assets/scalar-1.72.1.js"></script>
   </body>
 </html>
 "#,
+        ),
+    )
+}
+
+async fn scalar() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        SCALAR,
     )
 }
