@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header;
@@ -18,12 +18,14 @@ use herald_bus::access::Principal;
 use herald_bus::ids::TenantId;
 use herald_bus::settings::AuthSettings;
 use jsonwebtoken::{
-    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
+    Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header, Validation, decode,
+    decode_header, encode,
 };
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::jwks::{Jwks, JwksError};
 
 pub const TENANT_HEADER: &str = "herald-tenant";
 
@@ -56,12 +58,17 @@ pub enum AuthConfigError {
     Key(#[source] jsonwebtoken::errors::Error),
     #[error("auth.algorithms is empty: no token could ever be accepted")]
     NoAlgorithms,
+    #[error("auth.jwks_url: {0}")]
+    Jwks(#[source] JwksError),
 }
 
 /// Verifies bearer tokens with the configured keys and rules.
 #[derive(Clone)]
 pub struct TokenVerifier {
     keys: Vec<(Algorithm, DecodingKey)>,
+    /// The allowed algorithms whose keys may come from the provider's key set.
+    from_jwks: Vec<Algorithm>,
+    jwks: Option<Arc<Jwks>>,
     issuer: String,
     audience: String,
     leeway: u64,
@@ -75,7 +82,15 @@ const REMEMBERED_TOKENS: usize = 10_000;
 
 impl TokenVerifier {
     pub fn from_settings(settings: &AuthSettings) -> Result<Self, AuthConfigError> {
+        let jwks = match &settings.jwks_url {
+            Some(url) => Some(Arc::new(
+                Jwks::new(url, Duration::from_secs(settings.jwks_min_refetch_secs))
+                    .map_err(AuthConfigError::Jwks)?,
+            )),
+            None => None,
+        };
         let mut keys = Vec::new();
+        let mut from_jwks = Vec::new();
         let pem = match &settings.public_key_pem {
             Some(path) => Some(std::fs::read(path).map_err(AuthConfigError::KeyFile)?),
             None => None,
@@ -111,21 +126,48 @@ impl TokenVerifier {
                     .map_err(AuthConfigError::Key)?,
                 other => return Err(AuthConfigError::UnknownAlgorithm(format!("{other:?}"))),
             };
-            keys.push((
-                algorithm,
-                key.ok_or(AuthConfigError::MissingKey(algorithm))?,
-            ));
+            // A provider's key set holds public keys only: an HMAC algorithm is never taken
+            // from it.
+            let public = algorithm.family() != AlgorithmFamily::Hmac;
+            if public && jwks.is_some() {
+                from_jwks.push(algorithm);
+            }
+            match key {
+                Some(key) => keys.push((algorithm, key)),
+                None if public && jwks.is_some() => {}
+                None => return Err(AuthConfigError::MissingKey(algorithm)),
+            }
         }
-        if keys.is_empty() {
+        if keys.is_empty() && from_jwks.is_empty() {
             return Err(AuthConfigError::NoAlgorithms);
         }
         Ok(Self {
             keys,
+            from_jwks,
+            jwks,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             leeway: settings.leeway_secs,
             verified: Arc::default(),
         })
+    }
+
+    /// Fetches the provider's key set again when `token` names a key it does not hold yet (at
+    /// most once per `auth.jwks_min_refetch_secs`); call before [`TokenVerifier::verify`].
+    pub async fn prepare(&self, token: &str) {
+        let Some(jwks) = &self.jwks else {
+            return;
+        };
+        if let Ok(Some(kid)) = decode_header(token).map(|header| header.kid)
+            && !jwks.knows(&kid)
+        {
+            jwks.refetch_for(&kid).await;
+        }
+    }
+
+    /// The provider's key set, when `auth.jwks_url` names one.
+    pub fn jwks(&self) -> Option<&Arc<Jwks>> {
+        self.jwks.as_ref()
     }
 
     /// The principal a token stands for, or why it is refused (never why in detail: the
@@ -168,17 +210,27 @@ impl TokenVerifier {
         let invalid = ApiError::Unauthenticated("the bearer token is not valid");
         let header = decode_header(token)
             .map_err(|_| ApiError::Unauthenticated("the bearer token is not valid"))?;
-        // The header's `alg` only selects among allowed keys: it never chooses a key type.
-        let Some((algorithm, key)) = self.keys.iter().find(|(a, _)| *a == header.alg) else {
-            return Err(invalid);
+        // The header's `alg` only selects among allowed keys: it never chooses a key type. A
+        // token naming a `kid` is verified with the provider's key of that name, for that
+        // algorithm's family, or not at all.
+        let (algorithm, key) = match (&self.jwks, &header.kid) {
+            (Some(jwks), Some(kid)) if self.from_jwks.contains(&header.alg) => {
+                let key = jwks.key(kid, header.alg).ok_or(invalid)?;
+                (header.alg, key)
+            }
+            (Some(_), Some(_)) => return Err(invalid),
+            _ => match self.keys.iter().find(|(a, _)| *a == header.alg) {
+                Some((algorithm, key)) => (*algorithm, key.clone()),
+                None => return Err(invalid),
+            },
         };
-        let mut validation = Validation::new(*algorithm);
+        let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
         validation.validate_nbf = true;
         validation.leeway = self.leeway;
-        let claims = decode::<Claims>(token, key, &validation)
+        let claims = decode::<Claims>(token, &key, &validation)
             .map_err(|error| {
                 tracing::debug!(%error, "bearer token refused");
                 ApiError::Unauthenticated("the bearer token is not valid")
@@ -300,13 +352,16 @@ pub async fn authenticate(
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().ok().and_then(bearer_token));
     let principal = match bearer {
-        Some(Some(token)) => match verifier.verify(token) {
-            Ok(verified) => {
-                request.extensions_mut().insert(verified.expires_at);
-                Some(verified.principal)
+        Some(Some(token)) => {
+            verifier.prepare(token).await;
+            match verifier.verify(token) {
+                Ok(verified) => {
+                    request.extensions_mut().insert(verified.expires_at);
+                    Some(verified.principal)
+                }
+                Err(error) => return error.into_response(),
             }
-            Err(error) => return error.into_response(),
-        },
+        }
         Some(None) => {
             return ApiError::Unauthenticated("the Authorization header must be `Bearer <token>`")
                 .into_response();

@@ -11,6 +11,7 @@
 //! - [`error`]: [`error::ApiError`], the one error type, rendered as RFC 9457 problem+json.
 //! - [`request_id`]: `X-Request-Id` on every response and in every problem.
 //! - [`auth`]: JWT verification (middleware), the [`auth::Caller`] extractor, dev tokens.
+//! - [`jwks`]: an identity provider's rotating keys, from its JWKS URL.
 //! - [`body`]: the [`body::JsonBody`] extractor (content type, size, syntax).
 //! - [`extract`]: `Path` and `Query` whose rejections are problems like every other error.
 //! - [`rate_limit`]: a token bucket per caller; `429` with `Retry-After` over the limit.
@@ -33,6 +34,7 @@ pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod headers;
+pub mod jwks;
 pub mod list;
 pub mod openapi;
 pub mod rate_limit;

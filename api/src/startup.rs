@@ -62,8 +62,22 @@ impl ApiServer {
         roles: RoleHealth,
     ) -> anyhow::Result<Self> {
         let verifier = Arc::new(TokenVerifier::from_settings(&settings.auth)?);
-        let cursors = CursorKey::from_settings(&settings.auth);
         let background = TaskTracker::new();
+        if let Some(jwks) = verifier.jwks() {
+            // A provider that is down at start leaves no keys yet: tokens naming one are
+            // refused until a fetch succeeds.
+            match jwks.fetch().await {
+                Ok(count) => {
+                    tracing::info!(keys = count, "fetched the identity provider's key set")
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the identity provider's key set could not be fetched; retrying")
+                }
+            }
+            let every = std::time::Duration::from_secs(settings.auth.jwks_refresh_secs.max(1));
+            jwks.refresh_every(every, &background, shutdown.clone());
+        }
+        let cursors = CursorKey::from_settings(&settings.auth);
         let replies = ReplyRouter::start(&bus, &background, shutdown.clone()).await?;
         let limiter = Limiter::new(
             settings.http.rate_limit_per_second,

@@ -146,6 +146,12 @@ pub struct AuthSettings {
     /// every tenant's data, so an admin of any other tenant is refused. Unset: nobody but the
     /// metrics scrape token gets in.
     pub operator_tenant: Option<String>,
+    /// An identity provider's key set (JWKS): tokens naming a `kid` are verified with its keys.
+    pub jwks_url: Option<String>,
+    /// How often the key set is fetched again, in seconds.
+    pub jwks_refresh_secs: u64,
+    /// The shortest time between two fetches caused by tokens naming unknown keys, in seconds.
+    pub jwks_min_refetch_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -316,6 +322,9 @@ impl Default for AuthSettings {
             audience: "herald".to_owned(),
             leeway_secs: 30,
             operator_tenant: None,
+            jwks_url: None,
+            jwks_refresh_secs: 300,
+            jwks_min_refetch_secs: 10,
         }
     }
 }

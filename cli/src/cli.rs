@@ -137,9 +137,10 @@ impl Cli {
                 if roles.contains(&Role::Api)
                     && settings.auth.hs256_secret.is_none()
                     && settings.auth.public_key_pem.is_none()
+                    && settings.auth.jwks_url.is_none()
                 {
                     anyhow::bail!(
-                        "no token key configured: set HERALD_AUTH__HS256_SECRET (or auth.public_key_pem)"
+                        "no token key configured: set HERALD_AUTH__HS256_SECRET (or auth.public_key_pem, or auth.jwks_url)"
                     );
                 }
                 let herald = Herald::build(settings, &roles, app).await?;

@@ -144,7 +144,7 @@ fn register_tasks(
 }
 
 /// Whether the request may scrape: the scrape token, or an admin's bearer token.
-fn allowed(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+async fn allowed(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -155,6 +155,7 @@ fn allowed(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     {
         return Ok(());
     }
+    state.verifier.prepare(token).await;
     let verified = state.verifier.verify(token)?;
     let operator = state.settings.auth.operator_tenant.as_deref();
     if verified.principal.is_operator(operator) {
@@ -204,7 +205,7 @@ impl Stored {
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    allowed(&state, &headers)?;
+    allowed(&state, &headers).await?;
     let stored = Stored::read(&state).await?;
     let mut registry = Registry::with_prefix("herald");
     register_projections(&mut registry, &stored.versions);
