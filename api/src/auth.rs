@@ -338,9 +338,18 @@ fn is_public_path(path: &str) -> bool {
     path == "/v1/openapi.json" || !(path == "/v1" || path.starts_with("/v1/"))
 }
 
+/// The caller an API key stands for; any key that is not live is refused like a bad token.
+async fn api_key(state: &crate::state::AppState, key: &str) -> Result<Verified, ApiError> {
+    let client = state.db().await?;
+    crate::api_keys::verify(&client, key)
+        .await
+        .map_err(ApiError::store_unavailable)?
+        .ok_or(ApiError::Unauthenticated("the bearer token is not valid"))
+}
+
 /// Verifies the token of every `/v1` request before routing and stores the [`Principal`].
 pub async fn authenticate(
-    State(verifier): State<Arc<TokenVerifier>>,
+    State(state): State<crate::state::AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -353,8 +362,13 @@ pub async fn authenticate(
         .map(|v| v.to_str().ok().and_then(bearer_token));
     let principal = match bearer {
         Some(Some(token)) => {
-            verifier.prepare(token).await;
-            match verifier.verify(token) {
+            let verified = if token.starts_with(crate::api_keys::PREFIX) {
+                api_key(&state, token).await
+            } else {
+                state.verifier.prepare(token).await;
+                state.verifier.verify(token)
+            };
+            match verified {
                 Ok(verified) => {
                     request.extensions_mut().insert(verified.expires_at);
                     Some(verified.principal)

@@ -10,6 +10,7 @@
 //! - [`state`]: the cheap-to-clone [`state::AppState`] every handler gets.
 //! - [`error`]: [`error::ApiError`], the one error type, rendered as RFC 9457 problem+json.
 //! - [`request_id`]: `X-Request-Id` on every response and in every problem.
+//! - [`api_keys`]: API keys for services: created by a tenant's admins, stored as digests.
 //! - [`auth`]: JWT verification (middleware), the [`auth::Caller`] extractor, dev tokens.
 //! - [`jwks`]: an identity provider's rotating keys, from its JWKS URL.
 //! - [`body`]: the [`body::JsonBody`] extractor (content type, size, syntax).
@@ -27,6 +28,7 @@
 //! A write flows: `auth` → `routes::documents` (authorize, validate) → `submit` (record,
 //! publish, wait on `replies`) → response. A read flows: `auth` → `routes::documents` → `views`.
 
+pub mod api_keys;
 pub mod auth;
 pub mod body;
 pub mod browser;
@@ -46,5 +48,11 @@ pub mod state;
 pub mod submit;
 pub mod tail;
 pub mod views;
+
+/// The api's own tables: API keys.
+pub const MIGRATIONS: &[herald_bus::store::Migration] = &[herald_bus::store::Migration {
+    version: 7,
+    sql: include_str!("../migrations/0007_api_keys.sql"),
+}];
 
 pub use startup::ApiServer;

@@ -202,7 +202,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed(None) })
         // Layers run bottom-up: authenticate, then count the request against its caller.
         .layer(from_fn_with_state(state.limiter.clone(), limit))
-        .layer(from_fn_with_state(state.verifier.clone(), authenticate))
+        .layer(from_fn_with_state(state.clone(), authenticate))
         // Bodies are read by `JsonBody` with the configured limit; this only disables axum's own.
         .layer(DefaultBodyLimit::disable())
         .layer(from_fn(time_limit))

@@ -38,10 +38,11 @@ pub async fn create_if_missing(settings: &DatabaseSettings) -> anyhow::Result<()
 
 /// The migrations of every crate that owns tables: the event store, the projection catalog
 /// and the task runs.
-pub const MIGRATIONS: [&[Migration]; 3] = [
+pub const MIGRATIONS: [&[Migration]; 4] = [
     herald_bus::store::MIGRATIONS,
     herald_projector::MIGRATIONS,
     herald_workers::MIGRATIONS,
+    herald_api::MIGRATIONS,
 ];
 
 /// Applies pending migrations; returns how many ran.
@@ -65,7 +66,7 @@ mod tests {
             .flat_map(|set| set.iter().map(|m| m.version))
             .collect();
         versions.sort_unstable();
-        let expected: Vec<i32> = (1..=6).collect();
+        let expected: Vec<i32> = (1..=7).collect();
         assert_eq!(versions, expected);
     }
 }

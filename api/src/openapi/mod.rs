@@ -97,6 +97,7 @@ pub fn describe(registry: &Registry) -> Value {
         ),
     );
     paths.extend(admin_paths());
+    paths.extend(api_key_paths());
     paths.insert("/v1/commands/{id}".into(), command_path());
     for (path, summary, id) in [
         ("/healthz", "The process is alive", operations::CHECK_HEALTH),
@@ -766,6 +767,59 @@ fn events_path(summary: &str, (tag, id): (&str, &str), types: &[String], one: bo
     }
     json!({"get": {"summary": summary, "operationId": id, "tags": [tag], "parameters": parameters,
         "responses": with_common(responses, &[&[("400", "Invalid query")]])}})
+}
+
+/// The tenant's API keys: admins of the tenant create, list and revoke them.
+fn api_key_paths() -> Map<String, Value> {
+    let key = json!({"type": "object", "required": ["id", "name", "roles", "created_by", "created_at", "expires_at", "revoked_at"],
+        "properties": {"id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
+            "roles": {"type": "array", "items": {"type": "string"}}, "created_by": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"}, "expires_at": {"type": "string", "format": "date-time"},
+            "revoked_at": {"type": ["string", "null"], "format": "date-time"}}});
+    let mut created_key = key.clone();
+    if let Some(required) = created_key["required"].as_array_mut() {
+        required.push(json!("key"));
+    }
+    created_key["properties"]["key"] = json!({"type": "string", "description": "The key, `hk_<id>_<secret>`: shown this once, send it as a bearer token"});
+    let body = json!({"type": "object", "additionalProperties": false, "required": ["name", "roles", "expires_in_days"],
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "roles": {"type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 64},
+                "description": "Roles the key holds: each one its creator holds (not `public` or `owner`)"},
+            "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 365}}});
+    let admin: &[(&str, &str)] = &[("403", "Not an admin of the tenant")];
+    let mut created = Map::new();
+    created.insert(
+        "201".into(),
+        json!({"description": "The key, with its secret", "content": {"application/json": {"schema": created_key}}}),
+    );
+    let mut listed = Map::new();
+    listed.insert(
+        "200".into(),
+        json!({"description": "The tenant's keys, newest first, without their secrets", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": key}}}}}}),
+    );
+    let mut revoked = Map::new();
+    revoked.insert(
+        "204".into(),
+        json!({"description": "Revoked: the key verifies nothing from now on"}),
+    );
+    let mut paths = Map::new();
+    paths.insert(
+        "/v1/api-keys".into(),
+        json!({
+            "post": {"summary": "Create an API key", "operationId": operations::CREATE_API_KEY, "tags": ["api keys"],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": body}}},
+                "responses": with_common(created, &[admin, &BODY_ERRORS, &[("422", "Invalid body, or a role the creator does not hold")]])},
+            "get": {"summary": "The tenant's API keys", "operationId": operations::LIST_API_KEYS, "tags": ["api keys"],
+                "responses": with_common(listed, &[admin])},
+        }),
+    );
+    paths.insert(
+        "/v1/api-keys/{id}".into(),
+        json!({"parameters": [id_parameter()], "delete": {"summary": "Revoke an API key", "operationId": operations::REVOKE_API_KEY,
+            "tags": ["api keys"], "responses": with_common(revoked, &[admin])}}),
+    );
+    paths
 }
 
 fn admin_paths() -> Map<String, Value> {

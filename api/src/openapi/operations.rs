@@ -23,15 +23,19 @@ pub const LIST_DEAD_TASKS: &str = "list_dead_tasks";
 pub const RETRY_DEAD_TASK: &str = "retry_dead_task";
 pub const CHECK_HEALTH: &str = "check_health";
 pub const CHECK_READINESS: &str = "check_readiness";
+pub const CREATE_API_KEY: &str = "create_api_key";
+pub const LIST_API_KEYS: &str = "list_api_keys";
+pub const REVOKE_API_KEY: &str = "revoke_api_key";
 
 /// Document names whose ids could equal one above.
-const RESERVED: [&str; 6] = [
+const RESERVED: [&str; 7] = [
     "event",
     "command",
     "task",
     "projection",
     "dead_task",
     "readiness",
+    "api_key",
 ];
 
 /// The `operationId`s of one document's operations.

@@ -1,6 +1,7 @@
 //! The routes, one module per group, merged in [`router`].
 
 mod admin;
+mod api_keys;
 mod commands;
 mod docs;
 mod documents;
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .merge(health::router())
         .merge(metrics::router())
         .merge(admin::router())
+        .merge(api_keys::router())
         .merge(commands::router())
         .merge(docs::router())
         .merge(documents::router())
