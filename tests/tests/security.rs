@@ -26,10 +26,11 @@ fn now() -> u64 {
 }
 
 /// Events and commands recorded so far: a refused request must change neither.
-async fn footprint(app: &TestApp) -> (i64, i64) {
+async fn footprint(app: &TestApp) -> (i64, i64, i64) {
     (
         app.count("herald.events").await,
         app.count("herald.commands").await,
+        app.count("herald.api_keys").await,
     )
 }
 
@@ -509,6 +510,11 @@ async fn every_v1_route_refuses_missing_and_invalid_credentials_and_changes_noth
         ("no exp claim", bearer(&no_exp)),
         ("no sub claim", bearer(&no_sub)),
         ("not a JWT", bearer("not-a-jwt")),
+        (
+            "an API key that was never issued",
+            bearer(&format!("hk_{}_{}", "0".repeat(32), "A".repeat(43))),
+        ),
+        ("a malformed API key", bearer("hk_not-a-key")),
         ("empty bearer", Some("Bearer ".to_owned())),
         (
             "Basic credentials",
@@ -517,6 +523,8 @@ async fn every_v1_route_refuses_missing_and_invalid_credentials_and_changes_noth
         ("token without a scheme", Some(admin_official.clone())),
     ];
 
+    let onboard = json!({"name": "Stolen", "email": "a@b.test", "country": "FR"});
+    let new_key = json!({"name": "stolen", "roles": ["admin"], "expires_in_days": 1});
     let patch = json!({"price": 1});
     let create = json!({"name": "Stolen", "price": 1});
     let product = format!("/v1/petstore/product/{id}");
@@ -536,6 +544,15 @@ async fn every_v1_route_refuses_missing_and_invalid_credentials_and_changes_noth
         // A collection anonymous callers may read: a bad token must not fall back to anonymous.
         (Method::GET, "/v1/board/notice".to_owned(), None),
         (Method::GET, notice_path, None),
+        (Method::POST, format!("{product}/publish"), None),
+        (
+            Method::POST,
+            "/v1/petstore/supplier/onboard".to_owned(),
+            Some(&onboard),
+        ),
+        (Method::POST, "/v1/api-keys".to_owned(), Some(&new_key)),
+        (Method::GET, "/v1/api-keys".to_owned(), None),
+        (Method::DELETE, format!("/v1/api-keys/{id}"), None),
         // Checked before routing: unknown routes and methods are 401 too.
         (Method::GET, "/v1/nope".to_owned(), None),
         (Method::GET, "/v1".to_owned(), None),
