@@ -301,6 +301,9 @@ impl TestApp {
         let secret = options.secret.clone().unwrap_or_else(|| random_lower(32));
         settings.auth.hs256_secret = Some(SecretString::from(secret.clone()));
         settings.auth.operator_tenant = Some(TENANT.to_owned());
+        // Tests drive one caller as fast as answers come; a test of rate limiting turns it on
+        // in `configure`.
+        settings.http.rate_limit_per_second = 0;
         (options.configure)(&mut settings);
         let herald = Herald::build(settings.clone(), &options.roles, options.app.clone()).await?;
         let addr = herald.api_addr();
