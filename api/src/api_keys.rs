@@ -19,8 +19,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::auth::{TokenExpiry, Verified};
-
 /// The start of every key, so a key is told from a JWT at a glance (and by secret scanners).
 pub const PREFIX: &str = "hk_";
 
@@ -34,6 +32,13 @@ pub struct ApiKey {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The caller a live key stands for, and when the key expires.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub principal: Principal,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Why roles cannot go on a key.
@@ -157,7 +162,7 @@ pub async fn revoke(client: &Client, tenant: &TenantId, id: Uuid) -> Result<bool
 ///
 /// # Errors
 /// The store is unreachable.
-pub async fn verify(client: &Client, key: &str) -> Result<Option<Verified>, Error> {
+pub async fn verify(client: &Client, key: &str) -> Result<Option<Holder>, Error> {
     let Some((id, secret)) = key
         .strip_prefix(PREFIX)
         .and_then(|rest| rest.split_once('_'))
@@ -183,14 +188,13 @@ pub async fn verify(client: &Client, key: &str) -> Result<Option<Verified>, Erro
     let Some(tenant) = TenantId::parse(&tenant) else {
         return Ok(None);
     };
-    let expires_at: DateTime<Utc> = row.try_get(3)?;
-    Ok(Some(Verified {
+    Ok(Some(Holder {
         principal: Principal {
             sub: Some(format!("apikey:{}", id.simple())),
             tenant,
             roles: row.try_get(1)?,
         },
-        expires_at: TokenExpiry(u64::try_from(expires_at.timestamp()).unwrap_or(0)),
+        expires_at: row.try_get(3)?,
     }))
 }
 

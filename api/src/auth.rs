@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use herald_bus::access::Principal;
 use herald_bus::ids::TenantId;
 use herald_bus::settings::AuthSettings;
+use herald_bus::store::PgStore;
 use jsonwebtoken::{
     Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header, Validation, decode,
     decode_header, encode,
@@ -338,18 +339,36 @@ fn is_public_path(path: &str) -> bool {
     path == "/v1/openapi.json" || !(path == "/v1" || path.starts_with("/v1/"))
 }
 
-/// The caller an API key stands for; any key that is not live is refused like a bad token.
-async fn api_key(state: &crate::state::AppState, key: &str) -> Result<Verified, ApiError> {
-    let client = state.db().await?;
-    crate::api_keys::verify(&client, key)
-        .await
-        .map_err(ApiError::store_unavailable)?
-        .ok_or(ApiError::Unauthenticated("the bearer token is not valid"))
+/// What authentication needs: the token verifier, and the store API keys are looked up in.
+#[derive(Clone)]
+pub struct Authenticator {
+    pub verifier: Arc<TokenVerifier>,
+    pub store: PgStore,
+}
+
+impl Authenticator {
+    /// The caller an API key stands for; any key that is not live is refused like a bad token.
+    async fn api_key(&self, key: &str) -> Result<Verified, ApiError> {
+        let client = self
+            .store
+            .pool()
+            .get()
+            .await
+            .map_err(ApiError::store_unavailable)?;
+        let holder = crate::api_keys::verify(&client, key)
+            .await
+            .map_err(ApiError::store_unavailable)?
+            .ok_or(ApiError::Unauthenticated("the bearer token is not valid"))?;
+        Ok(Verified {
+            principal: holder.principal,
+            expires_at: TokenExpiry(u64::try_from(holder.expires_at.timestamp()).unwrap_or(0)),
+        })
+    }
 }
 
 /// Verifies the token of every `/v1` request before routing and stores the [`Principal`].
 pub async fn authenticate(
-    State(state): State<crate::state::AppState>,
+    State(state): State<Authenticator>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -363,7 +382,7 @@ pub async fn authenticate(
     let principal = match bearer {
         Some(Some(token)) => {
             let verified = if token.starts_with(crate::api_keys::PREFIX) {
-                api_key(&state, token).await
+                state.api_key(token).await
             } else {
                 state.verifier.prepare(token).await;
                 state.verifier.verify(token)

@@ -24,7 +24,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{TokenVerifier, authenticate};
+use crate::auth::{Authenticator, TokenVerifier, authenticate};
 use crate::browser::{SecurityHeaders, cors, preflight_no_content, security_headers};
 use crate::connections::{self, Limits, Listener};
 use crate::error::{ApiError, log_causes};
@@ -202,7 +202,13 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed(None) })
         // Layers run bottom-up: authenticate, then count the request against its caller.
         .layer(from_fn_with_state(state.limiter.clone(), limit))
-        .layer(from_fn_with_state(state.clone(), authenticate))
+        .layer(from_fn_with_state(
+            Authenticator {
+                verifier: state.verifier.clone(),
+                store: state.store.clone(),
+            },
+            authenticate,
+        ))
         // Bodies are read by `JsonBody` with the configured limit; this only disables axum's own.
         .layer(DefaultBodyLimit::disable())
         .layer(from_fn(time_limit))
