@@ -7,6 +7,8 @@
 //! - [`Client`]: calls as an identity: `app.as_staff("sam")`, `app.as_user("uma")`,
 //!   `.in_tenant("other")`, `app.anonymous()`.
 //! - [`generate`]: random valid documents and params, from the YAML.
+//! - [`services`]: the test database server and NATS: a database per test from a migrated
+//!   template, and clean-up of what failed tests left behind.
 //! - [`sse`]: a small Server-Sent Events reader, for live streams.
 //!
 //! ```no_run
@@ -27,7 +29,9 @@ pub mod client;
 pub mod decision;
 pub mod generate;
 mod harness;
+pub mod services;
 pub mod sse;
 
 pub use client::{Client, Identity};
 pub use harness::*;
+pub use services::{admin_execute, create_test_database, database_url};
