@@ -154,8 +154,8 @@ impl TokenVerifier {
     }
 
     /// Fetches the provider's key set again when `token` names a key it does not hold yet (at
-    /// most once per `auth.jwks_min_refetch_secs`); call before [`TokenVerifier::verify`].
-    pub async fn prepare(&self, token: &str) {
+    /// most once per `auth.jwks_min_refetch_secs`).
+    async fn fetch_unknown_key(&self, token: &str) {
         let Some(jwks) = &self.jwks else {
             return;
         };
@@ -178,11 +178,13 @@ impl TokenVerifier {
     /// can change the answer: a token verified before is accepted again without redoing the
     /// work (the signature, the base64 and the JSON are most of an authenticated read's CPU)
     /// until it expires. Refused tokens are not remembered, so nobody can fill the memory
-    /// with tokens of their own making.
-    pub fn verify(&self, token: &str) -> Result<Verified, ApiError> {
+    /// with tokens of their own making. A token naming a provider's key not fetched yet makes
+    /// the key set be fetched again first.
+    pub async fn verify(&self, token: &str) -> Result<Verified, ApiError> {
         if let Some(verified) = self.remembered(token) {
             return Ok(verified);
         }
+        self.fetch_unknown_key(token).await;
         let verified = self.verify_signed(token)?;
         let mut remembered = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
         if remembered.len() >= REMEMBERED_TOKENS {
@@ -349,12 +351,7 @@ pub struct Authenticator {
 impl Authenticator {
     /// The caller an API key stands for; any key that is not live is refused like a bad token.
     async fn api_key(&self, key: &str) -> Result<Verified, ApiError> {
-        let client = self
-            .store
-            .pool()
-            .get()
-            .await
-            .map_err(ApiError::store_unavailable)?;
+        let client = crate::views::connection(self.store.pool()).await?;
         let holder = crate::api_keys::verify(&client, key)
             .await
             .map_err(ApiError::store_unavailable)?
@@ -384,8 +381,7 @@ pub async fn authenticate(
             let verified = if token.starts_with(crate::api_keys::PREFIX) {
                 state.api_key(token).await
             } else {
-                state.verifier.prepare(token).await;
-                state.verifier.verify(token)
+                state.verifier.verify(token).await
             };
             match verified {
                 Ok(verified) => {

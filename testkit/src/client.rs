@@ -4,7 +4,7 @@
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 
-use crate::harness::{TENANT, TestApp, send};
+use crate::harness::{TENANT, TestApp, created, send};
 
 /// Who a [`Client`] calls as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,11 +114,11 @@ impl<'a> Client<'a> {
     /// Creates a document of `collection` (`petstore/product`) and returns it; fails the test
     /// unless the answer is `201`.
     pub async fn create(&self, collection: &str, body: &Value) -> Value {
-        let response = self.post(&format!("/v1/{collection}"), body).await;
-        let status = response.status();
-        let json: Value = response.json().await.unwrap_or_default();
-        assert_eq!(status, 201, "create {collection} failed: {json}");
-        json
+        created(
+            collection,
+            self.post(&format!("/v1/{collection}"), body).await,
+        )
+        .await
     }
 
     /// Runs `command` on the document `id` of `collection` with `params`.

@@ -70,10 +70,7 @@ impl Decisions {
     /// When the collection is not declared or the history does not fold (the test is wrong).
     #[track_caller]
     pub fn given(&self, collection: &str, history: impl IntoIterator<Item = Event>) -> Given<'_> {
-        let Some((app, doc)) = collection.split_once('.') else {
-            panic!("`{collection}` is not <app>.<doc>");
-        };
-        let Some(schema) = self.registry.get(app, doc) else {
+        let Some(schema) = self.registry.named(collection) else {
             panic!("`{collection}` is not declared");
         };
         let id = Uuid::now_v7();

@@ -70,10 +70,7 @@ impl crate::TestApp {
     /// When the collection is not declared, or a field's constraints cannot be met.
     #[track_caller]
     pub fn random_document(&self, collection: &str) -> Value {
-        let schema = collection
-            .split_once('.')
-            .and_then(|(app, doc)| self.registry.get(app, doc));
-        let Some(schema) = schema else {
+        let Some(schema) = self.registry.named(collection) else {
             panic!("`{collection}` is not declared");
         };
         match random_document(schema, &mut rand::rng()) {

@@ -238,11 +238,11 @@ impl TestApp {
 
     /// Creates a document and returns its JSON (panics unless `201`).
     pub async fn create(&self, collection: &str, token: &str, body: &Value) -> Value {
-        let response = self.post(&format!("/v1/{collection}"), token, body).await;
-        let status = response.status();
-        let json: Value = response.json().await.unwrap_or_default();
-        assert_eq!(status, 201, "create {collection} failed: {json}");
-        json
+        created(
+            collection,
+            self.post(&format!("/v1/{collection}"), token, body).await,
+        )
+        .await
     }
 
     /// How many rows `table` (e.g. `herald.events`) holds in this test's database.
@@ -273,6 +273,14 @@ impl TestApp {
             Err(error) => panic!("{error:#}"),
         }
     }
+}
+
+/// The document a create answered with; anything but `201` fails the test.
+pub(crate) async fn created(collection: &str, response: reqwest::Response) -> Value {
+    let status = response.status();
+    let json: Value = response.json().await.unwrap_or_default();
+    assert_eq!(status, 201, "create {collection} failed: {json}");
+    json
 }
 
 /// Sends a request; a transport failure fails the test.

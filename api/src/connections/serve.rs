@@ -39,7 +39,6 @@ fn evicted() -> hyper::Response<ResponseBody> {
     response.map(|body| ResponseBody {
         inner: body,
         connection: None,
-        done: true,
     })
 }
 
@@ -81,7 +80,6 @@ where
             Ok::<_, std::convert::Infallible>(response.map(|body| ResponseBody {
                 inner: body,
                 connection: Some(connection),
-                done: false,
             }))
         }
     });
@@ -293,17 +291,14 @@ impl Drop for RequestBody {
 /// A response body that makes its connection idle once it has been sent (or dropped).
 struct ResponseBody {
     inner: Body,
+    /// The connection to make idle, until the body ends.
     connection: Option<Arc<Connection>>,
-    done: bool,
 }
 
 impl ResponseBody {
     fn finished(&mut self) {
-        if !self.done {
-            self.done = true;
-            if let Some(connection) = &self.connection {
-                connection.enter(IDLE);
-            }
+        if let Some(connection) = self.connection.take() {
+            connection.enter(IDLE);
         }
     }
 }

@@ -49,17 +49,25 @@ fn router() -> Router {
 /// Serves one connection over an in-memory pipe of `capacity` bytes; returns why it was
 /// closed, how long it lived (in paused time) and the client's end.
 async fn serve(client_writes: &[u8], capacity: usize) -> (Option<Closed>, Duration, DuplexStream) {
+    serve_on(&connection(Instant::now()), client_writes, capacity).await
+}
+
+/// As [`serve`], on a connection the test has prepared.
+async fn serve_on(
+    connection: &Arc<Connection>,
+    client_writes: &[u8],
+    capacity: usize,
+) -> (Option<Closed>, Duration, DuplexStream) {
     let (mut client, server) = tokio::io::duplex(capacity);
     client.write_all(client_writes).await.unwrap();
     let start = Instant::now();
-    let connection = connection(start);
     let remote = SocketAddr::from(([10, 0, 0, 1], 4000));
     let limits = limits();
     let served = serve_one(
         server,
         remote,
         router(),
-        &connection,
+        connection,
         &limits,
         CancellationToken::new(),
     );
@@ -117,21 +125,9 @@ async fn an_answer_the_client_does_not_read_is_closed_after_the_write_timeout() 
 
 #[tokio::test(start_paused = true)]
 async fn a_client_that_hangs_up_ends_its_connection_without_a_timeout() {
-    let (mut client, server) = tokio::io::duplex(4096);
-    client
-        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let connection = connection(Instant::now());
-    let remote = SocketAddr::from(([10, 0, 0, 1], 4000));
-    let limits = limits();
-    let closed = serve_one(
-        server,
-        remote,
-        router(),
-        &connection,
-        &limits,
-        CancellationToken::new(),
+    let (closed, _, _) = serve(
+        b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        4096,
     )
     .await;
     assert_eq!(closed, None);
@@ -139,27 +135,13 @@ async fn a_client_that_hangs_up_ends_its_connection_without_a_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn a_request_arriving_on_an_evicted_connection_is_refused_before_it_runs() {
-    let (mut client, server) = tokio::io::duplex(4096);
-    client
-        .write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nhi")
-        .await
-        .unwrap();
     let connection = connection(Instant::now());
     assert!(
         connection.evict(),
         "a connection waiting for its head may be evicted"
     );
-    let remote = SocketAddr::from(([10, 0, 0, 1], 4000));
-    let limits = limits();
-    let served = serve_one(
-        server,
-        remote,
-        router(),
-        &connection,
-        &limits,
-        CancellationToken::new(),
-    );
-    let _ = tokio::time::timeout(Duration::from_secs(1), served).await;
+    let request = b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nhi";
+    let (_, _, mut client) = serve_on(&connection, request, 4096).await;
     let mut answer = String::new();
     client.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use chrono::Utc;
 use herald_bus::access::{Ownership, Principal};
 use herald_bus::command::{Action, CommandEnvelope, RejectionCode, request_hash};
-use herald_bus::decide::decide;
+use herald_bus::decide::{creates, decide};
 use herald_bus::document::DocumentState;
 use herald_bus::ids::CommandId;
 use herald_bus::position::LogPosition;
@@ -315,16 +315,6 @@ fn document_id(caller: &Caller, schema: &DocumentSchema, id: &str) -> Result<Uui
         return Err(ApiError::MethodNotAllowed(Some("POST")));
     }
     caller.document_id(id)
-}
-
-/// Whether `action` creates its document (a create, or a command on the collection), so that
-/// there is no version for `If-Match` to name.
-fn creates(schema: &DocumentSchema, action: &Action) -> bool {
-    match action {
-        Action::Create { .. } => true,
-        Action::Run { command, .. } => schema.command(command, On::Collection).is_some(),
-        _ => false,
-    }
 }
 
 /// A command the collection declares, on one document; the body holds its params.

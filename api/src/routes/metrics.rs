@@ -155,8 +155,7 @@ async fn allowed(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
     {
         return Ok(());
     }
-    state.verifier.prepare(token).await;
-    let verified = state.verifier.verify(token)?;
+    let verified = state.verifier.verify(token).await?;
     let operator = state.settings.auth.operator_tenant.as_deref();
     if verified.principal.is_operator(operator) {
         Ok(())

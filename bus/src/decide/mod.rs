@@ -36,12 +36,7 @@ pub fn decide(
     command: &CommandEnvelope,
     now: DateTime<Utc>,
 ) -> Result<Decision, Rejection> {
-    // A create, or a command on the collection: the command makes the document.
-    let creating = match &command.action {
-        Action::Create { .. } => true,
-        Action::Run { command: name, .. } => schema.command(name, On::Collection).is_some(),
-        _ => false,
-    };
+    let creating = creates(schema, &command.action);
     match (&command.action, state) {
         (_, Some(_)) if creating => Err(Rejection::new(
             RejectionCode::Conflict,
@@ -57,6 +52,16 @@ pub fn decide(
         ) if creating => decide_collection_run(schema, command, name, params, now),
         (_, None) => Err(Rejection::not_found()),
         (action, Some(current)) => decide_change(schema, current, command, action, now),
+    }
+}
+
+/// Whether `action` makes its document (a create, or a command on the collection), so that no
+/// document exists before it and no version can be named in `If-Match`.
+pub fn creates(schema: &DocumentSchema, action: &Action) -> bool {
+    match action {
+        Action::Create { .. } => true,
+        Action::Run { command, .. } => schema.command(command, On::Collection).is_some(),
+        _ => false,
     }
 }
 
