@@ -26,6 +26,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::identity::keys::SigningKey;
 use crate::jwks::{Jwks, JwksError};
 
 pub const TENANT_HEADER: &str = "herald-tenant";
@@ -70,6 +71,9 @@ pub struct TokenVerifier {
     /// The allowed algorithms whose keys may come from the provider's key set.
     from_jwks: Vec<Algorithm>,
     jwks: Option<Arc<Jwks>>,
+    /// The built-in login's key (`kid`, public half): its tokens are `EdDSA` whatever
+    /// `auth.algorithms` says.
+    own: Option<(String, DecodingKey)>,
     issuer: String,
     audience: String,
     leeway: u64,
@@ -146,11 +150,19 @@ impl TokenVerifier {
             keys,
             from_jwks,
             jwks,
+            own: None,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             leeway: settings.leeway_secs,
             verified: Arc::default(),
         })
+    }
+
+    /// Also accepts the tokens the built-in login signs with `key`.
+    #[must_use]
+    pub fn trusting(mut self, key: &SigningKey) -> Self {
+        self.own = Some((key.kid.clone(), key.decoding.clone()));
+        self
     }
 
     /// Fetches the provider's key set again when `token` names a key it does not hold yet (at
@@ -216,7 +228,15 @@ impl TokenVerifier {
         // The header's `alg` only selects among allowed keys: it never chooses a key type. A
         // token naming a `kid` is verified with the provider's key of that name, for that
         // algorithm's family, or not at all.
+        let own = self
+            .own
+            .as_ref()
+            .filter(|(kid, _)| header.kid.as_ref() == Some(kid));
         let (algorithm, key) = match (&self.jwks, &header.kid) {
+            _ if own.is_some() => match own {
+                Some((_, key)) if header.alg == Algorithm::EdDSA => (Algorithm::EdDSA, key.clone()),
+                _ => return Err(invalid),
+            },
             (Some(jwks), Some(kid)) if self.from_jwks.contains(&header.alg) => {
                 let key = jwks.key(kid, header.alg).ok_or(invalid)?;
                 (header.alg, key)
@@ -336,9 +356,13 @@ pub fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Paths that need no token at all.
+/// Paths that need no token at all: the description, signing in and out, and everything
+/// outside `/v1`.
 fn is_public_path(path: &str) -> bool {
-    path == "/v1/openapi.json" || !(path == "/v1" || path.starts_with("/v1/"))
+    matches!(
+        path,
+        "/v1/openapi.json" | "/v1/auth/token" | "/v1/auth/revoke"
+    ) || !(path == "/v1" || path.starts_with("/v1/"))
 }
 
 /// What authentication needs: the token verifier, and the store API keys are looked up in.

@@ -57,8 +57,12 @@ pub enum ApiError {
     },
     #[error("this Idempotency-Key was used for a different request")]
     IdempotencyKeyReused,
+    /// Over a rate limit; the seconds to wait go in `Retry-After`.
     #[error("too many requests; slow down and retry after the indicated delay")]
-    RateLimited,
+    RateLimited(u64),
+    /// A sign-in or refresh that does not hold (RFC 6749 §5.2).
+    #[error("{0}")]
+    InvalidGrant(&'static str),
     #[error("{0}")]
     Unavailable(String),
     #[error("the view has not reached the requested position yet")]
@@ -146,7 +150,8 @@ impl ApiError {
                 "idempotency_key_reused",
                 "Idempotency key reused",
             ),
-            E::RateLimited => (
+            E::InvalidGrant(_) => (StatusCode::BAD_REQUEST, "invalid_grant", "Invalid grant"),
+            E::RateLimited(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "Rate limited",
@@ -269,6 +274,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable(_) | ApiError::ViewLagging => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::RateLimited(seconds) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
             }
             ApiError::MethodNotAllowed(Some(allow)) => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));

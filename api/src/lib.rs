@@ -13,6 +13,8 @@
 //! - [`api_keys`]: API keys for services: created by a tenant's admins, stored as digests.
 //! - [`auth`]: JWT verification (middleware), the [`auth::Caller`] extractor, dev tokens.
 //! - [`jwks`]: an identity provider's rotating keys, from its JWKS URL.
+//! - [`identity`]: the built-in login: sign-in, Herald's signing key, refresh tokens.
+//! - [`passwords`]: argon2id hashing of `password` fields, and checking them at sign-in.
 //! - [`body`]: the [`body::JsonBody`] extractor (content type, size, syntax).
 //! - [`extract`]: `Path` and `Query` whose rejections are problems like every other error.
 //! - [`rate_limit`]: a token bucket per caller; `429` with `Retry-After` over the limit.
@@ -36,9 +38,11 @@ pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod headers;
+pub mod identity;
 pub mod jwks;
 pub mod list;
 pub mod openapi;
+pub mod passwords;
 pub mod rate_limit;
 pub mod replies;
 pub mod request_id;
@@ -49,10 +53,16 @@ pub mod submit;
 pub mod tail;
 pub mod views;
 
-/// The api's own tables: API keys.
-pub const MIGRATIONS: &[herald_bus::store::Migration] = &[herald_bus::store::Migration {
-    version: 7,
-    sql: include_str!("../migrations/0007_api_keys.sql"),
-}];
+/// The api's own tables: API keys, then the built-in login's signing key and refresh tokens.
+pub const MIGRATIONS: &[herald_bus::store::Migration] = &[
+    herald_bus::store::Migration {
+        version: 7,
+        sql: include_str!("../migrations/0007_api_keys.sql"),
+    },
+    herald_bus::store::Migration {
+        version: 8,
+        sql: include_str!("../migrations/0008_identity.sql"),
+    },
+];
 
 pub use startup::ApiServer;

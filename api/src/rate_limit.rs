@@ -91,11 +91,9 @@ pub async fn limit(
         Ok(()) => next.run(request).await,
         Err(not_until) => {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let seconds = seconds.max(1);
-            let mut response = ApiError::RateLimited.into_response();
+            let seconds = whole_seconds(wait);
+            let mut response = ApiError::RateLimited(seconds).into_response();
             let headers = response.headers_mut();
-            headers.insert("retry-after", HeaderValue::from(seconds));
             if let Ok(value) = HeaderValue::from_str(&format!("\"per-caller\";r=0;t={seconds}")) {
                 headers.insert("ratelimit", value);
             }
@@ -105,4 +103,9 @@ pub async fn limit(
             response
         }
     }
+}
+
+/// A wait in whole seconds, rounded up, at least 1: what `Retry-After` says.
+pub fn whole_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }

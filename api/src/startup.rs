@@ -28,6 +28,8 @@ use crate::auth::{Authenticator, TokenVerifier, authenticate};
 use crate::browser::{SecurityHeaders, cors, preflight_no_content, security_headers};
 use crate::connections::{self, Limits, Listener};
 use crate::error::{ApiError, log_causes};
+use crate::identity::Identity;
+use crate::passwords::Passwords;
 use crate::rate_limit::{Limiter, limit};
 use crate::replies::ReplyRouter;
 use crate::request_id;
@@ -61,8 +63,28 @@ impl ApiServer {
         shutdown: CancellationToken,
         roles: RoleHealth,
     ) -> anyhow::Result<Self> {
-        let verifier = Arc::new(TokenVerifier::from_settings(&settings.auth)?);
         let background = TaskTracker::new();
+        let passwords = Passwords::new()?;
+        let identity = if settings.identity.enabled {
+            Some(
+                Identity::start(
+                    &settings.identity,
+                    &settings.auth,
+                    store.clone(),
+                    passwords.clone(),
+                    &background,
+                    shutdown.clone(),
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        let mut verifier = TokenVerifier::from_settings(&settings.auth)?;
+        if let Some(identity) = &identity {
+            verifier = verifier.trusting(identity.key());
+        }
+        let verifier = Arc::new(verifier);
         if let Some(jwks) = verifier.jwks() {
             // A provider that is down at start leaves no keys yet: tokens naming one are
             // refused until a fetch succeeds.
@@ -122,6 +144,8 @@ impl ApiServer {
             bus,
             replies,
             verifier,
+            passwords,
+            identity,
             cursors,
             limiter,
             openapi,

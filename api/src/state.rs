@@ -36,6 +36,10 @@ pub struct Inner {
     pub replies: ReplyRouter,
     /// Shared with the authentication middleware, whose state it is.
     pub verifier: Arc<TokenVerifier>,
+    /// Hashes `password` fields before their commands leave.
+    pub passwords: crate::passwords::Passwords,
+    /// The built-in login, when `identity.enabled`.
+    pub identity: Option<Arc<crate::identity::Identity>>,
     pub cursors: CursorKey,
     pub limiter: Option<Limiter>,
     /// The OpenAPI description, serialized once.

@@ -122,12 +122,17 @@ impl Principal {
         self.sub.as_deref().unwrap_or_default()
     }
 
-    /// Removes, recursively, every field whose `acl.read` the caller does not satisfy.
+    /// Removes, recursively, every field whose `acl.read` the caller does not satisfy, and
+    /// every `password` (a hash no one is shown, admins included).
     pub fn redact(&self, fields: &Fields, doc: &mut Map<String, Value>, owner: Ownership<'_>) {
         for (name, field) in fields {
-            if let Some(read) = &field.acl.read
-                && !self.may(Some(read), owner)
-            {
+            let hidden = matches!(field.kind, FieldKind::Password)
+                || field
+                    .acl
+                    .read
+                    .as_ref()
+                    .is_some_and(|read| !self.may(Some(read), owner));
+            if hidden {
                 doc.remove(name);
                 continue;
             }

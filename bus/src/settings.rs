@@ -18,6 +18,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub nats: NatsSettings,
     pub auth: AuthSettings,
+    pub identity: IdentitySettings,
     pub log: LogSettings,
     pub apps: AppsSettings,
     pub handler: HandlerSettings,
@@ -152,6 +153,34 @@ pub struct AuthSettings {
     pub jwks_refresh_secs: u64,
     /// The shortest time between two fetches caused by tokens naming unknown keys, in seconds.
     pub jwks_min_refetch_secs: u64,
+}
+
+/// The built-in login: users of the document `auth.user`, tokens signed by Herald's own key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentitySettings {
+    /// Off unless set: without it there is no `auth.user` and no `/v1/auth/token`.
+    pub enabled: bool,
+    /// How long an access token lives, in seconds.
+    pub access_token_ttl_secs: u64,
+    /// How long a refresh token lives unused, in seconds; each use hands out a new one.
+    pub refresh_token_ttl_secs: u64,
+    /// Sign-in attempts per minute for one account, from anywhere.
+    pub logins_per_minute_per_account: u32,
+    /// Sign-in and refresh attempts per minute from one address.
+    pub logins_per_minute_per_address: u32,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 14 * 24 * 3600,
+            logins_per_minute_per_account: 10,
+            logins_per_minute_per_address: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -461,6 +490,22 @@ impl Settings {
             (
                 "http.write_timeout_ms",
                 i64::try_from(self.http.write_timeout_ms).unwrap_or(i64::MAX),
+            ),
+            (
+                "identity.access_token_ttl_secs",
+                i64::try_from(self.identity.access_token_ttl_secs).unwrap_or(i64::MAX),
+            ),
+            (
+                "identity.refresh_token_ttl_secs",
+                i64::try_from(self.identity.refresh_token_ttl_secs).unwrap_or(i64::MAX),
+            ),
+            (
+                "identity.logins_per_minute_per_account",
+                i64::from(self.identity.logins_per_minute_per_account),
+            ),
+            (
+                "identity.logins_per_minute_per_address",
+                i64::from(self.identity.logins_per_minute_per_address),
             ),
         ];
         if let Some((name, _)) = counts.iter().find(|(_, n)| *n < 1) {

@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use herald_bus::schema::IDENTITY_APP;
 use herald_bus::settings::Settings;
 use herald_workers::declare::{self, TaskKind};
 use rand::RngCore;
@@ -123,7 +124,15 @@ pub async fn run(settings: Settings, app: App) -> anyhow::Result<()> {
          Try:\n  curl -s http://{addr}/v1/{} -H \"Authorization: Bearer $TOKEN\"\n\n\
          Press Ctrl-C to stop.\n",
         apps.join(", "),
-        apps.first().map_or("", |a| a.trim_start_matches("/v1/")),
+        apps.iter()
+            .map(|a| a.trim_start_matches("/v1/"))
+            .find(|a| !a.starts_with(&format!("{IDENTITY_APP}/")))
+            .unwrap_or_default(),
     );
+    if settings.identity.enabled {
+        println!(
+            "Built-in login: create users at /v1/{IDENTITY_APP}/user, sign in at POST /v1/auth/token\n"
+        );
+    }
     herald.run_until_stopped(shutdown_signal()).await
 }

@@ -2,7 +2,6 @@
 //! and returns once the new version serves reads. When a running `herald serve` holds the new
 //! version's lease, this process waits for the lease and so follows that rebuild instead.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +25,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Starts (or joins) a rebuild of `projection` and waits until its new version is active.
 pub async fn run(settings: &Settings, projection: &str) -> anyhow::Result<()> {
-    let schema = find_document(&settings.apps.dir, projection)?;
+    let schema = find_document(settings, projection)?;
     let store = PgStore::connect(&settings.database)?;
     run_migrations(&store).await?;
     let version = {
@@ -52,9 +51,15 @@ pub async fn run(settings: &Settings, projection: &str) -> anyhow::Result<()> {
 }
 
 /// The document whose view `projection` (`<app>.<doc>`) names.
-fn find_document(dir: &Path, projection: &str) -> anyhow::Result<Arc<DocumentSchema>> {
-    let registry = Registry::load(dir)
+fn find_document(settings: &Settings, projection: &str) -> anyhow::Result<Arc<DocumentSchema>> {
+    let dir = &settings.apps.dir;
+    let mut registry = Registry::load(dir)
         .map_err(|errors| anyhow!("the apps in {} are invalid:\n{errors}", dir.display()))?;
+    if settings.identity.enabled {
+        registry = registry
+            .with_identity()
+            .map_err(|problem| anyhow!(problem))?;
+    }
     let found = registry.named(projection);
     found.cloned().ok_or_else(|| {
         let known: Vec<String> = registry
@@ -228,6 +233,8 @@ fn summary_line(table: &VersionTable, done: u64, watched: u64, elapsed: Duration
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn table() -> VersionTable {
@@ -256,11 +263,15 @@ mod tests {
 
     #[test]
     fn a_projection_is_found_by_its_collection_name() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/petstore/apps");
+        let mut settings = Settings::default();
+        settings.apps.dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/petstore/apps");
+        settings.identity.enabled = true;
 
-        let found = find_document(&dir, "petstore.product").expect("the product document");
-        let missing = find_document(&dir, "petstore").expect_err("not a collection name");
+        let found = find_document(&settings, "petstore.product").expect("the product document");
+        let users = find_document(&settings, "auth.user").expect("the built-in users");
+        let missing = find_document(&settings, "petstore").expect_err("not a collection name");
 
+        assert_eq!(users.collection().to_string(), "auth.user");
         assert_eq!(found.collection().to_string(), "petstore.product");
         assert!(
             missing

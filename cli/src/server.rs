@@ -64,7 +64,7 @@ impl Herald {
     /// Loads the apps and attaches `app`'s code to them, connects to Postgres and NATS,
     /// migrates, and binds the api.
     pub async fn build(settings: Settings, roles: &[Role], app: App) -> anyhow::Result<Self> {
-        let (registry, tasks) = load_apps(&settings.apps.dir, &app)?;
+        let (registry, tasks) = load_apps(&settings, &app)?;
         let (registry, tasks) = (Arc::new(registry), Arc::new(tasks));
         let store = PgStore::connect(&settings.database)?;
         let ran = run_migrations(&store).await?;
@@ -276,14 +276,21 @@ impl Herald {
     }
 }
 
-/// The documents and tasks of `dir`, with `app`'s code attached to its `kind: rust` commands.
+/// The documents and tasks of `apps.dir` (with the built-in users when `identity.enabled`),
+/// with `app`'s code attached to its `kind: rust` commands.
 ///
 /// # Errors
 /// Every mistake in the files, or code that does not match the declarations.
-pub fn load_apps(dir: &Path, app: &App) -> anyhow::Result<(Registry, Tasks)> {
+pub fn load_apps(settings: &Settings, app: &App) -> anyhow::Result<(Registry, Tasks)> {
+    let dir = &settings.apps.dir;
     let (mut registry, tasks) = declare::load(dir).map_err(|errors| {
         anyhow::anyhow!("the apps in {} are invalid:\n{errors}", dir.display())
     })?;
+    if settings.identity.enabled {
+        registry = registry
+            .with_identity()
+            .map_err(|problem| anyhow::anyhow!(problem))?;
+    }
     attach_code(&mut registry, app, dir)?;
     Ok((registry, tasks))
 }

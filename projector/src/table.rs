@@ -108,7 +108,8 @@ fn column_type(kind: &FieldKind) -> Option<&'static str> {
         FieldKind::Date => "date",
         FieldKind::Uuid | FieldKind::Ref { .. } => "uuid",
         FieldKind::Array(_) => "jsonb",
-        FieldKind::Object(_) => return None,
+        // A password hash is never compared, ordered or shown: it needs no column.
+        FieldKind::Object(_) | FieldKind::Password => return None,
     })
 }
 

@@ -195,6 +195,7 @@ fn value(field: &Field, pointer: &str) -> Result<BoxedStrategy<Value>, GenerateE
             .boxed(),
         FieldKind::Email => pattern("[a-z0-9]{1,12}([._-][a-z0-9]{1,12})?@example\\.test")?,
         FieldKind::Url => pattern("https://example\\.test/[a-z0-9/_-]{0,30}")?,
+        FieldKind::Password => pattern("[A-Za-z0-9 !-]{8,24}")?,
         FieldKind::Object(nested) => object(nested, pointer)?,
         FieldKind::Array(item) => {
             let least = field.min_items.unwrap_or(0);

@@ -124,7 +124,7 @@ impl TestApp {
         let prefix = options
             .prefix
             .unwrap_or_else(|| format!("t{}", random_lower(10)));
-        let (registry, _) = herald_workers::declare::load(&options.apps)
+        let (mut registry, _) = herald_workers::declare::load(&options.apps)
             .map_err(|errors| anyhow::anyhow!("the app's YAML does not load:\n{errors}"))?;
         let mut settings = Settings::default();
         settings.http.addr = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -141,6 +141,11 @@ impl TestApp {
         // in `configure`.
         settings.http.rate_limit_per_second = 0;
         (options.configure)(&mut settings);
+        if settings.identity.enabled {
+            registry = registry
+                .with_identity()
+                .map_err(|problem| anyhow::anyhow!(problem))?;
+        }
         let herald = Herald::build(settings.clone(), &options.roles, options.app.clone()).await?;
         let addr = herald.api_addr();
         let shutdown = CancellationToken::new();

@@ -4,13 +4,17 @@
 //!
 //! - [`operations`]: stable `operationId`s and the links between operations.
 //! - [`syntax`]: the syntax of tokens, cursors, filters and entity tags, as patterns.
+//! - [`identity`]: the built-in login's routes, when it is on.
 
+mod identity;
 mod operations;
 mod syntax;
 
 use herald_bus::schema::model::{CommandDecl, On};
 use herald_bus::schema::query::field_path;
-use herald_bus::schema::{DocumentSchema, Field, FieldKind, Fields, Registry};
+use herald_bus::schema::{
+    DocumentSchema, Field, FieldKind, Fields, IDENTITY_APP, PASSWORD_LENGTH, Registry,
+};
 
 use herald_projector::query::{MANAGED_QUERY_FIELDS, managed, operator_names};
 
@@ -98,6 +102,9 @@ pub fn describe(registry: &Registry) -> Value {
     );
     paths.extend(admin_paths());
     paths.extend(api_key_paths());
+    if registry.get(IDENTITY_APP, "user").is_some() {
+        paths.extend(identity::paths());
+    }
     paths.insert("/v1/commands/{id}".into(), command_path());
     for (path, summary, id) in [
         ("/healthz", "The process is alive", operations::CHECK_HEALTH),
@@ -365,6 +372,8 @@ fn scalar_schema(kind: &FieldKind, field: &Field) -> Value {
         FieldKind::Uuid => json!({"type": "string", "format": "uuid"}),
         FieldKind::Email => json!({"type": "string", "format": "email"}),
         FieldKind::Url => json!({"type": "string", "format": "uri"}),
+        FieldKind::Password => json!({"type": "string", "format": "password", "writeOnly": true,
+            "minLength": PASSWORD_LENGTH.start(), "maxLength": PASSWORD_LENGTH.end()}),
         FieldKind::Ref { app, doc } => json!({"type": "string", "format": "uuid",
             "description": format!("The id of a {app}.{doc} document.")}),
         _ => json!({"type": "string"}),

@@ -26,9 +26,12 @@ pub const CHECK_READINESS: &str = "check_readiness";
 pub const CREATE_API_KEY: &str = "create_api_key";
 pub const LIST_API_KEYS: &str = "list_api_keys";
 pub const REVOKE_API_KEY: &str = "revoke_api_key";
+pub const ISSUE_TOKEN: &str = "issue_token";
+pub const REVOKE_TOKEN: &str = "revoke_token";
+pub const SIGNING_KEYS: &str = "signing_keys";
 
 /// Document names whose ids could equal one above.
-const RESERVED: [&str; 7] = [
+const RESERVED: [&str; 8] = [
     "event",
     "command",
     "task",
@@ -36,6 +39,7 @@ const RESERVED: [&str; 7] = [
     "dead_task",
     "readiness",
     "api_key",
+    "token",
 ];
 
 /// The `operationId`s of one document's operations.

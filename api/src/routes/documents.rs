@@ -215,7 +215,7 @@ impl Request {
         self,
         schema: &DocumentSchema,
         document_id: Uuid,
-        action: Action,
+        mut action: Action,
         raw_body: &[u8],
     ) -> Result<Response, ApiError> {
         if self.caller.0.is_anonymous()
@@ -251,6 +251,13 @@ impl Request {
             http.default_wait(),
             std::time::Duration::from_secs(http.max_wait_secs),
         );
+        // Passwords are hashed here, before anything is recorded or published.
+        let digested = match &mut action {
+            Action::Create { fields: values } | Action::Update { patch: values } => {
+                self.state.passwords.seal(schema, values, raw_body).await?
+            }
+            _ => std::borrow::Cow::Borrowed(raw_body),
+        };
         let command = CommandEnvelope {
             id,
             app: schema.app.clone(),
@@ -258,7 +265,7 @@ impl Request {
             document_id,
             action,
             expected_version,
-            request_hash: request_hash(self.method.as_str(), self.uri.path(), raw_body),
+            request_hash: request_hash(self.method.as_str(), self.uri.path(), &digested),
             principal,
             idempotency_key,
             correlation_id: id.0,

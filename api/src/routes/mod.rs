@@ -2,6 +2,7 @@
 
 mod admin;
 mod api_keys;
+mod auth;
 mod commands;
 mod docs;
 mod documents;
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .merge(metrics::router())
         .merge(admin::router())
         .merge(api_keys::router())
+        .merge(auth::router())
         .merge(commands::router())
         .merge(docs::router())
         .merge(documents::router())

@@ -41,6 +41,15 @@ pub fn expected(kind: &FieldKind) -> &'static str {
     }
 }
 
+/// The longest password hash kept; argon2id's PHC strings are about a hundred characters.
+const MAX_PASSWORD_HASH: usize = 256;
+
+/// Whether `text` is what a `password` field stores: an argon2id hash in the PHC string format,
+/// never the password itself.
+fn is_password_hash(text: &str) -> bool {
+    text.starts_with("$argon2id$") && text.len() <= MAX_PASSWORD_HASH
+}
+
 /// Why `text` is not in the format of `kind`, if it is not.
 pub fn format_problem(kind: &FieldKind, text: &str) -> Option<&'static str> {
     // Postgres text and jsonb cannot hold NUL; refuse it here rather than fail at commit.
@@ -77,6 +86,7 @@ pub fn format_problem(kind: &FieldKind, text: &str) -> Option<&'static str> {
         }
         FieldKind::Url => url::Url::parse(text)
             .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host()),
+        FieldKind::Password => is_password_hash(text),
         _ => true,
     };
     if valid {
@@ -88,6 +98,30 @@ pub fn format_problem(kind: &FieldKind, text: &str) -> Option<&'static str> {
         FieldKind::Uuid => "must be a UUID",
         FieldKind::Ref { .. } => "must be a document id (UUID)",
         FieldKind::Email => "must be an email address",
+        FieldKind::Password => "must be an argon2id hash: passwords are hashed by the api",
         _ => "must be an absolute http or https URL",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FieldKind, format_problem};
+
+    #[test]
+    fn a_password_field_holds_only_an_argon2id_hash() {
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA";
+        assert_eq!(format_problem(&FieldKind::Password, hash), None);
+        for clear in [
+            "correct horse battery staple",
+            "$argon2i$v=19$m=1,t=1,p=1$x$y",
+            "",
+        ] {
+            assert!(
+                format_problem(&FieldKind::Password, clear).is_some(),
+                "{clear}"
+            );
+        }
+        let long = format!("$argon2id${}", "a".repeat(300));
+        assert!(format_problem(&FieldKind::Password, &long).is_some());
+    }
 }

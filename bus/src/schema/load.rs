@@ -23,6 +23,12 @@ const MAX_NAME_LEN: usize = 30;
 /// Each stem is the plural noun of what its file declares, as errors about it say.
 pub const RESERVED_STEMS: [&str; 1] = ["tasks"];
 
+/// The app of the built-in login's users (`auth.user`), when `identity.enabled` is set.
+pub const IDENTITY_APP: &str = "auth";
+
+/// The declaration of the built-in login's users.
+const IDENTITY_USER: &str = include_str!("builtin/user.yaml");
+
 /// Parsed documents by app, then name.
 type Apps = BTreeMap<String, BTreeMap<String, Arc<DocumentSchema>>>;
 
@@ -77,6 +83,24 @@ impl Registry {
     /// As [`Registry::load`].
     pub fn from_sources(sources: &[(&str, &str, &str)]) -> Result<Registry, LoadErrors> {
         Documents::from_sources(sources).into_registry(Vec::new())
+    }
+
+    /// Adds the built-in login's users, the document [`IDENTITY_APP`]`.user` (see
+    /// `identity.enabled`).
+    ///
+    /// # Errors
+    /// The apps folder already has an app of that name.
+    pub fn with_identity(mut self) -> Result<Registry, String> {
+        if self.apps.contains_key(IDENTITY_APP) {
+            return Err(format!(
+                "the app name `{IDENTITY_APP}` is taken by the built-in login (identity.enabled): \
+                 rename the app folder"
+            ));
+        }
+        let builtin = Registry::from_sources(&[(IDENTITY_APP, "user", IDENTITY_USER)])
+            .map_err(|errors| format!("the built-in user document is not valid: {errors}"))?;
+        self.apps.extend(builtin.apps);
+        Ok(self)
     }
 
     #[must_use]
@@ -413,6 +437,70 @@ pub(super) mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn the_builtin_user_document_loads_beside_apps() {
+        let apps = Registry::from_sources(&[(
+            "shop",
+            "item",
+            "fields: {name: {type: string}}\nacl: {read: user}\n",
+        )])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let registry = apps.with_identity().unwrap_or_else(|e| panic!("{e}"));
+        assert!(registry.get("shop", "item").is_some());
+        let user = registry
+            .get(IDENTITY_APP, "user")
+            .unwrap_or_else(|| panic!("no user"));
+        assert!(user.fields["username"].unique);
+        let taken =
+            Registry::from_sources(&[(IDENTITY_APP, "item", "fields: {name: {type: string}}\n")])
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert!(taken.with_identity().is_err());
+    }
+
+    #[test]
+    fn a_password_is_a_top_level_field_nothing_can_query() {
+        let valid = "fields: {secret: {type: password, required: true}}\n";
+        let registry =
+            Registry::from_sources(&[("shop", "account", valid)]).unwrap_or_else(|e| panic!("{e}"));
+        let account = registry
+            .get("shop", "account")
+            .unwrap_or_else(|| panic!("loaded"));
+        assert!(matches!(account.fields["secret"].kind, FieldKind::Password));
+
+        for (yaml, problem) in [
+            (
+                "fields: {secret: {type: password, filter: true}}\n",
+                "`filter` does not apply to type `password`",
+            ),
+            (
+                "fields: {secret: {type: password, unique: true}}\n",
+                "`unique` does not apply to type `password`",
+            ),
+            (
+                "fields: {secret: {type: password, min: 12}}\n",
+                "`min` does not apply to type `password`",
+            ),
+            (
+                "fields: {secret: {type: password, default: x}}\n",
+                "`default` does not apply to type `password`",
+            ),
+            (
+                "fields: {login: {type: object, fields: {secret: {type: password}}}}\n",
+                "a `password` must be a top-level field",
+            ),
+            (
+                "fields: {secrets: {type: array, items: {type: password}}}\n",
+                "a `password` must be a top-level field",
+            ),
+        ] {
+            let errors = Registry::from_sources(&[("shop", "account", yaml)])
+                .err()
+                .unwrap_or_else(|| panic!("{yaml} loaded"))
+                .to_string();
+            assert!(errors.contains(problem), "{yaml}: {errors}");
+        }
     }
 
     #[test]

@@ -27,10 +27,10 @@ mod when;
 pub mod yaml;
 
 pub use error::{LoadError, LoadErrors};
-pub use load::{RESERVED_STEMS, Registry};
+pub use load::{IDENTITY_APP, RESERVED_STEMS, Registry};
 pub use model::{
-    Acl, AclAction, DocumentSchema, Field, FieldAcl, FieldKind, Fields, MANAGED_FIELDS, Role,
-    RoleSet, SEARCH_LANGUAGES,
+    Acl, AclAction, DocumentSchema, Field, FieldAcl, FieldKind, Fields, MANAGED_FIELDS,
+    PASSWORD_LENGTH, Role, RoleSet, SEARCH_LANGUAGES,
 };
 pub use patch::merge_patch;
 pub use validate::{ErrorCode, FieldError, Mode};

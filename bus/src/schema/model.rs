@@ -219,6 +219,10 @@ impl Field {
     }
 }
 
+/// How many characters a `password` may have (NIST SP 800-63B: at least 8, and long
+/// passphrases allowed).
+pub const PASSWORD_LENGTH: std::ops::RangeInclusive<usize> = 8..=1024;
+
 /// What a field holds. Every kind but `object`, `array`, `integer`, `number` and `boolean` is a
 /// JSON string with a format.
 #[derive(Debug, Clone)]
@@ -232,6 +236,9 @@ pub enum FieldKind {
     Uuid,
     Email,
     Url,
+    /// A secret the caller sends in clear and Herald keeps only as an argon2id hash: the api
+    /// hashes it before the command leaves, and it is never shown to anyone.
+    Password,
     Object(Fields),
     Array(Box<Field>),
     /// The id of a document in another (or the same) collection.
@@ -243,9 +250,9 @@ pub enum FieldKind {
 
 impl FieldKind {
     /// The kind names accepted by `type:` in YAML, for error messages.
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 13] = [
         "string", "integer", "number", "boolean", "datetime", "date", "uuid", "email", "url",
-        "object", "array", "ref",
+        "password", "object", "array", "ref",
     ];
 
     /// The name used for this kind in YAML (`type: …`).
@@ -261,6 +268,7 @@ impl FieldKind {
             FieldKind::Uuid => "uuid",
             FieldKind::Email => "email",
             FieldKind::Url => "url",
+            FieldKind::Password => "password",
             FieldKind::Object(_) => "object",
             FieldKind::Array(_) => "array",
             FieldKind::Ref { .. } => "ref",

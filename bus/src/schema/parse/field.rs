@@ -100,6 +100,12 @@ impl Parser<'_> {
             self.error(node, format!("field `{path}`: missing `type`"));
             None
         };
+        if type_name == Some("password") && place != Place::Top {
+            // The api hashes the top-level fields of a write; a password anywhere else would
+            // travel and be stored in clear.
+            let message = format!("field `{path}`: a `password` must be a top-level field");
+            self.error(node, message);
+        }
         let mut spec = Spec::default();
         for entry in entries.iter().filter(|entry| entry.name != "type") {
             match key_problem(entry.name, type_name, place) {
@@ -117,6 +123,7 @@ impl Parser<'_> {
             "uuid" => FieldKind::Uuid,
             "email" => FieldKind::Email,
             "url" => FieldKind::Url,
+            "password" => FieldKind::Password,
             "object" => {
                 FieldKind::Object(self.needed(node, path, "object", "fields", spec.nested)?)
             }
@@ -368,7 +375,7 @@ mod tests {
         assert_eq!(
             message,
             "field `price`: unknown type `nubmer` (expected one of string, integer, number, \
-             boolean, datetime, date, uuid, email, url, object, array, ref)"
+             boolean, datetime, date, uuid, email, url, password, object, array, ref)"
         );
     }
 

@@ -49,6 +49,8 @@ pub(super) fn key_problem(key: &str, type_name: Option<&str>, place: Place) -> O
     let numeric = matches!(ty, "integer" | "number");
     let scalar = !matches!(ty, "object" | "array");
     let applies = match key {
+        // A password is kept only as a hash: nothing can compare, order, search or default it.
+        _ if ty == "password" => matches!(key, "required" | "nullable" | "acl" | "description"),
         "fields" => ty == "object",
         "items" | "min_items" | "max_items" => ty == "array",
         "to" => ty == "ref",
