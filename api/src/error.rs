@@ -63,6 +63,9 @@ pub enum ApiError {
     /// A sign-in or refresh that does not hold (RFC 6749 §5.2).
     #[error("{0}")]
     InvalidGrant(&'static str),
+    /// An API version past its sunset.
+    #[error("{0}")]
+    Gone(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("the view has not reached the requested position yet")]
@@ -150,6 +153,7 @@ impl ApiError {
                 "idempotency_key_reused",
                 "Idempotency key reused",
             ),
+            E::Gone(_) => (StatusCode::GONE, "gone", "Gone"),
             E::InvalidGrant(_) => (StatusCode::BAD_REQUEST, "invalid_grant", "Invalid grant"),
             E::RateLimited(_) => (
                 StatusCode::TOO_MANY_REQUESTS,

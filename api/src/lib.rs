@@ -25,6 +25,7 @@
 //! - [`tail`]: the shared tail of the log and per-subscriber catch-up, live fan-out and
 //!   access checks behind the event streams (served by `routes::events`).
 //! - [`openapi`]: the OpenAPI 3.1 description generated from the documents.
+//! - [`versions`]: an app's API versions, served by the `/v1` routes with names translated.
 //! - [`routes`]: one module per group of routes.
 //!
 //! A write flows: `auth` → `routes::documents` (authorize, validate) → `submit` (record,
@@ -51,6 +52,7 @@ pub mod startup;
 pub mod state;
 pub mod submit;
 pub mod tail;
+pub mod versions;
 pub mod views;
 
 /// The api's own tables: API keys, then the built-in login's signing key and refresh tokens.

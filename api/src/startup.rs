@@ -19,6 +19,7 @@ use herald_bus::supervise::RoleHealth;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -36,6 +37,8 @@ use crate::request_id;
 use crate::routes;
 use crate::state::{AppState, Inner, Streams};
 use crate::tail::EventTail;
+use crate::versions::VersionRouting;
+use herald_bus::schema::versions::FIRST_VERSION;
 use herald_projector::query::DocumentView;
 
 use crate::views::CursorKey;
@@ -128,7 +131,15 @@ impl ApiServer {
             .documents()
             .map(|schema| (schema.collection(), DocumentView::new(schema)))
             .collect();
-        let openapi = serde_json::to_vec(&crate::openapi::describe(&registry))?.into();
+        let openapi = serde_json::to_vec(&crate::openapi::describe(
+            &registry.version_view(FIRST_VERSION),
+            FIRST_VERSION,
+        ))?
+        .into();
+        let versions = Arc::new(VersionRouting::new(
+            Arc::clone(&registry),
+            settings.http.body_limit,
+        )?);
         let open_files = raise_open_files_limit();
         let listener = Listener {
             listener: connections::bind(settings.http.addr, settings.http.backlog)?,
@@ -146,6 +157,7 @@ impl ApiServer {
             verifier,
             passwords,
             identity,
+            versions,
             cursors,
             limiter,
             openapi,
@@ -221,7 +233,7 @@ async fn time_limit(
 /// The whole HTTP surface with its cross-cutting layers (outermost last).
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(request_id::HEADER);
-    routes::router()
+    let routes = routes::router()
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed(None) })
         // Layers run bottom-up: authenticate, then count the request against its caller.
@@ -235,6 +247,13 @@ pub fn router(state: AppState) -> Router {
         ))
         // Bodies are read by `JsonBody` with the configured limit; this only disables axum's own.
         .layer(DefaultBodyLimit::disable())
+        .with_state(state.clone());
+    // A versioned path is served by the `/v1` routes: it is rewritten before routing, so the
+    // layer wraps the routes rather than each of them.
+    let versioned =
+        from_fn_with_state(Arc::clone(&state.versions), crate::versions::serve).layer(routes);
+    Router::new()
+        .fallback_service(versioned)
         .layer(from_fn(time_limit))
         // Inside the request-id scope, so a panic's problem still carries the request id.
         .layer(CatchPanicLayer::custom(|_| {

@@ -38,6 +38,8 @@ pub struct Inner {
     pub verifier: Arc<TokenVerifier>,
     /// Hashes `password` fields before their commands leave.
     pub passwords: crate::passwords::Passwords,
+    /// API versions: the versioned apps' names and descriptions, and the calls per version.
+    pub versions: Arc<crate::versions::VersionRouting>,
     /// The built-in login, when `identity.enabled`.
     pub identity: Option<Arc<crate::identity::Identity>>,
     pub cursors: CursorKey,

@@ -40,6 +40,7 @@ pub fn paths() -> Map<String, Value> {
         ("404", "The built-in login is off"),
         ("413", "Body too large"),
         ("415", "Not JSON"),
+        ("422", "The body is not a JSON object"),
         ("429", "Too many attempts for this account or address"),
         ("503", "Unavailable"),
     ]);
@@ -50,6 +51,9 @@ pub fn paths() -> Map<String, Value> {
     let mut revoked = errors(&[
         ("400", "Malformed body"),
         ("404", "The built-in login is off"),
+        ("413", "Body too large"),
+        ("415", "Not JSON"),
+        ("422", "The body is not a JSON object"),
         ("429", "Too many attempts from this address"),
         ("503", "Unavailable"),
     ]);

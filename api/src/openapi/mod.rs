@@ -12,6 +12,7 @@ mod syntax;
 
 use herald_bus::schema::model::{CommandDecl, On};
 use herald_bus::schema::query::field_path;
+use herald_bus::schema::versions::FIRST_VERSION;
 use herald_bus::schema::{
     DocumentSchema, Field, FieldKind, Fields, IDENTITY_APP, PASSWORD_LENGTH, Registry,
 };
@@ -23,7 +24,7 @@ use operations::DocumentOperations;
 use serde_json::{Map, Value, json};
 
 /// The whole document served at `/v1/openapi.json`.
-pub fn describe(registry: &Registry) -> Value {
+pub fn describe(registry: &Registry, version: &str) -> Value {
     let mut paths = Map::new();
     let mut schemas = common_schemas();
     for doc in registry.documents() {
@@ -51,7 +52,7 @@ pub fn describe(registry: &Registry) -> Value {
             }),
         );
         let ops = DocumentOperations::of(registry, doc);
-        let base = format!("/v1/{}/{}", doc.app, doc.name);
+        let base = format!("/{version}/{}/{}", doc.app, doc.name);
         paths.insert(base.clone(), collection_path(doc, &name, &ops));
         paths.insert(format!("{base}/{{id}}"), document_path(doc, &name, &ops));
         paths.insert(
@@ -86,6 +87,29 @@ pub fn describe(registry: &Registry) -> Value {
             ),
         );
     }
+    if version == FIRST_VERSION {
+        paths.extend(platform_paths(registry));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": format!("Herald API {version}"),
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Commands over HTTP and queries over projected views. Every error is an RFC 9457 problem.",
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": schemas,
+        },
+    })
+}
+
+/// The routes outside the apps' documents, served as `v1` only: events of every collection,
+/// commands, tasks, admin, API keys, the built-in login and health.
+fn platform_paths(registry: &Registry) -> Map<String, Value> {
+    let mut paths = Map::new();
     let every_type: Vec<String> = registry
         .documents()
         .flat_map(|doc| doc.event_types())
@@ -123,20 +147,7 @@ pub fn describe(registry: &Registry) -> Value {
                 "responses": {"200": ok, "503": problem_response("Not ready")}}}),
         );
     }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Herald API",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Commands over HTTP and queries over projected views. Every error is an RFC 9457 problem.",
-        },
-        "security": [{"bearer": []}],
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "schemas": schemas,
-        },
-    })
+    paths
 }
 
 /// Schemas are named by collection (`petstore.product`), which no two documents share.

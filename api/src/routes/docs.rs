@@ -1,19 +1,24 @@
 //! `GET /v1/openapi.json` (the generated OpenAPI 3.1 description) and `GET /docs` (an
-//! interactive page that renders it, with the renderer served from the binary). All are
-//! public: they describe, they hold no data.
+//! interactive page that renders it, with the renderer served from the binary), and
+//! `GET /docs/{version}` for another API version's description (`/{version}/openapi.json`,
+//! served by [`crate::versions`]). All are public: they describe, they hold no data.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use herald_bus::schema::versions::FIRST_VERSION;
 
+use crate::error::ApiError;
+use crate::extract::Path;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/openapi.json", get(openapi))
-        .route("/docs", get(docs))
+        .route("/docs", get(|| async { page(FIRST_VERSION) }))
+        .route("/docs/{version}", get(version_docs))
         .route(SCALAR_PATH, get(scalar))
 }
 
@@ -39,26 +44,39 @@ async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
 
 /// The page renders the description with the renderer Herald serves itself: it works offline
 /// and behind networks that block public CDNs, and its policy lets nothing else run.
-async fn docs() -> impl IntoResponse {
+fn page(version: &str) -> Response {
     (
         [(header::CONTENT_SECURITY_POLICY, DOCS_POLICY)],
-        Html(
+        Html(format!(
             r#"<!doctype html>
 <html lang="en">
   <head>
     <meta charset="utf-8">
     <meta name="viewport" content="width=device-width, initial-scale=1">
-    <title>Herald API</title>
+    <title>Herald API {version}</title>
     <link rel="icon" href="data:,">
   </head>
   <body>
-    <script id="api-reference" data-url="/v1/openapi.json" data-configuration='{"withDefaultFonts": false}'></script>
-    <script src="/docs/assets/scalar-1.72.1.js"></script>
+    <script id="api-reference" data-url="/{version}/openapi.json" data-configuration='{{"withDefaultFonts": false}}'></script>
+    <script src="{SCALAR_PATH}"></script>
   </body>
 </html>
-"#,
-        ),
+"#
+        )),
     )
+        .into_response()
+}
+
+/// The page of a version some app declares; `v1` is `/docs`.
+async fn version_docs(
+    State(state): State<AppState>,
+    Path(version): Path<String>,
+) -> Result<Response, ApiError> {
+    if state.versions.description(&version).is_some() {
+        Ok(page(&version))
+    } else {
+        Err(ApiError::NotFound)
+    }
 }
 
 async fn scalar() -> impl IntoResponse {

@@ -26,6 +26,7 @@ use crate::auth::bearer_token;
 use crate::connections::{Cap, Closed, ConnectionStats};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::versions::VersionRouting;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
@@ -211,6 +212,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     register_log(&mut registry, &stored.relay, stored.frontier);
     register_streams(&mut registry, &state);
     register_connections(&mut registry, &state.connections);
+    register_versions(&mut registry, &state.versions);
     register_group_commits(&mut registry, &state);
     register_tasks(&mut registry, &stored.task_states, &stored.task_durations);
     register_faults(&mut registry, &stored.parked, &state.roles.snapshot());
@@ -319,6 +321,30 @@ fn register_streams(registry: &mut Registry, state: &AppState) {
         "event_streams_lagged",
         "Event streams this api process ended because the subscriber fell behind",
         lagged,
+    );
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    app: String,
+    version: String,
+}
+
+/// Calls to each version of the apps that declare versions, so operators see who still uses
+/// an old one.
+fn register_versions(registry: &mut Registry, versions: &VersionRouting) {
+    let calls = Family::<VersionLabels, Counter>::default();
+    for (app, version, count) in versions.calls() {
+        let labels = VersionLabels {
+            app: app.to_owned(),
+            version: version.to_owned(),
+        };
+        calls.get_or_create(&labels).inc_by(count);
+    }
+    registry.register(
+        "api_version_calls",
+        "Requests to each API version of the apps that declare versions, on this api process",
+        calls,
     );
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::error::{LoadError, LoadErrors};
 use super::model::{DocumentSchema, On};
 use super::parse::{RefSite, parse_document};
+use super::versions::{AppVersions, FIRST_VERSION, VERSIONS_FILE, parse_versions};
 use crate::ids::is_name;
 use crate::rust_command::RustCommands;
 
@@ -21,7 +22,7 @@ const MAX_NAME_LEN: usize = 30;
 /// File stems an app folder reserves for declarations read by other parts of Herald (the
 /// workers' `tasks.yaml`): such a file is not a document, so no document can take its name.
 /// Each stem is the plural noun of what its file declares, as errors about it say.
-pub const RESERVED_STEMS: [&str; 1] = ["tasks"];
+pub const RESERVED_STEMS: [&str; 2] = ["tasks", VERSIONS_FILE];
 
 /// The app of the built-in login's users (`auth.user`), when `identity.enabled` is set.
 pub const IDENTITY_APP: &str = "auth";
@@ -36,6 +37,8 @@ type Apps = BTreeMap<String, BTreeMap<String, Arc<DocumentSchema>>>;
 #[derive(Debug, Clone)]
 pub struct Registry {
     apps: Apps,
+    /// The apps that declare their API versions (`versions.yaml`).
+    versions: BTreeMap<String, AppVersions>,
 }
 
 /// One YAML file of an app folder and where it came from.
@@ -91,16 +94,74 @@ impl Registry {
     /// # Errors
     /// The apps folder already has an app of that name.
     pub fn with_identity(mut self) -> Result<Registry, String> {
-        if self.apps.contains_key(IDENTITY_APP) {
-            return Err(format!(
-                "the app name `{IDENTITY_APP}` is taken by the built-in login (identity.enabled): \
-                 rename the app folder"
-            ));
-        }
-        let builtin = Registry::from_sources(&[(IDENTITY_APP, "user", IDENTITY_USER)])
-            .map_err(|errors| format!("the built-in user document is not valid: {errors}"))?;
-        self.apps.extend(builtin.apps);
+        // The app name is reserved, so no apps folder declares it.
+        let file = Path::new("<built-in>/auth/user.yaml");
+        let (mut errors, mut refs) = (Vec::new(), Vec::new());
+        let user = parse_document(
+            file,
+            IDENTITY_APP,
+            "user",
+            IDENTITY_USER,
+            &mut errors,
+            &mut refs,
+        )
+        .filter(|_| errors.is_empty() && refs.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "the built-in user document is not valid: {}",
+                LoadErrors(errors)
+            )
+        })?;
+        self.apps
+            .entry(IDENTITY_APP.to_owned())
+            .or_default()
+            .insert("user".to_owned(), Arc::new(user));
         Ok(self)
+    }
+
+    /// The API versions `app` declares, when it has a `versions.yaml`.
+    #[must_use]
+    pub fn versions(&self, app: &str) -> Option<&AppVersions> {
+        self.versions.get(app)
+    }
+
+    /// The documents as `version` shows them: the apps that serve it (an app without
+    /// `versions.yaml` serves `v1` only), with each document's fields and commands under the
+    /// version's names.
+    #[must_use]
+    pub fn version_view(&self, version: &str) -> Registry {
+        let mut apps = Apps::new();
+        for (app, docs) in &self.apps {
+            let served = match self.versions.get(app) {
+                None if version == FIRST_VERSION => None,
+                None => continue,
+                Some(versions) => match versions.get(version) {
+                    Some(served) => Some(served),
+                    None => continue,
+                },
+            };
+            let docs = docs
+                .iter()
+                .map(|(name, schema)| {
+                    let shown = match served.and_then(|v| v.document(name)) {
+                        Some(changes) => Arc::new(changes.apply(schema)),
+                        None => Arc::clone(schema),
+                    };
+                    (name.clone(), shown)
+                })
+                .collect();
+            apps.insert(app.clone(), docs);
+        }
+        Registry {
+            apps,
+            versions: BTreeMap::new(),
+        }
+    }
+
+    /// Whether any app declares its API versions.
+    #[must_use]
+    pub fn is_versioned(&self) -> bool {
+        !self.versions.is_empty()
     }
 
     #[must_use]
@@ -234,10 +295,26 @@ impl Documents {
     /// # Errors
     /// When either list of mistakes is not empty.
     pub fn into_registry(self, more: Vec<LoadError>) -> Result<Registry, LoadErrors> {
+        let mut found = Vec::new();
+        let mut versions = BTreeMap::new();
+        for file in self
+            .reserved
+            .iter()
+            .filter(|file| file.stem == VERSIONS_FILE)
+        {
+            if let Some(parsed) =
+                parse_versions(&file.file, &file.app, &file.text, &self, &mut found)
+            {
+                versions.insert(file.app.clone(), parsed);
+            }
+        }
+        let mut registry = self.registry;
+        registry.versions = versions;
         let mut errors = self.errors;
         errors.extend(more);
+        errors.extend(found);
         if errors.is_empty() {
-            Ok(self.registry)
+            Ok(registry)
         } else {
             // Stable, so errors at one position keep the order they were found in.
             errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
@@ -329,7 +406,10 @@ fn build(root: &Path, sources: Vec<Source>, mut errors: Vec<LoadError>) -> Docum
         }
     }
     Documents {
-        registry: Registry { apps },
+        registry: Registry {
+            apps,
+            versions: BTreeMap::new(),
+        },
         declared,
         reserved,
         errors,
@@ -337,7 +417,7 @@ fn build(root: &Path, sources: Vec<Source>, mut errors: Vec<LoadError>) -> Docum
 }
 
 /// Names of Herald's own `/v1` route groups, which an app would shadow or be shadowed by.
-pub const RESERVED_APPS: [&str; 5] = ["admin", "commands", "events", "openapi", "tasks"];
+pub const RESERVED_APPS: [&str; 6] = ["admin", "auth", "commands", "events", "openapi", "tasks"];
 
 /// View tables are named `<app>.<doc>.<8 hex>`, and Postgres identifiers hold 63 bytes.
 const MAX_COLLECTION_LEN: usize = 52;
@@ -454,9 +534,8 @@ pub(super) mod tests {
             .unwrap_or_else(|| panic!("no user"));
         assert!(user.fields["username"].unique);
         let taken =
-            Registry::from_sources(&[(IDENTITY_APP, "item", "fields: {name: {type: string}}\n")])
-                .unwrap_or_else(|e| panic!("{e}"));
-        assert!(taken.with_identity().is_err());
+            Registry::from_sources(&[(IDENTITY_APP, "item", "fields: {name: {type: string}}\n")]);
+        assert!(taken.is_err_and(|e| e.to_string().contains("reserved")));
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod parse;
 mod patch;
 pub mod query;
 pub mod validate;
+pub mod versions;
 mod when;
 pub mod yaml;
 
