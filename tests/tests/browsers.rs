@@ -1,7 +1,7 @@
 //! What browsers rely on, over HTTP: CORS preflights answered before authentication, allowed
-//! origins only, Herald's headers exposed; the security headers of every answer; `/docs` served
-//! with its renderer from the binary under a strict policy. `scripts/browser` checks the same
-//! in headless Chromium.
+//! origins only, Herald's headers exposed; the security headers of every answer; `/docs` and
+//! `/console` served with their code from the binary under a strict policy. `scripts/browser`
+//! checks the same in headless Chromium.
 
 use herald_bus::settings::Settings;
 use herald_tests::{Options, TestApp, header, send};
@@ -160,4 +160,33 @@ async fn docs_serve_their_renderer_themselves_under_a_strict_policy() {
         body.len()
     );
     app.stop_and_clean().await;
+}
+
+#[tokio::test]
+async fn the_console_serves_its_own_script_and_style_under_a_strict_policy() {
+    let app = herald_tests::spawn_petstore().await;
+    let console = app.anonymous().get("/console").await;
+    assert_eq!(console.status(), 200);
+    let policy = header(&console, "content-security-policy");
+    assert!(
+        policy.starts_with("default-src 'none'; script-src 'self'; style-src 'self';"),
+        "no inline code or style: {policy}"
+    );
+    assert!(policy.contains("connect-src 'self'") && policy.contains("frame-ancestors 'none'"));
+    let page = console.text().await.unwrap_or_default();
+    assert!(
+        !page.contains("https://"),
+        "nothing is loaded from elsewhere: {page}"
+    );
+    assert!(!page.contains("<script>"), "no inline script: {page}");
+    for (path, kind) in [
+        ("/console/assets/console.js", "text/javascript"),
+        ("/console/assets/console.css", "text/css"),
+    ] {
+        assert!(page.contains(path), "{page}");
+        let asset = app.anonymous().get(path).await;
+        assert_eq!(asset.status(), 200, "{path}");
+        assert!(header(&asset, "content-type").starts_with(kind));
+        assert!(!asset.bytes().await.unwrap_or_default().is_empty());
+    }
 }

@@ -588,12 +588,14 @@ fn list_parameters(doc: &DocumentSchema) -> Vec<Value> {
         let operators = operator_names(field);
         parameters.push(json!({
             "name": path, "in": "query", "required": false, "schema": syntax::filter(&operators),
+            "x-herald-operators": operators,
             "description": format!("Filter on this {} field: [not.]<operator>.<value> with operator one of {}.",
                 field.kind.name(), operators.join(", ")),
         }));
     }
     parameters.push(json!({
         "name": "order", "in": "query", "required": false, "schema": {"type": "string"},
+        "x-herald-sortable": sortable,
         "description": format!("Comma-separated <field>[.asc|.desc][.nullsfirst|.nullslast], at most {MAX_ORDER_KEYS} fields; id breaks ties. Sortable: {}.", sortable.join(", ")),
     }));
     if columns.iter().any(|c| c.search.is_some()) {

@@ -4,6 +4,7 @@ mod admin;
 mod api_keys;
 mod auth;
 mod commands;
+mod console;
 mod docs;
 mod documents;
 mod events;
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .merge(api_keys::router())
         .merge(auth::router())
         .merge(commands::router())
+        .merge(console::router())
         .merge(docs::router())
         .merge(documents::router())
         .merge(history::router())
