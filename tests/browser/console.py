@@ -1,11 +1,12 @@
 """The console in a real browser (headless Chromium through Selenium), as an operator uses it:
-sign in with the built-in login, create a product with a field error then fixed (its name
-holding markup, which must stay text), find it in the list and in the live events, open its
+sign in with the built-in login (nothing of it stored in the browser), create a product with
+a field error then fixed (its name holding markup, which must stay text), find it in the list and in the live events, open its
 history, then rebuild its view and watch the rebuild finish. A screenshot of each step goes to
 SCREENSHOTS; the page must log no error and no Content-Security-Policy violation.
 
-Usage: console.py HERALD_BASE ADMIN_TOKEN TENANT SCREENSHOTS
-TENANT must be Herald's operator tenant (auth.operator_tenant), with identity.enabled.
+Usage: console.py HERALD_BASE ADMIN_TOKEN TENANT SCREENSHOTS SERVER_LOG
+TENANT must be Herald's operator tenant (auth.operator_tenant), with identity.enabled. The
+server's log must not hold the password or any token the console used.
 """
 
 import json
@@ -65,7 +66,7 @@ class Console:
 
 
 def main():
-    herald, admin_token, tenant, screenshots = sys.argv[1:5]
+    herald, admin_token, tenant, screenshots, server_log = sys.argv[1:6]
     os.makedirs(screenshots, exist_ok=True)
     username, password = f"ops-{secrets.token_hex(3)}", secrets.token_urlsafe(16)
     create_operator(herald, admin_token, username, password)
@@ -136,8 +137,17 @@ def main():
         errors = [e for e in errors if "422" not in e]
         if errors:
             failures.append(f"the console logged errors: {errors}")
+        stored = driver.execute_script(
+            "return localStorage.length + sessionStorage.length + document.cookie.length")
+        if stored:
+            failures.append("the console stored something in the browser")
     finally:
         driver.quit()
+    with open(server_log, encoding="utf-8", errors="replace") as log:
+        logged = log.read()
+    for secret, what in ((password, "the password"), (admin_token, "the admin token")):
+        if secret in logged:
+            failures.append(f"the server log holds {what}")
     for failure in failures:
         print(f"FAILED: {failure}")
     sys.exit(1 if failures else 0)
