@@ -62,6 +62,10 @@ pub struct RunArgs {
     /// Keep the run's database and NATS streams instead of removing them.
     #[arg(long)]
     pub keep: bool,
+    /// Also run the FastAPI peer (bench/peers) on W1–W4, with this Python (one that has the
+    /// packages of bench/peers/requirements.txt; `scripts/bench --peers` makes one).
+    #[arg(long, value_name = "PYTHON")]
+    pub peers: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! What the workloads of a run share: its scale and tenants, the servers under test, and the
 //! results they add to.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use crate::cli::RunArgs;
 use crate::cpu::Components;
 use crate::setup::{BenchDatabase, HeraldEnv, Process};
 use crate::sources::Api;
-use crate::table::Row;
+use crate::table::{Peer, Row};
 
 /// Tenants: the seeded million for lists, one for writes, one for the fan-out's events.
 pub(crate) const LIST_TENANT: &str = "bench";
@@ -69,6 +70,8 @@ pub(crate) struct Servers {
     pub(crate) herald_addr: SocketAddr,
     pub(crate) baseline: Process,
     pub(crate) baseline_addr: SocketAddr,
+    /// The FastAPI peer (`--peers`), serving the baseline's routes.
+    pub(crate) peer: Option<(Process, SocketAddr)>,
 }
 
 /// What the workloads share once both servers run and their CPU is being read.
@@ -91,11 +94,21 @@ pub(crate) struct Bench<'a> {
 #[derive(Default)]
 pub(crate) struct Results {
     pub(crate) rows: Vec<Row>,
+    /// The FastAPI peer's figures, by row index, when the run has the peer.
+    pub(crate) peers: BTreeMap<usize, Peer>,
     pub(crate) raw: serde_json::Map<String, Value>,
 }
 
 impl Results {
     pub(crate) fn push(&mut self, row: Row) {
+        self.rows.push(row);
+    }
+
+    /// A row, with the peer's figures for the same workload when there are some.
+    pub(crate) fn push_with_peer(&mut self, row: Row, peer: Option<Peer>) {
+        if let Some(peer) = peer {
+            self.peers.insert(self.rows.len(), peer);
+        }
         self.rows.push(row);
     }
 

@@ -39,7 +39,12 @@ impl Components {
     pub fn read(&self) -> Reading {
         let mut seconds = BTreeMap::new();
         for (name, pid) in &self.processes {
-            seconds.insert(*name, process_seconds(*pid).unwrap_or(0.0));
+            // A server of several processes (uvicorn's workers) counts with its children.
+            let family: f64 = std::iter::once(*pid)
+                .chain(children_of(*pid))
+                .map(|pid| process_seconds(pid).unwrap_or(0.0))
+                .sum();
+            seconds.insert(*name, family);
         }
         seconds.insert(
             "harness",
@@ -99,6 +104,25 @@ fn process_seconds(pid: u32) -> Option<f64> {
 }
 
 /// CPU seconds of every `postgres` and every `nats-server` process on the machine.
+/// The processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                // After the command in parentheses: state, then the parent's id.
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
+}
+
 fn named_seconds() -> (f64, f64) {
     let (mut postgres, mut nats) = (0.0, 0.0);
     let Ok(entries) = std::fs::read_dir("/proc") else {

@@ -10,11 +10,12 @@ use herald_load::{LoadConfig, Mode, Report, RequestSource, Target, run_load};
 use crate::context::{Bench, Scale, say};
 use crate::cpu::Usage;
 use crate::database::settle;
-use crate::table::{self, Row, Verdict, throughput};
+use crate::table::{self, Peer, Row, Verdict, throughput};
 
 /// The processes that serve a request to Herald, and to the baseline.
 const HERALD_PARTS: [&str; 3] = ["herald", "postgres", "nats"];
 const BASELINE_PARTS: [&str; 2] = ["baseline", "postgres"];
+const PEER_PARTS: [&str; 2] = ["fastapi", "postgres"];
 
 /// A load run's report with the CPU each component spent on it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -82,6 +83,33 @@ pub(crate) async fn load_both(
     )
     .await?;
     Ok((herald, direct))
+}
+
+/// Runs a workload on the FastAPI peer too, when the run has it: closed loop, after a warm-up.
+pub(crate) async fn load_peer(
+    bench: &Bench<'_>,
+    source: impl RequestSource,
+) -> anyhow::Result<Option<Measured>> {
+    match &bench.servers.peer {
+        Some((_, addr)) => Ok(Some(
+            load(*addr, source, bench.closed, bench.scale, true).await?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The peer's figures beside Herald's in one row: its throughput and CPU per request, and
+/// Herald's throughput as a multiple of its.
+pub(crate) fn peer_figures(herald: &Measured, peer: Option<&Measured>) -> Option<Peer> {
+    let peer = peer?;
+    Some(Peer {
+        figures: format!(
+            "{}; {:.2} ms CPU/req",
+            throughput(peer),
+            peer.cpu.ms_of(&PEER_PARTS)
+        ),
+        ratio: ratio(herald, peer),
+    })
 }
 
 pub(crate) fn ratio(herald: &Report, direct: &Report) -> f64 {

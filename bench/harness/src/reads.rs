@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::context::{Bench, LIST_TENANT, PROJECTION, Results, say};
-use crate::measured::{compare, load_both};
+use crate::measured::{compare, load_both, load_peer, peer_figures};
 use crate::sources::{Api, List, Read};
 use crate::table::{Verdict, thousands};
 use crate::writes::Targets;
@@ -19,11 +19,22 @@ pub(crate) async fn measure_reads(
     let (herald, direct) = load_both(
         bench,
         Read::new(bench.herald_writes.clone(), targets.herald),
+        Read::new(bench.direct_writes.clone(), targets.direct.clone()),
+    )
+    .await?;
+    let peer = load_peer(
+        bench,
         Read::new(bench.direct_writes.clone(), targets.direct),
     )
     .await?;
-    results.push(compare("W3", "read by id", &herald, &direct, 0.9));
-    results.record("w3", json!({"herald": herald, "direct": direct}));
+    results.push_with_peer(
+        compare("W3", "read by id", &herald, &direct, 0.9),
+        peer_figures(&herald, peer.as_ref()),
+    );
+    results.record(
+        "w3",
+        json!({"herald": herald, "direct": direct, "fastapi": peer}),
+    );
     Ok(())
 }
 
@@ -38,6 +49,7 @@ pub(crate) async fn measure_lists(bench: &Bench<'_>, results: &mut Results) -> a
         List::new(Api::direct(LIST_TENANT)),
     )
     .await?;
+    let peer = load_peer(bench, List::new(Api::direct(LIST_TENANT))).await?;
     let plan = list_plan(bench.db).await?;
     let mut row = compare(
         "W4",
@@ -53,10 +65,10 @@ pub(crate) async fn measure_lists(bench: &Bench<'_>, results: &mut Results) -> a
     if !plan.contains("Index") {
         row.verdict = Verdict::Fail;
     }
-    results.push(row);
+    results.push_with_peer(row, peer_figures(&herald, peer.as_ref()));
     results.record(
         "w4",
-        json!({"herald": herald, "direct": direct, "plan": plan}),
+        json!({"herald": herald, "direct": direct, "fastapi": peer, "plan": plan}),
     );
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! One benchmark run, start to end: set up, W6 (the first build of a seeded view), W8 idle,
 //! W1, W5, W2, W3, W4, W7, the optional soak, then the table.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -20,7 +22,7 @@ use crate::reads::{measure_lists, measure_reads};
 use crate::rebuild::measure_rebuild;
 use crate::setup::{BenchDatabase, HeraldEnv, Process, delete_streams, free_addr, write_apps};
 use crate::sources::Api;
-use crate::table::{self, Row, thousands};
+use crate::table::{self, Peer, Row, thousands};
 use crate::writes::{measure_creates, measure_updates};
 
 /// Herald's pool size, and so the baseline's.
@@ -55,8 +57,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             say(&format!("could not delete the run's streams: {error:#}"));
         }
     }
-    let (rows, raw) = outcome?;
-    let markdown = table::markdown(&rows);
+    let (rows, peers, raw) = outcome?;
+    let markdown = table::markdown(&rows, &peers);
     println!("\n{markdown}");
     let document = json!({
         "started_at": started,
@@ -64,6 +66,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         "cores": std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
         "scale": scale,
         "rows": rows,
+        "peers": peers,
         "raw": raw,
     });
     std::fs::write(run_dir.join("table.md"), &markdown)?;
@@ -106,11 +109,14 @@ async fn measure(
     env: &HeraldEnv,
     bins: &Binaries,
     run_dir: &Path,
-) -> anyhow::Result<(Vec<Row>, Value)> {
+) -> anyhow::Result<(Vec<Row>, BTreeMap<usize, Peer>, Value)> {
     let mut results = Results::default();
     let apps = write_apps(run_dir)?;
     migrate_and_seed(db, env, bins, run_dir, scale.documents).await?;
-    let servers = start_servers(db, env, bins, &apps, run_dir).await?;
+    let mut servers = start_servers(db, env, bins, &apps, run_dir).await?;
+    if let Some(python) = &args.peers {
+        servers.peer = Some(start_peer(db, python, run_dir).await?);
+    }
     measure_rebuild(db, &servers, env, scale.documents, &mut results).await?;
     copy_listing_to_baseline(db).await?;
     let (herald_pid, baseline_pid) = watch_servers(&servers, db, scale)?;
@@ -142,7 +148,10 @@ async fn measure(
     }
     servers.herald.stop().await;
     servers.baseline.stop().await;
-    Ok((results.rows, Value::Object(results.raw)))
+    if let Some((peer, _)) = servers.peer {
+        peer.stop().await;
+    }
+    Ok((results.rows, results.peers, Value::Object(results.raw)))
 }
 
 /// Migrates the run's database with `herald migrate`, then seeds the listing documents
@@ -221,7 +230,52 @@ async fn start_servers(
         herald_addr: env.addr,
         baseline,
         baseline_addr,
+        peer: None,
     })
+}
+
+/// Starts the FastAPI peer with uvicorn (2 workers, each with half the baseline's pool), on
+/// the baseline's table, which the baseline has created.
+async fn start_peer(
+    db: &BenchDatabase,
+    python: &Path,
+    run_dir: &Path,
+) -> anyhow::Result<(Process, SocketAddr)> {
+    let addr = free_addr()?;
+    let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../peers");
+    let port = addr.port().to_string();
+    let app_dir = peers.to_string_lossy();
+    let mut peer = Process::spawn(
+        "the FastAPI peer",
+        python,
+        &[
+            "-m",
+            "uvicorn",
+            "fastapi_app:app",
+            "--app-dir",
+            &app_dir,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--workers",
+            "2",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        &[
+            ("HERALD_PEER_DATABASE_URL".to_owned(), db.url.clone()),
+            (
+                "HERALD_PEER_POOL_SIZE".to_owned(),
+                (POOL_SIZE / 2).to_string(),
+            ),
+        ],
+        &run_dir.join("fastapi.log"),
+    )?;
+    peer.wait_healthy(&format!("http://{addr}/healthz")).await?;
+    say(&format!("the FastAPI peer serves at {addr}"));
+    Ok((peer, addr))
 }
 
 /// Points each load run's CPU readings at the two servers and its settling at the run's
@@ -233,9 +287,14 @@ fn watch_servers(
 ) -> anyhow::Result<(u32, u32)> {
     let herald_pid = servers.herald.pid().context("Herald has exited")?;
     let baseline_pid = servers.baseline.pid().context("the baseline has exited")?;
-    scale.cpu = Components {
-        processes: vec![("herald", herald_pid), ("baseline", baseline_pid)],
-    };
+    let mut processes = vec![("herald", herald_pid), ("baseline", baseline_pid)];
+    if let Some((peer, _)) = &servers.peer {
+        processes.push((
+            "fastapi",
+            peer.pid().context("the FastAPI peer has exited")?,
+        ));
+    }
+    scale.cpu = Components { processes };
     scale.database_url.clone_from(&db.url);
     Ok((herald_pid, baseline_pid))
 }

@@ -1,6 +1,7 @@
 //! The results: one row per workload figure, printed as a Markdown table and written, with
 //! every raw report, as JSON.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use herald_load::{KindReport, LatencySummary, Report};
@@ -41,30 +42,49 @@ pub struct Row {
     pub verdict: Verdict,
 }
 
-/// Renders the rows as a Markdown table.
-pub fn markdown(rows: &[Row]) -> String {
-    let mut out = String::from(
-        "| id | workload | Herald | direct baseline | ratio | target | result |\n|---|---|---|---|---|---|---|\n",
-    );
-    for row in rows {
+/// A peer's figures for one row: what the framework a team would pick instead did on the same
+/// workload, and Herald's throughput as a multiple of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Peer {
+    pub figures: String,
+    pub ratio: f64,
+}
+
+/// Renders the rows as a Markdown table; with peers (by row index), two more columns.
+pub fn markdown(rows: &[Row], peers: &BTreeMap<usize, Peer>) -> String {
+    let with_peers = !peers.is_empty();
+    let mut out = String::from("| id | workload | Herald | direct baseline | ratio |");
+    out.push_str(if with_peers {
+        " FastAPI | × FastAPI |"
+    } else {
+        ""
+    });
+    out.push_str(" target | result |\n|---|---|---|---|---|");
+    out.push_str(if with_peers { "---|---|" } else { "" });
+    out.push_str("---|---|\n");
+    for (index, row) in rows.iter().enumerate() {
         let ratio = row
             .ratio
             .map_or_else(|| "—".to_owned(), |r| format!("{r:.2}"));
-        let _ = writeln!(
+        let baseline = if row.baseline.is_empty() {
+            "—"
+        } else {
+            &row.baseline
+        };
+        let _ = write!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            row.id,
-            row.workload,
-            row.herald,
-            if row.baseline.is_empty() {
-                "—"
-            } else {
-                &row.baseline
-            },
-            ratio,
-            row.target,
-            row.verdict.label()
+            "| {} | {} | {} | {baseline} | {ratio} |",
+            row.id, row.workload, row.herald
         );
+        if with_peers {
+            match peers.get(&index) {
+                Some(peer) => {
+                    let _ = write!(out, " {} | {:.2} |", peer.figures, peer.ratio);
+                }
+                None => out.push_str(" — | — |"),
+            }
+        }
+        let _ = writeln!(out, " {} | {} |", row.target, row.verdict.label());
     }
     out
 }
@@ -151,8 +171,22 @@ mod tests {
             target: "≥ 0.50".into(),
             verdict: Verdict::Fail,
         }];
-        let table = markdown(&rows);
+        let table = markdown(&rows, &BTreeMap::new());
         assert_eq!(table.lines().count(), 3);
         assert!(table.contains("| W1 | create | 1 req/s | — | 0.50 | ≥ 0.50 | **FAIL** |"));
+        let peers = BTreeMap::from([(
+            0,
+            Peer {
+                figures: "2 req/s".into(),
+                ratio: 0.5,
+            },
+        )]);
+        let table = markdown(&rows, &peers);
+        assert!(
+            table.contains(
+                "| W1 | create | 1 req/s | — | 0.50 | 2 req/s | 0.50 | ≥ 0.50 | **FAIL** |"
+            ),
+            "{table}"
+        );
     }
 }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::context::{Bench, HOT_DOCUMENTS, Results, WRITE_TENANT, say};
 use crate::database::{baseline_ids, settle, stream_versions, view_ids};
-use crate::measured::{Measured, compare, load, load_both, ratio};
+use crate::measured::{Measured, compare, load, load_both, load_peer, peer_figures, ratio};
 use crate::rss::with_peak_rss;
 use crate::sources::{Create, Update};
 use crate::table::{Row, Verdict, thousands, throughput};
@@ -53,15 +53,16 @@ pub(crate) async fn measure_creates(
         ),
     )
     .await?;
-    results.push(compare(
-        "W1",
-        "create, 64 connections",
-        &herald,
-        &direct,
-        0.5,
-    ));
+    let peer = load_peer(bench, Create::new(bench.direct_writes.clone(), "w1")).await?;
+    results.push_with_peer(
+        compare("W1", "create, 64 connections", &herald, &direct, 0.5),
+        peer_figures(&herald, peer.as_ref()),
+    );
     let herald_rate = herald.total.requests_per_sec;
-    results.record("w1", json!({"herald": herald, "direct": direct}));
+    results.record(
+        "w1",
+        json!({"herald": herald, "direct": direct, "fastapi": peer}),
+    );
     Ok(Creates {
         herald_rate,
         herald_peak,
@@ -105,17 +106,29 @@ async fn measure_spread_updates(
         ),
     )
     .await?;
-    results.push(compare(
-        "W2",
-        &format!(
-            "update (PATCH) spread over {} documents",
-            thousands(targets.herald.len() as f64)
+    let peer = load_peer(
+        bench,
+        Update::new(
+            bench.direct_writes.clone(),
+            "update",
+            targets.direct.clone(),
         ),
-        &herald,
-        &direct,
-        0.5,
-    ));
-    Ok(json!({"herald": herald, "direct": direct}))
+    )
+    .await?;
+    results.push_with_peer(
+        compare(
+            "W2",
+            &format!(
+                "update (PATCH) spread over {} documents",
+                thousands(targets.herald.len() as f64)
+            ),
+            &herald,
+            &direct,
+            0.5,
+        ),
+        peer_figures(&herald, peer.as_ref()),
+    );
+    Ok(json!({"herald": herald, "direct": direct, "fastapi": peer}))
 }
 
 /// Updates piled on a few documents, so concurrent ones conflict: every update Herald
