@@ -139,6 +139,7 @@ impl ApiServer {
         let versions = Arc::new(VersionRouting::new(
             Arc::clone(&registry),
             settings.http.body_limit,
+            crate::openapi::describe,
         )?);
         let open_files = raise_open_files_limit();
         let listener = Listener {

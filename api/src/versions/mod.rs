@@ -43,9 +43,15 @@ pub struct VersionRouting {
 }
 
 impl VersionRouting {
+    /// The versions of `registry`'s apps; `describe` gives a version's OpenAPI description.
+    ///
     /// # Errors
     /// A description cannot be serialized (never for generated JSON).
-    pub fn new(registry: Arc<Registry>, body_limit: usize) -> Result<Self, serde_json::Error> {
+    pub fn new(
+        registry: Arc<Registry>,
+        body_limit: usize,
+        describe: impl Fn(&Registry, &str) -> Value,
+    ) -> Result<Self, serde_json::Error> {
         let mut calls = BTreeMap::new();
         let mut descriptions = BTreeMap::new();
         for doc in registry.documents() {
@@ -57,10 +63,8 @@ impl VersionRouting {
                     .entry((doc.app.clone(), version.name.clone()))
                     .or_insert_with(AtomicU64::default);
                 if version.name != FIRST_VERSION && !descriptions.contains_key(&version.name) {
-                    let description = crate::openapi::describe(
-                        &registry.version_view(&version.name),
-                        &version.name,
-                    );
+                    let description =
+                        describe(&registry.version_view(&version.name), &version.name);
                     descriptions.insert(
                         version.name.clone(),
                         serde_json::to_vec(&description)?.into(),

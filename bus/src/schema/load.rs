@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::error::{LoadError, LoadErrors};
 use super::model::{DocumentSchema, On};
 use super::parse::{RefSite, parse_document};
-use super::versions::{AppVersions, FIRST_VERSION, VERSIONS_FILE, parse_versions};
+use super::versions::{AppDocuments, AppVersions, FIRST_VERSION, VERSIONS_FILE, parse_versions};
 use crate::ids::is_name;
 use crate::rust_command::RustCommands;
 
@@ -297,14 +297,23 @@ impl Documents {
     pub fn into_registry(self, more: Vec<LoadError>) -> Result<Registry, LoadErrors> {
         let mut found = Vec::new();
         let mut versions = BTreeMap::new();
+        let none = BTreeMap::new();
         for file in self
             .reserved
             .iter()
             .filter(|file| file.stem == VERSIONS_FILE)
         {
-            if let Some(parsed) =
-                parse_versions(&file.file, &file.app, &file.text, &self, &mut found)
-            {
+            let documents = AppDocuments {
+                app: &file.app,
+                parsed: self.registry.apps.get(&file.app).unwrap_or(&none),
+                declared: self
+                    .declared
+                    .iter()
+                    .filter(|(app, _)| *app == file.app)
+                    .map(|(_, doc)| doc.as_str())
+                    .collect(),
+            };
+            if let Some(parsed) = parse_versions(&file.file, &file.text, &documents, &mut found) {
                 versions.insert(file.app.clone(), parsed);
             }
         }

@@ -19,12 +19,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use saphyr::{LoadableYamlNode, MarkedYaml, YamlData};
 
 use super::error::LoadError;
-use super::load::Documents;
 use super::model::{DocumentSchema, MANAGED_FIELDS};
 use super::yaml::{Entry, Reader, reads_yaml, scalar_str};
 use crate::ids::is_name;
@@ -137,13 +137,21 @@ fn version_number(name: &str) -> Option<u32> {
     digits.parse().ok().filter(|n| *n >= 1)
 }
 
+/// An app's documents as the versions file is checked against them.
+pub(super) struct AppDocuments<'a> {
+    pub app: &'a str,
+    /// The documents whose files parsed, by name.
+    pub parsed: &'a BTreeMap<String, Arc<DocumentSchema>>,
+    /// Every declared document, with mistakes or not.
+    pub declared: BTreeSet<&'a str>,
+}
+
 /// Parses `<app>/versions.yaml` against the app's documents; `None` when it has mistakes,
 /// which are pushed to `errors`.
 pub(super) fn parse_versions(
     file: &Path,
-    app: &str,
     text: &str,
-    documents: &Documents,
+    documents: &AppDocuments<'_>,
     errors: &mut Vec<LoadError>,
 ) -> Option<AppVersions> {
     let docs = match MarkedYaml::load_from_str(text) {
@@ -157,7 +165,6 @@ pub(super) fn parse_versions(
     let before = errors.len();
     let mut parser = Parser {
         reader: Reader { file, errors },
-        app,
         documents,
     };
     let versions = match docs.as_slice() {
@@ -178,8 +185,7 @@ pub(super) fn parse_versions(
 
 struct Parser<'a> {
     reader: Reader<'a>,
-    app: &'a str,
-    documents: &'a Documents,
+    documents: &'a AppDocuments<'a>,
 }
 
 reads_yaml!(Parser);
@@ -301,16 +307,15 @@ impl Parser<'_> {
         doc: &str,
         entry: &Entry<'_, '_>,
     ) -> Option<DocumentVersion> {
-        let Some(schema) = self.documents.parsed(self.app, doc).cloned() else {
-            let message = if self.documents.is_declared(self.app, doc) {
-                return None;
-            } else {
-                format!(
+        let Some(schema) = self.documents.parsed.get(doc).cloned() else {
+            // A declared document with mistakes of its own is reported by its own file.
+            if !self.documents.declared.contains(doc) {
+                let message = format!(
                     "{what}: `{doc}` is neither `deprecated`, `sunset`, `successor` nor a document of `{}`",
-                    self.app
-                )
-            };
-            self.error(entry.key, message);
+                    self.documents.app
+                );
+                self.error(entry.key, message);
+            }
             return None;
         };
         let what = format!("{what}, document `{doc}`");
