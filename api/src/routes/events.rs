@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use futures::StreamExt as _;
+use bytes::{Bytes, BytesMut};
 use herald_bus::ids::EventType;
 use herald_bus::position::LogPosition;
 use herald_bus::store::reader::read_batch;
@@ -29,6 +29,9 @@ const SEND_BUFFER: usize = 16;
 const LAST_EVENT_ID: &str = "last-event-id";
 /// How long the last event (`reauth`, `lagged`) may wait for a slow client.
 const FINAL_EVENT_WAIT: Duration = Duration::from_secs(5);
+
+/// The most bytes of waiting events sent in one write.
+const MAX_WRITE: usize = 64 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -221,7 +224,7 @@ async fn subscribe(
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::Unavailable("too many open event streams; retry later".into()))?;
-    let (sender, mut receiver) = mpsc::channel::<Event>(SEND_BUFFER);
+    let (sender, receiver) = mpsc::channel::<Bytes>(SEND_BUFFER);
     // The stream ends when the server would start refusing the token: past `exp` and the leeway.
     let leeway = state.settings.auth.leeway_secs;
     let expires_in = expiry.and_then(|TokenExpiry(exp)| {
@@ -239,7 +242,7 @@ async fn subscribe(
         let state = task_state;
         let deliver = |delivery: ReadyEvent| {
             let sender = sender.clone();
-            async move { sender.send(sse_event(delivery)).await.is_ok() }
+            async move { sender.send(frame(&delivery)).await.is_ok() }
         };
         let feed = follow(
             state.store.pool(),
@@ -266,37 +269,128 @@ async fn subscribe(
             ending = feed => match ending {
                 Some(Ending::Lagged) => {
                     state.streams.lagged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Some(Event::default().event("lagged").data(
-                    json!({"detail": "this subscriber fell too far behind; reconnect with Last-Event-ID to resume"}).to_string(),
-                ))
+                    Some(notice("lagged", "this subscriber fell too far behind; reconnect with Last-Event-ID to resume"))
                 }
                 Some(Ending::Shutdown) | None => None,
             },
-            () = expired => Some(Event::default().event("reauth").data(
-                json!({"detail": "the token has expired; reconnect with a fresh token and Last-Event-ID to resume"}).to_string(),
-            )),
+            () = expired => Some(notice("reauth", "the token has expired; reconnect with a fresh token and Last-Event-ID to resume")),
         };
         if let Some(event) = last_words {
             // Best effort: a client that stopped reading does not get it.
             drop(tokio::time::timeout(FINAL_EVENT_WAIT, sender.send(event)).await);
         }
     });
-    let events =
-        futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).map(Ok::<_, Infallible>);
     let heartbeat = Duration::from_secs(state.settings.streams.heartbeat_secs);
-    let mut response = Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
-        .into_response();
+    let mut response = Response::new(Body::from_stream(coalesced(receiver, heartbeat)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Proxies must pass events on as they come.
-    response
-        .headers_mut()
-        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
 }
 
-fn sse_event(delivery: ReadyEvent) -> Event {
-    Event::default()
-        .id(delivery.position.token())
-        .event(delivery.event_type)
-        .data(&*delivery.body)
+/// The stream's body: every frame waiting when the connection can take more goes out in one
+/// write, so a subscriber that keeps up gets one write per event and one that is a little
+/// behind catches up in few writes rather than one per event. A comment line keeps an idle
+/// connection alive every `heartbeat`.
+fn coalesced(
+    receiver: mpsc::Receiver<Bytes>,
+    heartbeat: Duration,
+) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
+    futures::stream::unfold(receiver, move |mut receiver| async move {
+        let first = match tokio::time::timeout(heartbeat, receiver.recv()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return None,
+            Err(_) => return Some((Ok(Bytes::from_static(b":heartbeat\n\n")), receiver)),
+        };
+        let mut chunk = BytesMut::new();
+        chunk.extend_from_slice(&first);
+        while chunk.len() < MAX_WRITE {
+            match receiver.try_recv() {
+                Ok(frame) => chunk.extend_from_slice(&frame),
+                Err(_) => break,
+            }
+        }
+        Some((Ok(chunk.freeze()), receiver))
+    })
+}
+
+/// One event as Server-Sent Events text.
+fn frame(delivery: &ReadyEvent) -> Bytes {
+    let id = delivery.position.token();
+    let mut text =
+        String::with_capacity(delivery.body.len() + id.len() + delivery.event_type.len() + 24);
+    text.push_str("id: ");
+    text.push_str(&id);
+    text.push_str("\nevent: ");
+    text.push_str(&delivery.event_type);
+    text.push('\n');
+    push_data(&mut text, &delivery.body);
+    Bytes::from(text)
+}
+
+/// A stream's last words: an event of its own with a JSON `detail`.
+fn notice(event: &str, detail: &str) -> Bytes {
+    let mut text = format!("event: {event}\n");
+    push_data(&mut text, &json!({ "detail": detail }).to_string());
+    Bytes::from(text)
+}
+
+/// `data:` lines for `data` (one per line of it), and the blank line that ends the event.
+fn push_data(text: &mut String, data: &str) {
+    for line in data.split('\n') {
+        text.push_str("data: ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use futures::StreamExt as _;
+    use tokio::sync::mpsc;
+
+    use super::{coalesced, notice, push_data};
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_frames_go_out_in_one_write_and_an_idle_stream_hears_a_heartbeat() {
+        let (sender, receiver) = mpsc::channel(16);
+        for n in 0..3 {
+            assert!(
+                sender
+                    .send(Bytes::from(format!("id: {n}\n\n")))
+                    .await
+                    .is_ok()
+            );
+        }
+        let mut body = Box::pin(coalesced(receiver, Duration::from_secs(15)));
+        let first = body.next().await.and_then(Result::ok).unwrap_or_default();
+        assert_eq!(first, Bytes::from("id: 0\n\nid: 1\n\nid: 2\n\n"));
+        let idle = body.next().await.and_then(Result::ok).unwrap_or_default();
+        assert_eq!(idle, Bytes::from_static(b":heartbeat\n\n"));
+        drop(sender);
+        assert!(
+            body.next().await.is_none(),
+            "the stream ends with its sender"
+        );
+    }
+
+    #[test]
+    fn data_of_several_lines_is_one_data_line_each() {
+        let mut text = String::new();
+        push_data(&mut text, "a\nb");
+        assert_eq!(text, "data: a\ndata: b\n\n");
+        assert_eq!(
+            notice("lagged", "behind"),
+            Bytes::from("event: lagged\ndata: {\"detail\":\"behind\"}\n\n")
+        );
+    }
 }
