@@ -22,6 +22,7 @@
 //! - [`submit`]: publishing a command and turning its outcome into a response.
 //! - [`replies`]: routes handler replies (core NATS) to the requests waiting for them.
 //! - [`views`]: reads from document views, and waiting for a view to reach a position.
+//! - [`sse`]: Server-Sent Events text, built once per event and rights.
 //! - [`tail`]: the shared tail of the log and per-subscriber catch-up, live fan-out and
 //!   access checks behind the event streams (served by `routes::events`).
 //! - [`openapi`]: the OpenAPI 3.1 description generated from the documents.
@@ -48,6 +49,7 @@ pub mod rate_limit;
 pub mod replies;
 pub mod request_id;
 pub mod routes;
+pub mod sse;
 pub mod startup;
 pub mod state;
 pub mod submit;

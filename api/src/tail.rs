@@ -13,6 +13,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use deadpool_postgres::Pool;
 use herald_bus::access::{Ownership, Principal};
 use herald_bus::position::LogPosition;
@@ -45,7 +46,7 @@ pub struct EventTail {
 /// one rendering, made by the first of them to get there.
 pub struct TailEvent {
     pub event: RecordedEvent,
-    renderings: Mutex<Vec<(Rights, Option<Arc<str>>)>>,
+    renderings: Mutex<Vec<(Rights, Option<Bytes>)>>,
 }
 
 /// Everything about a subscriber that decides what it sees of an event it selected: whether
@@ -66,8 +67,9 @@ impl TailEvent {
         }
     }
 
-    /// The body for `selection`, rendered once per distinct [`Rights`].
-    fn rendered(&self, registry: &Registry, selection: &Selection) -> Option<Arc<str>> {
+    /// The event as `selection` sees it, as Server-Sent Events text, rendered once per
+    /// distinct [`Rights`] and shared by the subscribers that hold them.
+    fn rendered(&self, registry: &Registry, selection: &Selection) -> Option<Bytes> {
         let principal = &selection.principal;
         let owner = self
             .event
@@ -88,7 +90,7 @@ impl TailEvent {
         }
         let body = selection
             .visible(registry, &self.event)
-            .map(|body| Arc::from(body.to_string()));
+            .map(|body| ready_frame(&self.event, &body));
         let rights = Rights {
             signed_in: principal.sub.is_some(),
             owner,
@@ -276,9 +278,7 @@ impl Selection {
     /// An event read from the log, ready to send to this subscriber, if it may see it.
     fn delivery(&self, registry: &Registry, event: &RecordedEvent) -> Option<ReadyEvent> {
         Some(ReadyEvent {
-            position: event.position,
-            event_type: event.event_type.clone(),
-            body: Arc::from(self.view(registry, event)?.to_string()),
+            frame: ready_frame(event, &self.view(registry, event)?),
         })
     }
 
@@ -288,9 +288,7 @@ impl Selection {
             return None;
         }
         Some(ReadyEvent {
-            position: live.event.position,
-            event_type: live.event.event_type.clone(),
-            body: live.rendered(registry, self)?,
+            frame: live.rendered(registry, self)?,
         })
     }
 }
@@ -298,10 +296,18 @@ impl Selection {
 /// One readable event, ready to send.
 #[derive(Debug, Clone)]
 pub struct ReadyEvent {
-    pub position: LogPosition,
-    pub event_type: String,
-    /// The event as JSON, shared by the subscribers that see it alike.
-    pub body: Arc<str>,
+    /// The event as Server-Sent Events text (its position as `id`), shared by the subscribers
+    /// that see it alike.
+    pub frame: Bytes,
+}
+
+/// An event's frame, with `body` as what the subscriber may see of it.
+fn ready_frame(event: &RecordedEvent, body: &Value) -> Bytes {
+    crate::sse::frame(
+        Some(&event.position.token()),
+        &event.event_type,
+        &body.to_string(),
+    )
 }
 
 /// What ends a subscription other than the client leaving.

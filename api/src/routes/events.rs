@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use crate::auth::{Caller, TokenExpiry};
 use crate::error::ApiError;
 use crate::extract::{Path, Query, page_limit, reject_unknown_parameters};
+use crate::sse;
 use crate::state::AppState;
 use crate::tail::{Ending, ReadyEvent, Selection, follow};
 
@@ -242,7 +243,7 @@ async fn subscribe(
         let state = task_state;
         let deliver = |delivery: ReadyEvent| {
             let sender = sender.clone();
-            async move { sender.send(frame(&delivery)).await.is_ok() }
+            async move { sender.send(delivery.frame).await.is_ok() }
         };
         let feed = follow(
             state.store.pool(),
@@ -269,11 +270,11 @@ async fn subscribe(
             ending = feed => match ending {
                 Some(Ending::Lagged) => {
                     state.streams.lagged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Some(notice("lagged", "this subscriber fell too far behind; reconnect with Last-Event-ID to resume"))
+                    Some(sse::notice("lagged", "this subscriber fell too far behind; reconnect with Last-Event-ID to resume"))
                 }
                 Some(Ending::Shutdown) | None => None,
             },
-            () = expired => Some(notice("reauth", "the token has expired; reconnect with a fresh token and Last-Event-ID to resume")),
+            () = expired => Some(sse::notice("reauth", "the token has expired; reconnect with a fresh token and Last-Event-ID to resume")),
         };
         if let Some(event) = last_words {
             // Best effort: a client that stopped reading does not get it.
@@ -305,10 +306,15 @@ fn coalesced(
         let first = match tokio::time::timeout(heartbeat, receiver.recv()).await {
             Ok(Some(frame)) => frame,
             Ok(None) => return None,
-            Err(_) => return Some((Ok(Bytes::from_static(b":heartbeat\n\n")), receiver)),
+            Err(_) => return Some((Ok(Bytes::from_static(sse::HEARTBEAT)), receiver)),
         };
-        let mut chunk = BytesMut::new();
+        let Ok(second) = receiver.try_recv() else {
+            // Alone: the shared frame itself, not a copy.
+            return Some((Ok(first), receiver));
+        };
+        let mut chunk = BytesMut::with_capacity(first.len() + second.len());
         chunk.extend_from_slice(&first);
+        chunk.extend_from_slice(&second);
         while chunk.len() < MAX_WRITE {
             match receiver.try_recv() {
                 Ok(frame) => chunk.extend_from_slice(&frame),
@@ -319,37 +325,6 @@ fn coalesced(
     })
 }
 
-/// One event as Server-Sent Events text.
-fn frame(delivery: &ReadyEvent) -> Bytes {
-    let id = delivery.position.token();
-    let mut text =
-        String::with_capacity(delivery.body.len() + id.len() + delivery.event_type.len() + 24);
-    text.push_str("id: ");
-    text.push_str(&id);
-    text.push_str("\nevent: ");
-    text.push_str(&delivery.event_type);
-    text.push('\n');
-    push_data(&mut text, &delivery.body);
-    Bytes::from(text)
-}
-
-/// A stream's last words: an event of its own with a JSON `detail`.
-fn notice(event: &str, detail: &str) -> Bytes {
-    let mut text = format!("event: {event}\n");
-    push_data(&mut text, &json!({ "detail": detail }).to_string());
-    Bytes::from(text)
-}
-
-/// `data:` lines for `data` (one per line of it), and the blank line that ends the event.
-fn push_data(text: &mut String, data: &str) {
-    for line in data.split('\n') {
-        text.push_str("data: ");
-        text.push_str(line);
-        text.push('\n');
-    }
-    text.push('\n');
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -358,7 +333,7 @@ mod tests {
     use futures::StreamExt as _;
     use tokio::sync::mpsc;
 
-    use super::{coalesced, notice, push_data};
+    use super::coalesced;
 
     #[tokio::test(start_paused = true)]
     async fn waiting_frames_go_out_in_one_write_and_an_idle_stream_hears_a_heartbeat() {
@@ -380,17 +355,6 @@ mod tests {
         assert!(
             body.next().await.is_none(),
             "the stream ends with its sender"
-        );
-    }
-
-    #[test]
-    fn data_of_several_lines_is_one_data_line_each() {
-        let mut text = String::new();
-        push_data(&mut text, "a\nb");
-        assert_eq!(text, "data: a\ndata: b\n\n");
-        assert_eq!(
-            notice("lagged", "behind"),
-            Bytes::from("event: lagged\ndata: {\"detail\":\"behind\"}\n\n")
         );
     }
 }
