@@ -67,6 +67,10 @@ pub const MIGRATIONS: &[herald_bus::store::Migration] = &[
         version: 8,
         sql: include_str!("../migrations/0008_identity.sql"),
     },
+    herald_bus::store::Migration {
+        version: 9,
+        sql: include_str!("../migrations/0009_refresh_credential.sql"),
+    },
 ];
 
 pub use startup::ApiServer;

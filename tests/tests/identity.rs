@@ -1,8 +1,8 @@
 //! The built-in login (`identity.enabled`): users are `auth.user` documents managed by admins
 //! with commands; `POST /v1/auth/token` signs in and refreshes, refresh tokens rotate and a
 //! reused one revokes its family, signing out revokes, a disabled user cannot refresh, sign-in
-//! is rate-limited and never tells a wrong username from a wrong password, and passwords are
-//! stored only as argon2id hashes that nobody is shown.
+//! is rate-limited and never tells a wrong username from a wrong password, passwords are
+//! stored only as argon2id hashes that nobody is shown, and changing one ends older sessions.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -322,6 +322,7 @@ async fn passwords_are_kept_only_as_hashes_nobody_is_shown() {
     assert_eq!(problem["errors"][0]["pointer"], "/password", "{problem}");
     assert_eq!(problem["errors"][0]["code"], "min_length", "{problem}");
 
+    let before = json(sign_in(&app, "acme", "hedy", PASSWORD).await).await;
     let changed = admin
         .patch(
             &format!("/v1/auth/user/{id}"),
@@ -329,6 +330,13 @@ async fn passwords_are_kept_only_as_hashes_nobody_is_shown() {
         )
         .await;
     assert_eq!(changed.status(), 200);
+    assert_eq!(
+        refresh(&app, &text(&before, "refresh_token"))
+            .await
+            .status(),
+        400,
+        "a password change ends the sessions that began before it"
+    );
     assert_eq!(sign_in(&app, "acme", "hedy", PASSWORD).await.status(), 400);
     assert_eq!(
         sign_in(&app, "acme", "hedy", "a new passphrase")

@@ -156,10 +156,17 @@ impl Identity {
         match user {
             Some(user) if matches && user.active => {
                 let client = crate::views::connection(self.store.pool()).await?;
-                let refresh_token =
-                    refresh::issue(&client, &tenant, user.id, None, self.refresh_expiry())
-                        .await
-                        .map_err(ApiError::store_unavailable)?;
+                let credential = refresh::credential_digest(user.password_hash.as_deref());
+                let refresh_token = refresh::issue(
+                    &client,
+                    &tenant,
+                    user.id,
+                    None,
+                    &credential,
+                    self.refresh_expiry(),
+                )
+                .await
+                .map_err(ApiError::store_unavailable)?;
                 self.tokens(&tenant, &user, refresh_token)
             }
             _ => Err(refused),
@@ -193,18 +200,29 @@ impl Identity {
         let user = users::by_id(&self.store, &holder.tenant, holder.user_id)
             .await
             .map_err(ApiError::store_unavailable)?;
-        let Some(user) = user.filter(|user| user.active) else {
+        // A user disabled or deleted since, or whose password changed since the family began
+        // (a token without a record of the password is judged by the other two alone).
+        let current = |user: &User| {
+            let digest = refresh::credential_digest(user.password_hash.as_deref());
+            holder
+                .credential
+                .as_ref()
+                .is_none_or(|kept| *kept == digest)
+        };
+        let Some(user) = user.filter(|user| user.active && current(user)) else {
             refresh::revoke_family(&tx, holder.family)
                 .await
                 .map_err(ApiError::store_unavailable)?;
             tx.commit().await.map_err(ApiError::store_unavailable)?;
             return Err(refused);
         };
+        let credential = refresh::credential_digest(user.password_hash.as_deref());
         let successor = refresh::issue(
             &tx,
             &holder.tenant,
             user.id,
             Some(holder.family),
+            &credential,
             self.refresh_expiry(),
         )
         .await

@@ -1,7 +1,8 @@
 //! Refresh tokens (RFC 9700 §4.14): each is `hr_<id>_<secret>`, used once. Using one hands out
 //! its successor in the same family; using a spent one again means it was stolen (by whoever
 //! used it first, or now), so the whole family is revoked and every holder must sign in again.
-//! Only a SHA-256 digest of the 256-bit secret is kept.
+//! Only a SHA-256 digest of the 256-bit secret is kept, and one of the user's credential (their
+//! password hash) when the family began: a token from before a password change is refused.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,6 +24,8 @@ pub struct Holder {
     pub tenant: TenantId,
     pub user_id: Uuid,
     pub family: Uuid,
+    /// The digest of the user's credential when the family began.
+    pub credential: Option<Vec<u8>>,
 }
 
 /// What using a refresh token found.
@@ -40,6 +43,11 @@ fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
+/// What a token keeps of the user's credential (their password hash, or none).
+pub fn credential_digest(credential: Option<&str>) -> Vec<u8> {
+    digest(credential.unwrap_or_default())
+}
+
 fn parse(token: &str) -> Option<(Uuid, &str)> {
     let (id, secret) = token.strip_prefix(PREFIX)?.split_once('_')?;
     Some((Uuid::try_parse(id).ok()?, secret))
@@ -55,6 +63,7 @@ pub async fn issue(
     tenant: &TenantId,
     user_id: Uuid,
     family: Option<Uuid>,
+    credential: &[u8],
     expires_at: DateTime<Utc>,
 ) -> Result<String, Error> {
     let id = Uuid::new_v4();
@@ -63,9 +72,18 @@ pub async fn issue(
     let secret = URL_SAFE_NO_PAD.encode(bytes);
     client
         .execute(
-            "INSERT INTO herald.refresh_tokens (id, family, tenant, user_id, secret_hash, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&id, &family.unwrap_or(id), &tenant.as_str(), &user_id, &digest(&secret), &expires_at],
+            "INSERT INTO herald.refresh_tokens
+                 (id, family, tenant, user_id, secret_hash, credential, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &id,
+                &family.unwrap_or(id),
+                &tenant.as_str(),
+                &user_id,
+                &digest(&secret),
+                &credential,
+                &expires_at,
+            ],
         )
         .await?;
     Ok(format!("{PREFIX}{}_{secret}", id.simple()))
@@ -83,7 +101,7 @@ pub async fn redeem(client: &impl GenericClient, token: &str) -> Result<Redeemed
     let row = client
         .query_opt(
             "SELECT family, tenant, user_id, secret_hash, used_at IS NOT NULL,
-                    revoked_at IS NULL AND expires_at > now()
+                    revoked_at IS NULL AND expires_at > now(), credential
              FROM herald.refresh_tokens WHERE id = $1 FOR UPDATE",
             &[&id],
         )
@@ -103,6 +121,7 @@ pub async fn redeem(client: &impl GenericClient, token: &str) -> Result<Redeemed
         tenant,
         user_id: row.try_get(2)?,
         family: row.try_get(0)?,
+        credential: row.try_get(6)?,
     };
     let (used, live): (bool, bool) = (row.try_get(4)?, row.try_get(5)?);
     if used {
