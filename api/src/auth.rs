@@ -231,17 +231,17 @@ impl TokenVerifier {
         let own = self
             .own
             .as_ref()
-            .filter(|(kid, _)| header.kid.as_ref() == Some(kid));
-        let (algorithm, key) = match (&self.jwks, &header.kid) {
-            _ if own.is_some() => match own {
-                Some((_, key)) if header.alg == Algorithm::EdDSA => (Algorithm::EdDSA, key.clone()),
-                _ => return Err(invalid),
-            },
-            (Some(jwks), Some(kid)) if self.from_jwks.contains(&header.alg) => {
+            .filter(|(kid, _)| header.kid.as_ref() == Some(kid))
+            .map(|(_, key)| key);
+        let (algorithm, key) = match (own, &self.jwks, &header.kid) {
+            // Herald's own key verifies its own tokens, as EdDSA and nothing else.
+            (Some(key), _, _) if header.alg == Algorithm::EdDSA => (Algorithm::EdDSA, key.clone()),
+            (Some(_), _, _) => return Err(invalid),
+            (None, Some(jwks), Some(kid)) if self.from_jwks.contains(&header.alg) => {
                 let key = jwks.key(kid, header.alg).ok_or(invalid)?;
                 (header.alg, key)
             }
-            (Some(_), Some(_)) => return Err(invalid),
+            (None, Some(_), Some(_)) => return Err(invalid),
             _ => match self.keys.iter().find(|(a, _)| *a == header.alg) {
                 Some((algorithm, key)) => (*algorithm, key.clone()),
                 None => return Err(invalid),

@@ -39,6 +39,10 @@ pub struct VersionRouting {
     /// The OpenAPI description of each version but `v1` (served by its own route).
     descriptions: BTreeMap<String, bytes::Bytes>,
     calls: BTreeMap<(String, String), AtomicU64>,
+    /// Each versioned document's names, by app, version and document, made once at start.
+    names: BTreeMap<String, BTreeMap<String, BTreeMap<String, Names>>>,
+    /// The names of a document a version shows as declared.
+    declared_names: Names,
     body_limit: usize,
 }
 
@@ -54,6 +58,8 @@ impl VersionRouting {
     ) -> Result<Self, serde_json::Error> {
         let mut calls = BTreeMap::new();
         let mut descriptions = BTreeMap::new();
+        let mut names: BTreeMap<String, BTreeMap<String, BTreeMap<String, Names>>> =
+            BTreeMap::new();
         for doc in registry.documents() {
             let Some(versions) = registry.versions(&doc.app) else {
                 continue;
@@ -62,6 +68,14 @@ impl VersionRouting {
                 calls
                     .entry((doc.app.clone(), version.name.clone()))
                     .or_insert_with(AtomicU64::default);
+                if let Some(changes) = version.document(&doc.name) {
+                    names
+                        .entry(doc.app.clone())
+                        .or_default()
+                        .entry(version.name.clone())
+                        .or_default()
+                        .insert(doc.name.clone(), Names::of(changes));
+                }
                 if version.name != FIRST_VERSION && !descriptions.contains_key(&version.name) {
                     let description =
                         describe(&registry.version_view(&version.name), &version.name);
@@ -76,6 +90,8 @@ impl VersionRouting {
             registry,
             descriptions,
             calls,
+            names,
+            declared_names: Names::default(),
             body_limit,
         })
     }
@@ -96,6 +112,15 @@ impl VersionRouting {
         self.descriptions.get(version)
     }
 
+    /// The names `doc` of `app` uses in `version`.
+    fn names(&self, app: &str, version: &str, doc: &str) -> &Names {
+        self.names
+            .get(app)
+            .and_then(|versions| versions.get(version))
+            .and_then(|docs| docs.get(doc))
+            .unwrap_or(&self.declared_names)
+    }
+
     fn count(&self, app: &str, version: &str) {
         if let Some(count) = self.calls.get(&(app.to_owned(), version.to_owned())) {
             count.fetch_add(1, Ordering::Relaxed);
@@ -110,7 +135,7 @@ struct Target<'a> {
     doc: String,
     /// The path after `/{version}/{app}/{doc}`.
     rest: Vec<String>,
-    names: Names,
+    names: &'a Names,
 }
 
 /// What the answer holds, so its names can be turned into the version's.
@@ -158,7 +183,7 @@ pub async fn serve(
     };
     routing.count(app, version);
     let doc = segments.next().unwrap_or_default().to_owned();
-    let names = declared.document(&doc).map(Names::of).unwrap_or_default();
+    let names = routing.names(app, version, &doc);
     let target = Target {
         version: declared,
         app: app.to_owned(),
@@ -257,7 +282,7 @@ async fn versioned(
     let (path, shape) = declared_path(target, &method)?;
     let query = match parts.uri.query() {
         Some(query) if shape == Some(Shape::List) && !target.names.is_identity() => {
-            Some(list_query_to_declared(&target.names, query)?)
+            Some(list_query_to_declared(target.names, query)?)
         }
         other => other.map(str::to_owned),
     };
@@ -269,7 +294,7 @@ async fn versioned(
             .await
             .map_err(|_| ApiError::PayloadTooLarge(routing.body_limit))?;
         parts.headers.remove(CONTENT_LENGTH);
-        Body::from(body_to_declared(&target.names, bytes)?)
+        Body::from(body_to_declared(target.names, bytes)?)
     } else {
         body
     };
@@ -282,7 +307,7 @@ fn declared_path(
     target: &Target<'_>,
     method: &Method,
 ) -> Result<(String, Option<Shape>), ApiError> {
-    let names = &target.names;
+    let names = target.names;
     let mut rest = target.rest.clone();
     let shape = match (method, rest.as_mut_slice()) {
         (_, []) if target.doc.is_empty() => None,
@@ -450,9 +475,9 @@ async fn answer_to_version(
         return Ok(Response::from_parts(parts, Body::from(bytes)));
     };
     if problem {
-        problem_to_version(&target.names, &mut value);
+        problem_to_version(target.names, &mut value);
     } else {
-        body_to_version(&target.names, shape, &mut value);
+        body_to_version(target.names, shape, &mut value);
     }
     parts.headers.remove(CONTENT_LENGTH);
     let bytes = serde_json::to_vec(&value).map_err(ApiError::internal)?;
@@ -527,7 +552,7 @@ fn rewrite_paths(target: &Target<'_>, headers: &mut HeaderMap) {
             let Some(text) = value.to_str().ok() else {
                 return value.clone();
             };
-            let rewritten = link_to_version(text, &declared, &shown, &target.names);
+            let rewritten = link_to_version(text, &declared, &shown, target.names);
             HeaderValue::from_str(&rewritten).unwrap_or_else(|_| value.clone())
         })
         .collect();

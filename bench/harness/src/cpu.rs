@@ -37,22 +37,25 @@ pub struct Usage {
 
 impl Components {
     pub fn read(&self) -> Reading {
+        // One pass over /proc for every figure of the reading.
+        let processes = processes();
+        let sum = |selects: &dyn Fn(&Process) -> bool| -> f64 {
+            processes
+                .iter()
+                .filter(|p| selects(p))
+                .map(|p| p.seconds)
+                .sum()
+        };
         let mut seconds = BTreeMap::new();
         for (name, pid) in &self.processes {
             // A server of several processes (uvicorn's workers) counts with its children.
-            let family: f64 = std::iter::once(*pid)
-                .chain(children_of(*pid))
-                .map(|pid| process_seconds(pid).unwrap_or(0.0))
-                .sum();
+            let family = sum(&|p| p.pid == *pid || p.parent == *pid);
             seconds.insert(*name, family);
         }
-        seconds.insert(
-            "harness",
-            process_seconds(std::process::id()).unwrap_or(0.0),
-        );
-        let (postgres, nats) = named_seconds();
-        seconds.insert("postgres", postgres);
-        seconds.insert("nats", nats);
+        let harness = std::process::id();
+        seconds.insert("harness", sum(&|p| p.pid == harness));
+        seconds.insert("postgres", sum(&|p| p.command == "postgres"));
+        seconds.insert("nats", sum(&|p| p.command == "nats-server"));
         Reading {
             at: Instant::now(),
             seconds,
@@ -91,61 +94,43 @@ impl Usage {
     }
 }
 
-/// User plus system CPU seconds of a process (its threads included).
-fn process_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may hold spaces: count fields after it.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / TICKS_PER_SECOND)
+/// One process as `/proc/<pid>/stat` shows it.
+struct Process {
+    pid: u32,
+    parent: u32,
+    command: String,
+    /// User plus system CPU seconds (its threads included).
+    seconds: f64,
 }
 
-/// CPU seconds of every `postgres` and every `nats-server` process on the machine.
-/// The processes whose parent is `parent`.
-fn children_of(parent: u32) -> Vec<u32> {
+/// Every process of the machine.
+fn processes() -> Vec<Process> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                // After the command in parentheses: state, then the parent's id.
-                stat.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
-                    == Some(parent)
-            })
-        })
+        .filter_map(process)
         .collect()
 }
 
-fn named_seconds() -> (f64, f64) {
-    let (mut postgres, mut nats) = (0.0, 0.0);
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return (0.0, 0.0);
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(name) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
-            continue;
-        };
-        match name.trim() {
-            "postgres" => postgres += process_seconds(pid).unwrap_or(0.0),
-            "nats-server" => nats += process_seconds(pid).unwrap_or(0.0),
-            _ => {}
-        }
-    }
-    (postgres, nats)
+fn process(pid: u32) -> Option<Process> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command is in parentheses and may hold spaces: count fields after it.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let command = head.split_once('(')?.1.to_owned();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state, parent; utime and stime are fields 14 and 15 of the line.
+    let parent = fields.get(1)?.parse().ok()?;
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some(Process {
+        pid,
+        parent,
+        command,
+        seconds: (utime + stime) / TICKS_PER_SECOND,
+    })
 }
 
 #[cfg(test)]
@@ -160,6 +145,6 @@ mod tests {
             spin = spin.wrapping_add(1);
         }
         assert!(spin > 0);
-        assert!(process_seconds(std::process::id()).is_some_and(|s| s > 0.0));
+        assert!(process(std::process::id()).is_some_and(|p| p.seconds > 0.0));
     }
 }

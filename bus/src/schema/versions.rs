@@ -22,11 +22,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use saphyr::{LoadableYamlNode, MarkedYaml, YamlData};
+use saphyr::{MarkedYaml, YamlData};
 
 use super::error::LoadError;
 use super::model::{DocumentSchema, MANAGED_FIELDS};
-use super::yaml::{Entry, Reader, reads_yaml, scalar_str};
+use super::yaml::{Entry, Reader, load_documents, reads_yaml, scalar_str};
 use crate::ids::is_name;
 
 /// The file stem of an app's versions, one of [`super::RESERVED_STEMS`].
@@ -154,14 +154,7 @@ pub(super) fn parse_versions(
     documents: &AppDocuments<'_>,
     errors: &mut Vec<LoadError>,
 ) -> Option<AppVersions> {
-    let docs = match MarkedYaml::load_from_str(text) {
-        Ok(docs) => docs,
-        Err(e) => {
-            let message = format!("invalid YAML: {}", e.info());
-            errors.push(LoadError::at(file, *e.marker(), message));
-            return None;
-        }
-    };
+    let docs = load_documents(file, text, errors)?;
     let before = errors.len();
     let mut parser = Parser {
         reader: Reader { file, errors },

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use saphyr::{MarkedYaml, Scalar, YamlData};
+use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
 use super::error::LoadError;
 
@@ -91,6 +91,23 @@ impl Reader<'_> {
         }
         self.error(node, format!("{key} must be true or false"));
         None
+    }
+}
+
+/// The YAML documents of a file's text; `None` when it is not YAML, with the mistake pushed
+/// to `errors` at its line and column.
+pub fn load_documents<'i>(
+    file: &Path,
+    text: &'i str,
+    errors: &mut Vec<LoadError>,
+) -> Option<Vec<MarkedYaml<'i>>> {
+    match MarkedYaml::load_from_str(text) {
+        Ok(docs) => Some(docs),
+        Err(e) => {
+            let message = format!("invalid YAML: {}", e.info());
+            errors.push(LoadError::at(file, *e.marker(), message));
+            None
+        }
     }
 }
 

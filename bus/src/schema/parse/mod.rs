@@ -11,11 +11,11 @@ mod values;
 use std::path::Path;
 
 use indexmap::IndexMap;
-use saphyr::{LoadableYamlNode, MarkedYaml};
+use saphyr::MarkedYaml;
 
 use super::error::LoadError;
 use super::model::{Acl, DocumentSchema, Fields, SEARCH_LANGUAGES};
-use super::yaml::{Reader, reads_yaml};
+use super::yaml::{Reader, load_documents, reads_yaml};
 use keys::Place;
 
 /// A `ref` target to check once every file is parsed, with the error to report if it is not
@@ -36,14 +36,7 @@ pub(super) fn parse_document(
     errors: &mut Vec<LoadError>,
     refs: &mut Vec<RefSite>,
 ) -> Option<DocumentSchema> {
-    let docs = match MarkedYaml::load_from_str(text) {
-        Ok(docs) => docs,
-        Err(e) => {
-            let message = format!("invalid YAML: {}", e.info());
-            errors.push(LoadError::at(file, *e.marker(), message));
-            return None;
-        }
-    };
+    let docs = load_documents(file, text, errors)?;
     let before = errors.len();
     let mut parser = Parser {
         reader: Reader { file, errors },

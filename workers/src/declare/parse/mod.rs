@@ -17,8 +17,8 @@ use herald_bus::schema::LoadError;
 use herald_bus::schema::format::format_problem;
 use herald_bus::schema::load::Documents;
 use herald_bus::schema::model::FieldKind;
-use herald_bus::schema::yaml::{Entry, Reader, reads_yaml, scalar_str};
-use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use herald_bus::schema::yaml::{Entry, Reader, load_documents, reads_yaml, scalar_str};
+use saphyr::{MarkedYaml, Scalar, YamlData};
 
 use super::{DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, RetryPolicy, TaskDecl, TaskKind};
 
@@ -38,13 +38,8 @@ pub(super) fn parse_tasks(
     documents: &Documents,
     errors: &mut Vec<LoadError>,
 ) -> Vec<TaskDecl> {
-    let docs = match MarkedYaml::load_from_str(text) {
-        Ok(docs) => docs,
-        Err(e) => {
-            let message = format!("invalid YAML: {}", e.info());
-            errors.push(LoadError::at(file, *e.marker(), message));
-            return Vec::new();
-        }
+    let Some(docs) = load_documents(file, text, errors) else {
+        return Vec::new();
     };
     let before = errors.len();
     let mut parser = Parser {
