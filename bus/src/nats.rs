@@ -40,6 +40,14 @@ pub enum BusError {
     },
 }
 
+/// The servers of `nats.url`: one URL, or several separated by commas.
+fn servers(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// The URL as it may be logged: any `user:password@` or token before the host removed.
 fn without_credentials(url: &str) -> String {
     match url.split_once("://") {
@@ -59,6 +67,7 @@ pub struct Bus {
     pub client: async_nats::Client,
     pub jetstream: jetstream::Context,
     prefix: String,
+    replicas: usize,
 }
 
 impl Bus {
@@ -68,10 +77,14 @@ impl Bus {
             .connection_timeout(Duration::from_secs(5))
             // Fail publishes fast while disconnected instead of buffering without bound.
             .client_capacity(4096)
-            .connect(&settings.url)
+            .connect(servers(&settings.url))
             .await
             .map_err(|source| BusError::Connect {
-                url: without_credentials(&settings.url),
+                url: servers(&settings.url)
+                    .into_iter()
+                    .map(without_credentials)
+                    .collect::<Vec<_>>()
+                    .join(","),
                 source,
             })?;
         let jetstream = jetstream::new(client.clone());
@@ -79,7 +92,13 @@ impl Bus {
             client,
             jetstream,
             prefix: settings.prefix.clone(),
+            replicas: settings.replicas,
         })
+    }
+
+    /// Replicas of each stream Herald creates.
+    pub fn replicas(&self) -> usize {
+        self.replicas
     }
 
     pub fn prefix(&self) -> &str {
@@ -145,6 +164,7 @@ impl Bus {
                 storage: stream::StorageType::File,
                 max_age,
                 duplicate_window: DUPLICATE_WINDOW,
+                num_replicas: self.replicas,
                 ..Default::default()
             })
             .await
@@ -175,6 +195,7 @@ impl Bus {
                 retention: stream::RetentionPolicy::WorkQueue,
                 storage: stream::StorageType::File,
                 duplicate_window: DUPLICATE_WINDOW,
+                num_replicas: self.replicas,
                 ..Default::default()
             })
             .await
@@ -280,4 +301,18 @@ pub async fn consume<F, Fut>(
     }
     tracker.close();
     tracker.wait().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_of_servers_is_split_and_shown_without_credentials() {
+        let url = "nats://a:4222, nats://user:secret@b:4223,";
+        assert_eq!(servers(url), ["nats://a:4222", "nats://user:secret@b:4223"]);
+        let shown: Vec<String> = servers(url).into_iter().map(without_credentials).collect();
+        assert_eq!(shown, ["nats://a:4222", "nats://b:4223"]);
+        assert_eq!(without_credentials("token@c:4222"), "c:4222");
+    }
 }

@@ -125,9 +125,13 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NatsSettings {
+    /// One server, or several separated by commas (the members of a cluster): the client
+    /// connects to any that answers and moves to another when it goes away.
     pub url: String,
     /// Every stream, consumer and subject name starts with it, so environments share one server.
     pub prefix: String,
+    /// Replicas of each stream Herald creates (1, or 3 or 5 on a JetStream cluster).
+    pub replicas: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -337,6 +341,7 @@ impl Default for NatsSettings {
         Self {
             url: "nats://127.0.0.1:4222".to_owned(),
             prefix: "herald".to_owned(),
+            replicas: 1,
         }
     }
 }
@@ -404,6 +409,8 @@ pub enum SettingsError {
     Origin(String),
     #[error("http.cors: `{0}` is not a method or header name")]
     CorsName(String),
+    #[error("nats.replicas is {0}: JetStream keeps 1 to {MAX_REPLICAS} replicas of a stream")]
+    Replicas(usize),
 }
 
 /// An HTTP token: a method or a header name.
@@ -429,6 +436,8 @@ fn is_origin(text: &str) -> bool {
 
 /// The shortest HS256 key accepted: as long as the hash output.
 pub const MIN_HS256_SECRET: usize = 32;
+/// The most replicas JetStream keeps of a stream.
+pub const MAX_REPLICAS: usize = 5;
 
 impl Settings {
     /// Defaults, then `file` when given (or `herald.toml` when present), then `HERALD_*` variables.
@@ -510,6 +519,9 @@ impl Settings {
         ];
         if let Some((name, _)) = counts.iter().find(|(_, n)| *n < 1) {
             return Err(SettingsError::Zero(name));
+        }
+        if !(1..=MAX_REPLICAS).contains(&self.nats.replicas) {
+            return Err(SettingsError::Replicas(self.nats.replicas));
         }
         if let Some(origin) = self
             .http
@@ -744,6 +756,12 @@ mod tests {
                     Err(SettingsError::Zero("http.head_timeout_ms"))
                 ),
                 "a timeout of 0 would close every connection at once"
+            );
+            jail.set_env("HERALD_HTTP__HEAD_TIMEOUT_MS", "1000");
+            jail.set_env("HERALD_NATS__REPLICAS", "7");
+            assert!(
+                matches!(Settings::load(None), Err(SettingsError::Replicas(7))),
+                "JetStream keeps at most five replicas"
             );
             Ok(())
         });

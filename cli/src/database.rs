@@ -66,7 +66,7 @@ mod tests {
             .flat_map(|set| set.iter().map(|m| m.version))
             .collect();
         versions.sort_unstable();
-        let expected: Vec<i32> = (1..=9).collect();
+        let expected: Vec<i32> = (1..=10).collect();
         assert_eq!(versions, expected);
     }
 }

@@ -145,7 +145,7 @@ pub async fn apply_batch(
 }
 
 /// A fold error as the failure of its event.
-fn failure_of(event: &RecordedEvent, error: &dyn std::error::Error) -> EventFailure {
+pub(crate) fn failure_of(event: &RecordedEvent, error: &dyn std::error::Error) -> EventFailure {
     EventFailure {
         position: event.position,
         event_id: Some(event.event_id),
@@ -156,7 +156,8 @@ fn failure_of(event: &RecordedEvent, error: &dyn std::error::Error) -> EventFail
     }
 }
 
-type RowKey = (String, Uuid);
+/// A view row's key: tenant and document id.
+pub(crate) type RowKey = (String, Uuid);
 
 async fn load_rows(
     client: &Transaction<'_>,
@@ -179,7 +180,7 @@ async fn load_rows(
 }
 
 /// Writes the touched rows in one statement.
-async fn write_rows(
+pub(crate) async fn write_rows(
     client: &Transaction<'_>,
     table: &VersionTable,
     touched: &[RowKey],

@@ -10,6 +10,8 @@
 //! - [`apply`]: [`apply::project_next`] reads the next batch of the ordered log, folds it into
 //!   the rows it touches and writes them with the *checkpoint* (how far the version has read)
 //!   in the same transaction, so a crash never applies an event twice or skips one.
+//! - [`replay`]: parked events applied again at an operator's request, by refolding each
+//!   event's document up to the checkpoint, as a rebuild would.
 //! - [`status`]: what operators see: state, checkpoint, lag, heartbeat, rebuild progress.
 //! - [`runner`]: the projector role: one leased runner per live version, standbys elsewhere,
 //!   woken by `pg_notify` from appends, with a polling fallback.
@@ -19,6 +21,7 @@
 pub mod apply;
 pub mod catalog;
 pub mod query;
+pub mod replay;
 pub mod runner;
 pub mod status;
 pub mod table;

@@ -2,7 +2,8 @@
 //! (building or active); each contender waits for the version's lease, and the holder applies the
 //! log to the version's table, woken by `pg_notify` from appends with a polling fallback. A
 //! building version that has caught up becomes the active one (see [`crate::catalog::activate`]).
-//! When the holder dies, a contender in another process takes the lease over.
+//! When the holder dies, a contender in another process takes the lease over. An idle holder
+//! also applies again the parked events an operator asked to replay (see [`crate::replay`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::apply::{ProjectError, apply_batch, project_next};
 use crate::catalog::{self, VersionState};
+use crate::replay::replay_requested;
 use crate::table::VersionTable;
 
 /// How often the supervisor looks for new versions (a rebuild requested elsewhere).
@@ -31,6 +33,9 @@ const SUPERVISE_INTERVAL: Duration = Duration::from_secs(1);
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// Back-off while the database is unreachable or an event cannot be applied.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+/// An idle holder looks for parked events an operator asked to replay at most this often, so
+/// the look costs nothing while the view is busy.
+const REPLAY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What a projection runner needs, shared by all of them.
 #[derive(Clone)]
@@ -193,6 +198,7 @@ async fn hold(
     }
     let mut pacing = Pacing::default();
     let mut last_heartbeat = Instant::now();
+    let mut last_replay: Option<Instant> = None;
     loop {
         let batch_size = if building {
             runtime.settings.rebuild_batch_size
@@ -232,6 +238,12 @@ async fn hold(
                 return Ok(Stop::Shutdown);
             }
             continue;
+        }
+        // Caught up: a good moment to apply again what an operator asked for (after a wake-up
+        // too, since the request notifies the view's collection).
+        if last_replay.is_none_or(|at| at.elapsed() >= REPLAY_INTERVAL) {
+            replay_requested(lease.client(), table).await?;
+            last_replay = Some(Instant::now());
         }
         if last_heartbeat.elapsed() >= HEARTBEAT_INTERVAL {
             if !catalog::record_progress(&**lease.client(), table, 0).await? {

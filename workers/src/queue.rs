@@ -46,6 +46,7 @@ pub async fn ensure_dead_stream(bus: &Bus) -> Result<stream::Stream, BusError> {
             subjects: vec![format!("{}.dead.>", bus.prefix())],
             retention: stream::RetentionPolicy::Limits,
             max_age: Duration::from_secs(30 * 24 * 3600),
+            num_replicas: bus.replicas(),
             ..Default::default()
         })
         .await

@@ -886,6 +886,10 @@ fn admin_paths() -> Map<String, Value> {
             "operationId": operations::REBUILD_PROJECTION, "tags": ["admin"],
             "responses": with_common(rebuild, &[admin_errors])}}),
     );
+    paths.insert(
+        "/v1/admin/parked-events/replay".into(),
+        replay_path(admin_errors),
+    );
     let run = || json!({"content": {"application/json": {"schema": reference("TaskRun")}}});
     let mut show_run = Map::new();
     let mut shown = run();
@@ -924,6 +928,32 @@ fn admin_paths() -> Map<String, Value> {
             "responses": with_common(requeued, &[admin_errors, &[("409", "The run is not dead")]])}}),
     );
     paths
+}
+
+/// Asking view versions to apply their parked events again.
+fn replay_path(admin_errors: &[(&str, &str)]) -> Value {
+    let body = json!({"type": "object", "additionalProperties": false,
+        "properties": {"reader": {"type": "string", "minLength": 1, "maxLength": 200,
+            "description": "One view version, e.g. `petstore.product.v1`; every live version's when absent"}}});
+    let mut responses = Map::new();
+    responses.insert(
+        "202".into(),
+        json!({"description": "Marked for replay; each version's runner applies them again once idle",
+            "content": {"application/json": {"schema": {"type": "object", "required": ["requested"],
+                "properties": {"requested": {"type": "integer", "minimum": 0, "description": "Parked events marked"}}}}}}),
+    );
+    let errors = [
+        (
+            "404",
+            "No live view version has this name (`relay` and `tasks` are not replayed)",
+        ),
+        ("422", "Invalid body"),
+    ];
+    json!({"post": {"summary": "Replay the parked events of view versions",
+        "description": "The runner of each version refolds every parked event's document from its first event up to the version's checkpoint, as a rebuild would, and removes the parked rows that now apply; one that still fails stays, with its new error.",
+        "operationId": operations::REPLAY_PARKED_EVENTS, "tags": ["admin"],
+        "requestBody": {"required": false, "content": {"application/json": {"schema": body}}},
+        "responses": with_common(responses, &[admin_errors, &BODY_ERRORS, &errors])}})
 }
 
 fn history_path(doc: &DocumentSchema, ops: &DocumentOperations) -> Value {

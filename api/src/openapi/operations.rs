@@ -21,6 +21,7 @@ pub const GET_PROJECTION: &str = "get_projection";
 pub const REBUILD_PROJECTION: &str = "rebuild_projection";
 pub const LIST_DEAD_TASKS: &str = "list_dead_tasks";
 pub const RETRY_DEAD_TASK: &str = "retry_dead_task";
+pub const REPLAY_PARKED_EVENTS: &str = "replay_parked_events";
 pub const CHECK_HEALTH: &str = "check_health";
 pub const CHECK_READINESS: &str = "check_readiness";
 pub const CREATE_API_KEY: &str = "create_api_key";
@@ -31,12 +32,13 @@ pub const REVOKE_TOKEN: &str = "revoke_token";
 pub const SIGNING_KEYS: &str = "signing_keys";
 
 /// Document names whose ids could equal one above.
-const RESERVED: [&str; 8] = [
+const RESERVED: [&str; 9] = [
     "event",
     "command",
     "task",
     "projection",
     "dead_task",
+    "parked_events",
     "readiness",
     "api_key",
     "token",

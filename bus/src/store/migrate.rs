@@ -31,6 +31,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 6,
         sql: include_str!("../../migrations/0006_tenant_log_indexes.sql"),
     },
+    Migration {
+        version: 10,
+        sql: include_str!("../../migrations/0010_parked_event_replay.sql"),
+    },
 ];
 
 /// Any constant works; it only has to be the same for every Herald process.

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{ClientWrapper, Pool};
 use futures::StreamExt;
 use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, NoTls};
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use super::StoreError;
 use super::batch::Batcher;
 use super::reader::EVENTS_CHANNEL;
 use crate::settings::DatabaseSettings;
@@ -65,6 +66,14 @@ impl Announcer {
 
 async fn notify(pool: &Pool, collections: &[String]) -> anyhow::Result<()> {
     let client = pool.get().await?;
+    announce(&client, collections).await?;
+    Ok(())
+}
+
+/// Wakes the readers of `collections` now, as appends to them would. Appends go through an
+/// [`Announcer`]; this is for news that is not an append, such as an operator's request to
+/// replay parked events, which the views' runners look for when woken.
+pub async fn announce(client: &ClientWrapper, collections: &[String]) -> Result<(), StoreError> {
     // One statement, so one transaction, for the whole round.
     let statement = client
         .prepare_cached(&format!(

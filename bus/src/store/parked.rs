@@ -3,7 +3,8 @@
 //! A reader that must see every event — a view version, the relay, the task triggers — tries a
 //! failing event again with back-off ([`Poison`]); once its attempts are spent it parks the event
 //! in `herald.parked_events`, in the transaction that moves its checkpoint past it, and goes on.
-//! Parked events are listed by the admin API and counted in `/metrics`.
+//! Parked events are listed by the admin API and counted in `/metrics`. An operator may ask a
+//! view version to apply its parked events again once the cause is fixed ([`request_replay`]).
 
 use std::time::Duration;
 
@@ -26,6 +27,13 @@ pub struct EventFailure {
     pub collection: Option<String>,
     pub stage: Stage,
     pub error: String,
+}
+
+impl EventFailure {
+    /// The failure as a parked row records it: the error, then the stage (`… (applied)`).
+    pub fn recorded(&self) -> String {
+        format!("{} ({})", self.error, self.stage)
+    }
 }
 
 /// Where an event failed.
@@ -131,7 +139,7 @@ pub async fn park(
                 &failure.event_id,
                 &failure.event_type,
                 &failure.collection,
-                &format!("{} ({})", failure.error, failure.stage),
+                &failure.recorded(),
                 &attempts,
             ],
         )
@@ -159,6 +167,8 @@ pub struct ParkedEvent {
     pub error: String,
     pub attempts: i32,
     pub parked_at: DateTime<Utc>,
+    /// When an operator asked for it to be applied again, while its runner has yet to try.
+    pub replay_requested_at: Option<DateTime<Utc>>,
 }
 
 /// The parked events, newest first, at most `limit`.
@@ -166,7 +176,7 @@ pub async fn list(client: &impl GenericClient, limit: i64) -> Result<Vec<ParkedE
     let rows = client
         .query(
             "SELECT reader, tx_id::text, position, event_id, event_type, collection, error,
-                    attempts, parked_at
+                    attempts, parked_at, replay_requested_at
              FROM herald.parked_events ORDER BY parked_at DESC, reader LIMIT $1",
             &[&limit],
         )
@@ -185,6 +195,7 @@ pub async fn list(client: &impl GenericClient, limit: i64) -> Result<Vec<ParkedE
                 error: row.try_get(6)?,
                 attempts: row.try_get(7)?,
                 parked_at: row.try_get(8)?,
+                replay_requested_at: row.try_get(9)?,
             })
         })
         .collect()
@@ -201,6 +212,92 @@ pub async fn counts(client: &impl GenericClient) -> Result<Vec<(String, i64)>, S
     rows.iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect()
+}
+
+/// Asks the runners of the view versions `readers` to apply their parked events again; returns
+/// how many rows were marked. Each runner picks its rows up with [`requested`].
+pub async fn request_replay(
+    client: &impl GenericClient,
+    readers: &[String],
+) -> Result<u64, StoreError> {
+    Ok(client
+        .execute(
+            "UPDATE herald.parked_events SET replay_requested_at = now() WHERE reader = ANY($1)",
+            &[&readers],
+        )
+        .await?)
+}
+
+/// A parked event an operator asked to apply again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayRequest {
+    pub position: LogPosition,
+    pub event_id: Option<Uuid>,
+}
+
+/// Up to `limit` of `reader`'s events marked for replay, in log order, locked until the caller's
+/// transaction ends. Rows an operator is marking at this moment are skipped rather than waited
+/// for: the runner's next look finds them.
+pub async fn requested(
+    client: &impl GenericClient,
+    reader: &str,
+    limit: i64,
+) -> Result<Vec<ReplayRequest>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT tx_id::text, position, event_id FROM herald.parked_events
+             WHERE reader = $1 AND replay_requested_at IS NOT NULL
+             ORDER BY tx_id, position LIMIT $2
+             FOR UPDATE SKIP LOCKED",
+            &[&reader, &limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ReplayRequest {
+                position: LogPosition {
+                    tx_id: parse_tx_id(row.try_get(0)?)?,
+                    position: row.try_get(1)?,
+                },
+                event_id: row.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
+/// The event `reader` parked at `at` applies now: its row goes.
+pub async fn replayed(
+    client: &impl GenericClient,
+    reader: &str,
+    at: LogPosition,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "DELETE FROM herald.parked_events
+             WHERE reader = $1 AND tx_id = $2::text::xid8 AND position = $3",
+            &[&reader, &at.tx_text(), &at.position],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The event `reader` parked at `at` still fails, with `error`: its row stays, with the new
+/// error, one more attempt and the request cleared (an operator asks again after the next fix).
+pub async fn replay_failed(
+    client: &impl GenericClient,
+    reader: &str,
+    at: LogPosition,
+    error: &str,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE herald.parked_events
+             SET error = $4, attempts = attempts + 1, replay_requested_at = NULL
+             WHERE reader = $1 AND tx_id = $2::text::xid8 AND position = $3",
+            &[&reader, &at.tx_text(), &at.position, &error],
+        )
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -153,6 +153,53 @@ fn unreadable(row: &tokio_postgres::Row, error: &StoreError) -> Result<EventFail
     })
 }
 
+/// Decodes event rows in order up to the first that cannot be: the events before it, and that
+/// one as a failure.
+fn decode(
+    rows: &[tokio_postgres::Row],
+) -> Result<(Vec<RecordedEvent>, Option<EventFailure>), StoreError> {
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        match recorded(row) {
+            Ok(event) => events.push(event),
+            Err(error) => return Ok((events, Some(unreadable(row, &error)?))),
+        }
+    }
+    Ok((events, None))
+}
+
+/// The events of the stream that holds the event at `at`, up to `until`, in log order: what a
+/// view that has read the log up to `until` folds into that document's row. Log order rather
+/// than version order, because that is the order a view (and a rebuild of it) applies them in.
+/// The inner `Err` is the first row that cannot be decoded; no events when `at` holds none.
+pub async fn read_stream_of(
+    client: &impl GenericClient,
+    at: LogPosition,
+    until: LogPosition,
+) -> Result<Result<Vec<RecordedEvent>, EventFailure>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS}, NULL::text
+         FROM herald.events e
+         WHERE (e.tenant, e.stream_id) = (SELECT tenant, stream_id FROM herald.events
+                                          WHERE tx_id = $1::text::xid8 AND position = $2)
+           AND (e.tx_id, e.position) <= ($3::text::xid8, $4)
+         ORDER BY e.tx_id, e.position"
+    );
+    let rows = client
+        .query(
+            &sql,
+            &[
+                &at.tx_text(),
+                &at.position,
+                &until.tx_text(),
+                &until.position,
+            ],
+        )
+        .await?;
+    let (events, unreadable) = decode(&rows)?;
+    Ok(unreadable.map_or(Ok(events), Err))
+}
+
 /// Every event of one stream, by version, with the document's creator.
 pub async fn read_stream(
     client: &impl GenericClient,
@@ -340,17 +387,7 @@ pub async fn read_batch(
     };
     let (frontier, rows, held_back) = futures::try_join!(frontier, rows, held_back)?;
     tx.commit().await?;
-    let mut events = Vec::with_capacity(rows.len());
-    let mut unreadable = None;
-    for row in &rows {
-        match recorded(row) {
-            Ok(event) => events.push(event),
-            Err(error) => {
-                unreadable = Some(self::unreadable(row, &error)?);
-                break;
-            }
-        }
-    }
+    let (events, unreadable) = decode(&rows)?;
     let last = events.last().map_or(after, |e| e.position);
     let caught_up =
         unreadable.is_none() && events.len() < usize::try_from(limit).unwrap_or(usize::MAX);

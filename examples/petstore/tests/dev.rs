@@ -138,7 +138,11 @@ fn dev_serves_the_petstore_with_its_printed_token_and_stops_on_sigterm() {
             .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
             .await
             .expect("drop");
-        let settings = herald_bus::settings::NatsSettings { url: nats, prefix };
+        let settings = herald_bus::settings::NatsSettings {
+            url: nats,
+            prefix,
+            ..Default::default()
+        };
         let bus = herald_bus::nats::Bus::connect(&settings)
             .await
             .expect("nats");
