@@ -276,7 +276,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthenticated(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::Unavailable(_) | ApiError::ViewLagging => {
+            ApiError::Unavailable(_) | ApiError::ViewLagging | ApiError::IdempotencyInFlight => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ApiError::RateLimited(seconds) => {

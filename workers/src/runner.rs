@@ -201,14 +201,19 @@ async fn handle(worker: &Worker, message: Message, shutdown: CancellationToken) 
             return;
         }
     };
-    let row = match worker.store.pool().get().await {
+    let attempt = match worker.store.pool().get().await {
         Ok(client) => runs::start_attempt(&**client, named.id, named.round, ACK_WAIT).await,
         Err(error) => Err(error.into()),
     };
-    let row = match row {
-        Ok(Some(row)) => row,
-        Ok(None) => {
-            // Ended, requeued in a later round, running elsewhere, or never recorded.
+    let row = match attempt {
+        Ok(runs::Attempt::Start(row)) => *row,
+        Ok(runs::Attempt::HeldElsewhere) => {
+            // Its holder may have died: look again once its heartbeat can have gone stale,
+            // rather than leave the run to the sweep for stranded runs.
+            acknowledge(&message, AckKind::Nak(Some(ACK_WAIT / 3))).await;
+            return;
+        }
+        Ok(runs::Attempt::Over) => {
             acknowledge(&message, AckKind::Ack).await;
             return;
         }

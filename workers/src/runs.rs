@@ -190,15 +190,26 @@ pub async fn published(
     Ok(())
 }
 
-/// Starts an attempt of the run in `round`: counts it and returns the row, or `None` when this
-/// message must not run it — the run ended, was requeued in a later round, or another copy of
-/// it is running (its heartbeat is younger than `stale_after`).
+/// What a delivered message of a run may do.
+#[derive(Debug)]
+pub enum Attempt {
+    /// Run it: the attempt is counted, and this is the run's row.
+    Start(Box<TaskRow>),
+    /// Another copy of the message holds the run, and its heartbeat is younger than
+    /// `stale_after`; once its worker is gone, the heartbeat goes stale.
+    HeldElsewhere,
+    /// Nothing to run: the run ended, was requeued in a later round, or was never recorded.
+    Over,
+}
+
+/// Starts an attempt of the run in `round`: counts it and returns the row, unless the run is
+/// held by another copy or over.
 pub async fn start_attempt(
     client: &impl GenericClient,
     id: Uuid,
     round: i32,
     stale_after: std::time::Duration,
-) -> Result<Option<TaskRow>, StoreError> {
+) -> Result<Attempt, StoreError> {
     let sql = format!(
         "UPDATE herald.tasks SET state = 'running', attempts = attempts + 1,
                 next_attempt_at = NULL, updated_at = now()
@@ -207,7 +218,21 @@ pub async fn start_attempt(
                 OR (state = 'running' AND updated_at < now() - make_interval(secs => $3)))
          RETURNING {COLUMNS}"
     );
-    one(client, &sql, &[&id, &round, &stale_after.as_secs_f64()]).await
+    if let Some(row) = one(client, &sql, &[&id, &round, &stale_after.as_secs_f64()]).await? {
+        return Ok(Attempt::Start(Box::new(row)));
+    }
+    let held = client
+        .query_opt(
+            "SELECT 1 FROM herald.tasks WHERE id = $1 AND round = $2 AND state = 'running'",
+            &[&id, &round],
+        )
+        .await?
+        .is_some();
+    Ok(if held {
+        Attempt::HeldElsewhere
+    } else {
+        Attempt::Over
+    })
 }
 
 /// Tells other copies of the run that this attempt is alive.
