@@ -783,3 +783,72 @@ herald_require_cargo() {
 	herald_die "the Rust toolchain (cargo) was not found on PATH or in ~/.cargo/bin.
   This script cannot install it. Install Rust $(sed -n 's/^rust-version *= *"\(.*\)"/\1/p' "$HERALD_REPO_ROOT/Cargo.toml" | head -n1) or newer with rustup (https://rustup.rs), including the rustfmt and clippy components, then run this again."
 }
+
+# ---------------------------------------------------------------------------
+# A three-node NATS cluster for development (scripts/services cluster ...)
+#
+#   HERALD_NATS_CLUSTER_PORT  client port of the first node; the others follow (4231)
+
+HERALD_NATS_CLUSTER_PORT=${HERALD_NATS_CLUSTER_PORT:-4231}
+herald__check_port HERALD_NATS_CLUSTER_PORT "$HERALD_NATS_CLUSTER_PORT"
+HERALD__CLUSTER_DIR=$HERALD_STATE_DIR/cluster
+
+# The client URLs of the three nodes, comma-separated, as nats.url takes them.
+herald_cluster_url() {
+	local i urls=()
+	for i in 0 1 2; do urls+=("nats://127.0.0.1:$((HERALD_NATS_CLUSTER_PORT + i))"); done
+	(
+		IFS=,
+		printf '%s\n' "${urls[*]}"
+	)
+}
+
+herald_cluster_start() {
+	local bin i port routes node pid
+	bin=$(herald__nats_bin) || {
+		herald__apt_install nats-server
+		bin=$(herald__nats_bin) || herald_die "installed nats-server, but cannot find it"
+	}
+	routes=""
+	for i in 0 1 2; do
+		routes+="${routes:+,}nats://127.0.0.1:$((HERALD_NATS_CLUSTER_PORT + 2000 + i))"
+	done
+	for i in 0 1 2; do
+		node=$HERALD__CLUSTER_DIR/n$((i + 1))
+		port=$((HERALD_NATS_CLUSTER_PORT + i))
+		mkdir -p "$node"
+		if [[ -s "$node/pid" ]] && herald__pid_alive "$(cat "$node/pid")"; then
+			herald_info "cluster node n$((i + 1)) already runs (port $port)"
+			continue
+		fi
+		herald__tcp_open 127.0.0.1 "$port" && herald_die "port $port is taken; set HERALD_NATS_CLUSTER_PORT"
+		herald_info "starting NATS cluster node n$((i + 1)) on 127.0.0.1:$port (data $node)..."
+		(cd / && herald__close_fds && exec setsid "$bin" -a 127.0.0.1 -p "$port" -js \
+			--server_name "n$((i + 1))" -sd "$node/store" --cluster_name herald \
+			--cluster "nats://127.0.0.1:$((port + 2000))" --routes "$routes" \
+			</dev/null >>"$node/nats.log" 2>&1) &
+		pid=$!
+		printf '%s\n' "$pid" >"$node/pid"
+	done
+	for i in 0 1 2; do
+		port=$((HERALD_NATS_CLUSTER_PORT + i))
+		for ((n = 0; n < 100; n++)); do # 20 s
+			herald__nats_probe 127.0.0.1 "$port" && break
+			sleep 0.2
+		done
+		herald__nats_probe 127.0.0.1 "$port" || herald_die "cluster node on port $port did not answer; see $HERALD__CLUSTER_DIR/n$((i + 1))/nats.log"
+	done
+}
+
+herald_cluster_stop() {
+	local node pid
+	for node in "$HERALD__CLUSTER_DIR"/n*; do
+		[[ -s "$node/pid" ]] || continue
+		pid=$(cat "$node/pid")
+		if herald__pid_alive "$pid"; then
+			herald_info "stopping cluster node $(basename "$node") (pid $pid)"
+			kill -TERM "$pid" 2>/dev/null || true
+		fi
+		rm -f "$node/pid"
+	done
+}

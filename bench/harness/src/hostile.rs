@@ -29,6 +29,10 @@ pub enum Stall {
     Head,
     /// A whole head (with the token) announcing 100 000 bytes of body, then a few of them.
     Body,
+    /// One whole request, its answer read, then nothing: an idle keep-alive connection.
+    KeepAlive,
+    /// An event stream subscription (with the token) whose events are never read.
+    Unread,
 }
 
 #[derive(Debug, Args)]
@@ -169,8 +173,9 @@ fn target_addr(url: &str) -> anyhow::Result<SocketAddr> {
 }
 
 /// Opens one connection from `source`, sends what `stall` says and waits for the server to
-/// close it. Returns how long it stayed open (`None` when it could not connect).
-async fn hold(
+/// close it (an [`Stall::Unread`] one waits until its task is aborted, reading nothing).
+/// Returns how long it stayed open (`None` when it could not connect).
+pub async fn hold(
     target: SocketAddr,
     source: IpAddr,
     stall: Stall,
@@ -185,6 +190,10 @@ async fn hold(
             IpAddr::V6(_) => TcpSocket::new_v6().ok()?,
         };
         socket.bind(SocketAddr::new(source, 0)).ok()?;
+        if stall == Stall::Unread {
+            // A small window, so the server's writes back up at once.
+            socket.set_recv_buffer_size(4096).ok()?;
+        }
         socket.connect(target).await.ok()?
     };
     let opened = Instant::now();
@@ -196,11 +205,19 @@ async fn hold(
             "POST /v1/petstore/product HTTP/1.1\r\nhost: herald\r\nauthorization: Bearer {token}\r\n\
              content-type: application/json\r\ncontent-length: 100000\r\n\r\n{{\"na"
         ),
+        Stall::KeepAlive => "GET /healthz HTTP/1.1\r\nhost: herald\r\n\r\n".to_owned(),
+        Stall::Unread => format!(
+            "GET /v1/petstore/product/events HTTP/1.1\r\nhost: herald\r\n\
+             authorization: Bearer {token}\r\naccept: text/event-stream\r\n\r\n"
+        ),
     };
     let written = stream.write_all(sent.as_bytes()).await;
     connected.fetch_add(1, Ordering::Relaxed);
     if written.is_err() {
         return Some(opened.elapsed());
+    }
+    if stall == Stall::Unread {
+        std::future::pending::<()>().await;
     }
     let mut buffer = [0u8; 1024];
     loop {

@@ -21,7 +21,7 @@ pub(crate) async fn with_peak_rss<T>(
 
 /// Runs `work` while reading `pid`'s memory every `interval`; returns its result and the
 /// readings.
-pub(crate) async fn with_rss<T>(
+pub async fn with_rss<T>(
     pid: u32,
     interval: Duration,
     work: impl std::future::Future<Output = T>,

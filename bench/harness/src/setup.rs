@@ -191,19 +191,60 @@ impl Process {
         env: &[(String, String)],
         log: &Path,
     ) -> anyhow::Result<Self> {
-        let out = std::fs::File::create(log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let err = out.try_clone()?;
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        command
             .args(args)
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        Self::spawn_command(name, command, log)
+    }
+
+    /// Starts `command` with its output appended to `log` and no input.
+    pub fn spawn_command(
+        name: &'static str,
+        mut command: Command,
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("cannot open {}", log.display()))?;
+        let err = out.try_clone()?;
+        let child = command
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("cannot start {}", program.display()))?;
+            .with_context(|| format!("cannot start {name}"))?;
         Ok(Self { name, child })
+    }
+
+    /// Sends `signal` (a name `kill` knows: `TERM`, `QUIT`, `KILL`) and waits up to `grace`
+    /// for the process to exit, then kills it.
+    pub async fn signal(&mut self, signal: &str, grace: Duration) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            let sent = Command::new("kill")
+                .args(["-s", signal, &pid.to_string()])
+                .status()
+                .await
+                .context("cannot run kill")?;
+            if !sent.success() {
+                bail!("kill -s {signal} {pid} failed ({sent})");
+            }
+        }
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
+            self.child.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -261,7 +302,7 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
 /// Removes this run's streams from NATS.
 pub async fn delete_streams(nats_url: &str, prefix: &str) -> anyhow::Result<()> {
     use futures::TryStreamExt;
-    let client = async_nats::connect(nats_url).await?;
+    let client = async_nats::connect(nats_url.split(',').collect::<Vec<_>>()).await?;
     let jetstream = async_nats::jetstream::new(client);
     let upper = prefix.to_uppercase();
     let names: Vec<String> = jetstream.stream_names().try_collect().await?;
