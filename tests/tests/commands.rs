@@ -385,7 +385,11 @@ async fn a_retry_while_the_command_is_pending_is_in_flight_until_a_handler_runs_
 
     let retry = send(request()).await;
     assert_eq!(retry.status(), 409);
-    assert_eq!(header(&retry, "retry-after"), "1", "retry until it is decided");
+    assert_eq!(
+        header(&retry, "retry-after"),
+        "1",
+        "retry until it is decided"
+    );
     assert_eq!(json(retry).await["code"], "idempotency_in_flight");
 
     let options = api_only.restart_options();

@@ -144,15 +144,17 @@ async fn settle(client: &tokio_postgres::Client, accepted: &[Uuid]) -> anyhow::R
 async fn busy(client: &tokio_postgres::Client, accepted: &[Uuid]) -> anyhow::Result<Vec<String>> {
     let rows = client
         .query(
-            "SELECT 'undecided 202s', count(*) FROM herald.commands
-             WHERE id = ANY($1) AND status = 'accepted'
-             UNION ALL
-             SELECT 'unread by ' || c.name, count(*) FROM herald.checkpoints c
-             JOIN herald.events e ON (e.tx_id, e.position) > (c.tx_id, c.position)
-             GROUP BY c.name
-             UNION ALL
-             SELECT 'task runs ' || state, count(*) FROM herald.tasks
-             WHERE state <> 'succeeded' GROUP BY state",
+            "SELECT what, n FROM (
+                 SELECT 'undecided 202s' AS what, count(*) AS n FROM herald.commands
+                 WHERE id = ANY($1) AND status = 'accepted'
+                 UNION ALL
+                 SELECT 'unread by ' || c.name, count(*) FROM herald.checkpoints c
+                 JOIN herald.events e ON (e.tx_id, e.position) > (c.tx_id, c.position)
+                 GROUP BY c.name
+                 UNION ALL
+                 SELECT 'task runs ' || state, count(*) FROM herald.tasks
+                 WHERE state <> 'succeeded' GROUP BY state) busy
+             WHERE n > 0",
             &[&accepted],
         )
         .await?;
@@ -164,7 +166,6 @@ async fn busy(client: &tokio_postgres::Client, accepted: &[Uuid]) -> anyhow::Res
                 row.try_get::<_, i64>(1)?
             ))
         })
-        .filter(|line: &anyhow::Result<String>| !line.as_ref().is_ok_and(|l| l.ends_with(" 0")))
         .collect()
 }
 
